@@ -1,0 +1,257 @@
+/*
+ * aloware.c - Aloware power dialer (contacts).
+ *
+ * Aloware's public API is webhook-shaped: a lookup by phone, and one "forms"
+ * endpoint that creates a contact or, with force_update, updates the one
+ * holding the given phone number. The token travels in the query string
+ * (GET) or the JSON body (POST), so no URL of this connector may reach a log
+ * (the HTTP layer logs paths without queries).
+ *
+ * Consequences the engine must know through the tables below: a contact is
+ * keyed by its phone, so the phone cannot be changed through the API (not
+ * writable) and a contact cannot be created without a valid phone. The
+ * create answer carries no id, so a create is followed by the lookup by
+ * phone; the same lookup before every create makes creates idempotent.
+ *
+ * Aloware publishes no changed-since listing. GET /api/v1/contacts with
+ * updated_since / limit / cursor is OUR contract (tests/sim/README.md),
+ * for a relay or a future API that serves it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonmap.h"
+#include "../core/str.h"
+
+struct aloware {
+	struct http_client *http;
+	const struct system_conf *sc;
+};
+
+static const struct field_key aloware_map[] = {
+	{ F_FIRST_NAME, "first_name" }, { F_LAST_NAME, "last_name" },
+	{ F_PHONE, "phone_number" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address" },
+	{ F_CITY, "city" }, { F_STATE, "state" }, { F_POSTAL_CODE, "zipcode" },
+	{ F_COUNTRY, "country" }, { F_TIMEZONE, "timezone" }, { 0, NULL },
+};
+
+static void *aloware_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	struct aloware *a = xcalloc(1, sizeof(*a));
+
+	(void)cfg;
+	a->sc = sc;
+	a->http = jm_http_open(sc, NULL, err);
+	if (a->http == NULL) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void aloware_close(void *self)
+{
+	struct aloware *a = self;
+
+	if (a) {
+		http_free(a->http);
+		free(a);
+	}
+}
+
+static long aloware_requests(void *self)
+{
+	return http_requests_sent(((struct aloware *)self)->http);
+}
+
+static int aloware_parse(void *self, json_object *o, struct record *r, struct df_err *err)
+{
+	struct aloware *a = self;
+
+	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updated_at", r, err) ||
+	    jm_read_fields(o, aloware_map, r, err))
+		return -1;
+	for (int f = F_NBUILTIN; f < fields_count(); f++) {
+		char *v;
+		if (a->sc->field_key[f] == NULL)
+			continue;
+		if (jm_get_string(o, a->sc->field_key[f], &v, err))
+			return -1;
+		record_take(r, f, v ? v : xstrdup(""));
+	}
+	return 0;
+}
+
+/* GET path?api_token=...&rest, the token escaped into the query. */
+static int get_with_token(struct aloware *a, const char *path, const char *rest,
+			  struct http_response *resp, struct df_err *err)
+{
+	struct strbuf url;
+	int rc;
+
+	sb_init(&url);
+	sb_addf(&url, "%s?api_token=", path);
+	http_query_escape(&url, a->sc->token);
+	sb_add(&url, rest);
+	rc = http_request(a->http, "GET", url.buf, NULL, NULL, resp, err);
+	explicit_bzero(url.buf, url.len);
+	sb_free(&url);
+	return rc;
+}
+
+static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
+				 struct connector_page *page, struct df_err *err)
+{
+	struct aloware *a = self;
+	struct http_response resp;
+	struct strbuf rest;
+	char since[40];
+	json_object *o, *arr, *next;
+	int rc;
+
+	time_format_iso(since_ms, since, sizeof(since));
+	sb_init(&rest);
+	sb_add(&rest, "&updated_since=");
+	http_query_escape(&rest, since);
+	sb_addf(&rest, "&limit=%d", a->sc->page_size);
+	if (*cursor) {
+		sb_add(&rest, "&cursor=");
+		http_query_escape(&rest, *cursor);
+	}
+	rc = get_with_token(a, "/api/v1/contacts", rest.buf, &resp, err);
+	sb_free(&rest);
+	free(*cursor);
+	*cursor = NULL;
+	o = rc ? NULL : jm_parse(&resp, a->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, "data", &arr) || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no data array", a->sc->name);
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", aloware_parse, a, err)) {
+			json_object_put(o);
+			return -1;
+		}
+	}
+	if (json_object_object_get_ex(o, "next_cursor", &next) && json_object_is_type(next, json_type_string))
+		*cursor = xstrdup(json_object_get_string(next));
+	json_object_put(o);
+	return 0;
+}
+
+static int aloware_lookup(void *self, const struct record *want, struct record *found,
+			  struct df_err *err)
+{
+	struct aloware *a = self;
+	struct http_response resp;
+	struct strbuf rest;
+	json_object *o;
+	int rc;
+
+	if (str_blank(want->value[F_PHONE]))
+		return 0;
+	sb_init(&rest);
+	sb_add(&rest, "&phone_number=");
+	http_query_escape(&rest, want->value[F_PHONE]);
+	rc = get_with_token(a, "/api/v1/webhook/contact/phone-number", rest.buf, &resp, err);
+	sb_free(&rest);
+	if (rc && resp.status == 404) {
+		http_response_free(&resp);
+		df_err_clear(err);
+		return 0;
+	}
+	if (rc == 0 && (o = jm_parse(&resp, a->sc->name, err)) != NULL) {
+		rc = aloware_parse(a, o, found, err);
+		json_object_put(o);
+	} else {
+		rc = -1;
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
+/* POST /webhook/forms with the given fields; phone is the key. */
+static int post_form(struct aloware *a, const char *phone, const struct field_change *ch, int nch,
+		     bool force_update, struct df_err *err)
+{
+	json_object *body = json_object_new_object();
+	struct http_response resp;
+	char *text;
+	int rc;
+
+	json_object_object_add(body, "api_token", json_object_new_string(a->sc->token));
+	json_object_object_add(body, "phone_number", json_object_new_string(phone));
+	for (int i = 0; i < nch; i++) {
+		int f = ch[i].field;
+		const char *key = f >= F_NBUILTIN ? a->sc->field_key[f] : jm_key(aloware_map, f);
+		if (key != NULL && f != F_PHONE)
+			jm_put(body, key, ch[i].new_value, false);
+	}
+	json_object_object_add(body, "force_update", json_object_new_boolean(force_update));
+	text = jm_to_string(body);
+	json_object_put(body);
+	rc = http_request(a->http, "POST", "/api/v1/webhook/forms", text, NULL, &resp, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	http_response_free(&resp);
+	return rc;
+}
+
+static int aloware_create(void *self, const struct record *rec, struct record *created,
+			  struct df_err *err)
+{
+	struct aloware *a = self;
+	struct field_change ch[DF_MAX_FIELDS];
+	int n = 0;
+
+	if (str_blank(rec->value[F_PHONE]))
+		return df_fail(err, DF_FAIL_REMOTE, "%s: a contact needs a phone number", a->sc->name);
+	for (int f = 0; f < fields_count(); f++)
+		if (rec->value[f] != NULL)
+			ch[n++] = (struct field_change){ f, NULL, rec->value[f] };
+	if (post_form(a, rec->value[F_PHONE], ch, n, false, err))
+		return -1;
+	if (aloware_lookup(a, rec, created, err))
+		return -1;
+	if (created->remote_id == NULL)
+		return df_fail(err, DF_FAIL_TEMP, "%s: created contact is not found by its phone yet",
+			       a->sc->name);
+	return 0;
+}
+
+static int aloware_update(void *self, const struct record *current, const struct field_change *ch,
+			  int nch, struct record *updated, struct df_err *err)
+{
+	struct aloware *a = self;
+
+	(void)updated;
+	if (str_blank(current->value[F_PHONE]))
+		return df_fail(err, DF_FAIL_REMOTE, "%s: contact %s has no phone to address it by",
+			       a->sc->name, current->remote_id);
+	return post_form(a, current->value[F_PHONE], ch, nch, true, err);
+}
+
+const struct connector aloware_connector = {
+	.name = "aloware",
+	.max_page_size = 500,
+	.default_rate_limit = 50,
+	.needs_location = false,
+	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
+		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
+		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
+		  FIELD_BIT(F_TIMEZONE),
+	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_EMAIL) |
+		    FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) | FIELD_BIT(F_STATE) |
+		    FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) | FIELD_BIT(F_TIMEZONE),
+	.required_for_create = F_PHONE,
+	.open = aloware_open,
+	.close = aloware_close,
+	.poll_contacts = aloware_poll_contacts,
+	.lookup = aloware_lookup,
+	.create = aloware_create,
+	.update = aloware_update,
+	.requests = aloware_requests,
+};

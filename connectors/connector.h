@@ -1,0 +1,100 @@
+/*
+ * connector.h - what the engine asks of a system, and nothing more.
+ *
+ * One struct connector per system (ghl.c, aloware.c, verity.c), each a table
+ * of functions in the manner of mbsync's struct driver. A connector
+ * translates between one system's API and canonical records (record.h): it
+ * owns no SQL, applies no merge rule and never decides what to write. The
+ * engine never knows which connector it talks to.
+ *
+ * Memory: every record, page and string passed in belongs to the caller and
+ * is only read. Records and pages filled in by a connector belong to the
+ * caller afterwards (free with record_clear / connector_page_clear).
+ *
+ * Values a connector produces are raw text as the system holds it; the
+ * engine normalises them (E.164 phones, lower-case email). Sets (tags) are
+ * produced in canonical form with set_from_array.
+ *
+ * Failures are reported through struct df_err: DF_FAIL_TEMP (network, 5xx,
+ * 429 after retries, a body that is not JSON: try again later),
+ * DF_FAIL_REMOTE (the system refused this request: do not repeat it
+ * unchanged), DF_FAIL_INPUT (one record is malformed: quarantine it).
+ */
+#ifndef DF_CONNECTOR_H
+#define DF_CONNECTOR_H
+
+#include <stdbool.h>
+
+#include "../core/config.h"
+#include "../core/err.h"
+#include "../core/record.h"
+
+/* A record of a page that could not be read: quarantined by the engine. */
+struct bad_record {
+	char *remote_id;        /* may be NULL when the record has no id */
+	char *reason;
+};
+
+struct connector_page {
+	struct record *recs;
+	int nrecs;
+	struct bad_record *bad;
+	int nbad;
+};
+
+struct field_change {
+	int field;
+	const char *old_value;  /* what the snapshot holds; NULL if unknown */
+	const char *new_value;
+};
+
+#define FIELD_BIT(f) (1UL << (f))
+
+struct connector {
+	const char *name;
+	int max_page_size;
+	int default_rate_limit;         /* requests per 10 s */
+	bool needs_location;
+	unsigned long fields;           /* built-in fields carried (FIELD_BIT) */
+	unsigned long writable;         /* built-in fields its API can change */
+	int required_for_create;        /* field that must be valid, or -1 */
+
+	/* Opens the connector for one configured system; returns its handle. */
+	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
+	void (*close)(void *self);
+
+	/* Reads one page of contacts changed at or after since_ms. *cursor is
+	 * NULL for the first page; the connector replaces it with the next
+	 * page's cursor (owned by the caller) or NULL after the last page. */
+	int (*poll_contacts)(void *self, long long since_ms, char **cursor,
+			     struct connector_page *page, struct df_err *err);
+
+	/* Finds the record holding want's natural keys (phone, email) so that a
+	 * create is never repeated; found->remote_id stays NULL if none. */
+	int (*lookup)(void *self, const struct record *want, struct record *found,
+		      struct df_err *err);
+
+	/* Creates rec; fills created (remote_id at least). */
+	int (*create)(void *self, const struct record *rec, struct record *created,
+		      struct df_err *err);
+
+	/* Changes only the given fields of the record current (its snapshot).
+	 * Fills updated with the system's copy when the answer carries one
+	 * (updated->remote_id NULL otherwise). */
+	int (*update)(void *self, const struct record *current,
+		      const struct field_change *ch, int nch,
+		      struct record *updated, struct df_err *err);
+
+	long (*requests)(void *self);   /* requests sent this run */
+};
+
+const struct connector *connector_find(const char *name);
+const char *connector_names(void);     /* "ghl, aloware, verity" */
+/* Whether system sc carries field f (built-in by the connector's mask,
+ * custom when the config maps a key for it). */
+bool connector_carries(const struct connector *c, const struct system_conf *sc, int f);
+bool connector_can_write(const struct connector *c, const struct system_conf *sc, int f);
+
+void connector_page_clear(struct connector_page *page);
+
+#endif

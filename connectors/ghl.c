@@ -1,0 +1,385 @@
+/*
+ * ghl.c - GoHighLevel API v2 (contacts), shaped after the official OpenAPI
+ * spec in shared/api/ghl.
+ *
+ * Changed-since is POST /contacts/search with a dateUpdated range filter,
+ * sorted ascending and paged with the searchAfter array of the last contact
+ * (opaque, echoed verbatim; never page numbers, which stop at 10,000).
+ * Search answers carry "address" where GET carries "address1"; both are
+ * read. Natural-key lookup is GET /contacts/search/duplicate, because
+ * "phone eq" in search misses existing contacts. Tags are changed with the
+ * tag endpoints, never by PUT, which would overwrite tags added meanwhile.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonmap.h"
+#include "../core/str.h"
+
+#define GHL_VERSION "Version: 2021-07-28"
+
+struct ghl {
+	struct http_client *http;
+	const struct system_conf *sc;
+};
+
+static const struct field_key ghl_map[] = {
+	{ F_FIRST_NAME, "firstName" }, { F_LAST_NAME, "lastName" },
+	{ F_PHONE, "phone" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address1" },
+	{ F_CITY, "city" }, { F_STATE, "state" }, { F_POSTAL_CODE, "postalCode" },
+	{ F_COUNTRY, "country" }, { F_TIMEZONE, "timezone" }, { 0, NULL },
+};
+
+static const char *const version_hdr[] = { GHL_VERSION, NULL };
+
+static void *ghl_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	struct ghl *g = xcalloc(1, sizeof(*g));
+	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
+
+	(void)cfg;
+	g->sc = sc;
+	g->http = jm_http_open(sc, auth, err);
+	explicit_bzero(auth, strlen(auth));
+	free(auth);
+	if (g->http == NULL) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+static void ghl_close(void *self)
+{
+	struct ghl *g = self;
+
+	if (g) {
+		http_free(g->http);
+		free(g);
+	}
+}
+
+static long ghl_requests(void *self)
+{
+	return http_requests_sent(((struct ghl *)self)->http);
+}
+
+/* customFields arrive as [{id, value}]; a value may be a string, number or
+ * array (multi-select): non-strings are kept as their JSON text. */
+static int read_custom(struct ghl *g, json_object *o, struct record *r, struct df_err *err)
+{
+	json_object *arr;
+
+	for (int f = F_NBUILTIN; f < fields_count(); f++)
+		if (g->sc->field_key[f])
+			record_take(r, f, xstrdup(""));
+	if (!json_object_object_get_ex(o, "customFields", &arr) || arr == NULL)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return df_fail(err, DF_FAIL_INPUT, "customFields is not an array");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i), *id, *val;
+		if (!json_object_object_get_ex(e, "id", &id) || !json_object_is_type(id, json_type_string))
+			return df_fail(err, DF_FAIL_INPUT, "customFields[%zu] has no id", i);
+		for (int f = F_NBUILTIN; f < fields_count(); f++) {
+			if (g->sc->field_key[f] == NULL || strcmp(g->sc->field_key[f], json_object_get_string(id)))
+				continue;
+			json_object_object_get_ex(e, "value", &val);
+			record_take(r, f, xstrdup(val == NULL ? "" :
+				json_object_is_type(val, json_type_string) ? json_object_get_string(val) :
+				json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN)));
+		}
+	}
+	return 0;
+}
+
+static int ghl_parse(void *self, json_object *o, struct record *r, struct df_err *err)
+{
+	char *addr = NULL;
+
+	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "dateUpdated", r, err) ||
+	    jm_read_fields(o, ghl_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err) ||
+	    read_custom(self, o, r, err))
+		return -1;
+	if (str_blank(r->value[F_ADDRESS1])) {
+		if (jm_get_string(o, "address", &addr, err))
+			return -1;
+		if (addr)
+			record_take(r, F_ADDRESS1, addr);
+	}
+	return 0;
+}
+
+/* Reads {"contact": {...}} into out. */
+static int read_contact(struct ghl *g, const struct http_response *resp, struct record *out,
+			struct df_err *err)
+{
+	json_object *o = jm_parse(resp, g->sc->name, err), *c;
+	int rc;
+
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, "contact", &c) || !json_object_is_type(c, json_type_object)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: answer has no contact object", g->sc->name);
+	}
+	rc = ghl_parse(g, c, out, err);
+	json_object_put(o);
+	return rc;
+}
+
+static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
+			     struct connector_page *page, struct df_err *err)
+{
+	struct ghl *g = self;
+	json_object *body = json_object_new_object(), *f, *range, *sort, *o, *arr, *last = NULL;
+	struct http_response resp;
+	char since[40], *text;
+	size_t n;
+	int rc;
+
+	time_format_iso(since_ms, since, sizeof(since));
+	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "pageLimit", json_object_new_int(g->sc->page_size));
+	range = json_object_new_object();
+	json_object_object_add(range, "gte", json_object_new_string(since));
+	f = json_object_new_object();
+	json_object_object_add(f, "field", json_object_new_string("dateUpdated"));
+	json_object_object_add(f, "operator", json_object_new_string("range"));
+	json_object_object_add(f, "value", range);
+	arr = json_object_new_array();
+	json_object_array_add(arr, f);
+	json_object_object_add(body, "filters", arr);
+	sort = json_object_new_object();
+	json_object_object_add(sort, "field", json_object_new_string("dateUpdated"));
+	json_object_object_add(sort, "direction", json_object_new_string("asc"));
+	arr = json_object_new_array();
+	json_object_array_add(arr, sort);
+	json_object_object_add(body, "sort", arr);
+	if (*cursor)
+		json_object_object_add(body, "searchAfter", json_tokener_parse(*cursor));
+	text = jm_to_string(body);
+	json_object_put(body);
+	rc = http_request(g->http, "POST", "/contacts/search", text, version_hdr, &resp, err);
+	free(text);
+	free(*cursor);
+	*cursor = NULL;
+	if (rc) {
+		http_response_free(&resp);
+		return -1;
+	}
+	o = jm_parse(&resp, g->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, "contacts", &arr) || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: search answer has no contacts array", g->sc->name);
+	}
+	n = json_object_array_length(arr);
+	for (size_t i = 0; i < n; i++) {
+		json_object *item = json_object_array_get_idx(arr, i), *sa;
+		if (jm_page_add(page, item, "id", ghl_parse, g, err)) {
+			json_object_put(o);
+			return -1;
+		}
+		if (json_object_is_type(item, json_type_object) &&
+		    json_object_object_get_ex(item, "searchAfter", &sa) && json_object_is_type(sa, json_type_array))
+			last = sa;
+	}
+	if (n == (size_t)g->sc->page_size && last != NULL)
+		*cursor = jm_to_string(last);
+	json_object_put(o);
+	return 0;
+}
+
+static int ghl_lookup(void *self, const struct record *want, struct record *found, struct df_err *err)
+{
+	struct ghl *g = self;
+	struct http_response resp;
+	struct strbuf path;
+	json_object *o, *c;
+	int rc;
+
+	if (str_blank(want->value[F_PHONE]) && str_blank(want->value[F_EMAIL]))
+		return 0;
+	sb_init(&path);
+	sb_add(&path, "/contacts/search/duplicate?locationId=");
+	http_query_escape(&path, g->sc->location_id);
+	if (!str_blank(want->value[F_PHONE])) {
+		sb_add(&path, "&number=");
+		http_query_escape(&path, want->value[F_PHONE]);
+	}
+	if (!str_blank(want->value[F_EMAIL])) {
+		sb_add(&path, "&email=");
+		http_query_escape(&path, want->value[F_EMAIL]);
+	}
+	rc = http_request(g->http, "GET", path.buf, NULL, version_hdr, &resp, err);
+	sb_free(&path);
+	if (rc == 0 && (o = jm_parse(&resp, g->sc->name, err)) != NULL) {
+		if (json_object_object_get_ex(o, "contact", &c) && json_object_is_type(c, json_type_object))
+			rc = ghl_parse(g, c, found, err);
+		json_object_put(o);
+	} else {
+		rc = -1;
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
+static void put_custom(struct ghl *g, json_object *arr, int f, const char *value)
+{
+	json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "id", json_object_new_string(g->sc->field_key[f]));
+	json_object_object_add(e, "field_value", json_object_new_string(value ? value : ""));
+	json_object_array_add(arr, e);
+}
+
+/* Body of a create or update: the given fields in GHL's names. */
+static json_object *contact_body(struct ghl *g, const struct field_change *ch, int nch, bool tags)
+{
+	json_object *body = json_object_new_object(), *custom = json_object_new_array();
+
+	for (int i = 0; i < nch; i++) {
+		int f = ch[i].field;
+		if (f == F_TAGS) {
+			if (tags)
+				json_object_object_add(body, "tags", jm_set_array(ch[i].new_value));
+		} else if (f >= F_NBUILTIN) {
+			put_custom(g, custom, f, ch[i].new_value);
+		} else {
+			jm_put(body, jm_key(ghl_map, f), ch[i].new_value, true);
+		}
+	}
+	if (json_object_array_length(custom) > 0)
+		json_object_object_add(body, "customFields", custom);
+	else
+		json_object_put(custom);
+	return body;
+}
+
+static int changes_of(const struct record *rec, struct field_change *ch)
+{
+	int n = 0;
+
+	for (int f = 0; f < fields_count(); f++)
+		if (rec->value[f] != NULL)
+			ch[n++] = (struct field_change){ f, NULL, rec->value[f] };
+	return n;
+}
+
+static int ghl_create(void *self, const struct record *rec, struct record *created, struct df_err *err)
+{
+	struct ghl *g = self;
+	struct field_change ch[DF_MAX_FIELDS];
+	json_object *body = contact_body(g, ch, changes_of(rec, ch), true), *o, *meta, *id;
+	struct http_response resp;
+	char *text;
+	int rc;
+
+	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	text = jm_to_string(body);
+	json_object_put(body);
+	rc = http_request(g->http, "POST", "/contacts/", text, version_hdr, &resp, err);
+	free(text);
+	if (rc == 0) {
+		rc = read_contact(g, &resp, created, err);
+	} else if (resp.status == 400 && (o = json_tokener_parse(resp.body ? resp.body : "")) != NULL) {
+		/* The location forbids duplicates and names the existing contact:
+		 * that contact is the one we meant to create. */
+		if (json_object_object_get_ex(o, "meta", &meta) &&
+		    json_object_object_get_ex(meta, "contactId", &id) &&
+		    json_object_is_type(id, json_type_string)) {
+			char *path = xasprintf("/contacts/%s", json_object_get_string(id));
+			http_response_free(&resp);
+			rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
+			if (rc == 0)
+				rc = read_contact(g, &resp, created, err);
+			free(path);
+		}
+		json_object_put(o);
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
+/* Adds or removes the members of one set that the other lacks. */
+static int change_tags(struct ghl *g, const char *id, const char *from, const char *to,
+		       const char *method, struct df_err *err)
+{
+	json_object *arr = json_object_new_array(), *body;
+	struct http_response resp;
+	char **v, *text, *path;
+	int n = set_split(to, &v), rc = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!set_contains(from, v[i]))
+			json_object_array_add(arr, json_object_new_string(v[i]));
+	free(v);
+	if (json_object_array_length(arr) == 0) {
+		json_object_put(arr);
+		return 0;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "tags", arr);
+	text = jm_to_string(body);
+	json_object_put(body);
+	path = xasprintf("/contacts/%s/tags", id);
+	rc = http_request(g->http, method, path, text, version_hdr, &resp, err);
+	http_response_free(&resp);
+	free(path);
+	free(text);
+	return rc;
+}
+
+static int ghl_update(void *self, const struct record *current, const struct field_change *ch,
+		      int nch, struct record *updated, struct df_err *err)
+{
+	struct ghl *g = self;
+	json_object *body = contact_body(g, ch, nch, false);
+	struct http_response resp = { 0 };
+	int rc = 0;
+
+	for (int i = 0; i < nch && rc == 0; i++) {
+		if (ch[i].field != F_TAGS)
+			continue;
+		rc = change_tags(g, current->remote_id, ch[i].old_value, ch[i].new_value, "POST", err);
+		if (rc == 0)
+			rc = change_tags(g, current->remote_id, ch[i].new_value, ch[i].old_value, "DELETE", err);
+	}
+	if (rc == 0 && json_object_object_length(body) > 0) {
+		char *text = jm_to_string(body), *path = xasprintf("/contacts/%s", current->remote_id);
+		rc = http_request(g->http, "PUT", path, text, version_hdr, &resp, err);
+		if (rc == 0)
+			rc = read_contact(g, &resp, updated, err);
+		free(text);
+		free(path);
+	}
+	json_object_put(body);
+	http_response_free(&resp);
+	return rc;
+}
+
+const struct connector ghl_connector = {
+	.name = "ghl",
+	.max_page_size = 500,
+	.default_rate_limit = 100,
+	.needs_location = true,
+	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
+		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
+		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
+		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
+		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
+		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
+		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+	.required_for_create = -1,
+	.open = ghl_open,
+	.close = ghl_close,
+	.poll_contacts = ghl_poll_contacts,
+	.lookup = ghl_lookup,
+	.create = ghl_create,
+	.update = ghl_update,
+	.requests = ghl_requests,
+};

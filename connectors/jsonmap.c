@@ -1,0 +1,230 @@
+/*
+ * jsonmap.c - JSON <-> canonical record helpers shared by the connectors,
+ * and the connector registry.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonmap.h"
+#include "../core/str.h"
+
+extern const struct connector ghl_connector;
+extern const struct connector aloware_connector;
+extern const struct connector verity_connector;
+
+static const struct connector *const all[] = {
+	&ghl_connector, &aloware_connector, &verity_connector,
+};
+
+const struct connector *connector_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	return NULL;
+}
+
+const char *connector_names(void)
+{
+	return "ghl, aloware, verity";
+}
+
+bool connector_carries(const struct connector *c, const struct system_conf *sc, int f)
+{
+	if (f < F_NBUILTIN)
+		return (c->fields & FIELD_BIT(f)) != 0;
+	return sc->field_key[f] != NULL;
+}
+
+bool connector_can_write(const struct connector *c, const struct system_conf *sc, int f)
+{
+	if (f < F_NBUILTIN)
+		return (c->writable & FIELD_BIT(f)) != 0;
+	return sc->field_key[f] != NULL;
+}
+
+void connector_page_clear(struct connector_page *page)
+{
+	for (int i = 0; i < page->nrecs; i++)
+		record_clear(&page->recs[i]);
+	for (int i = 0; i < page->nbad; i++) {
+		free(page->bad[i].remote_id);
+		free(page->bad[i].reason);
+	}
+	free(page->recs);
+	free(page->bad);
+	memset(page, 0, sizeof(*page));
+}
+
+json_object *jm_parse(const struct http_response *resp, const char *system, struct df_err *err)
+{
+	json_object *o = resp->body ? json_tokener_parse(resp->body) : NULL;
+
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		df_fail(err, DF_FAIL_TEMP, "%s: answer (HTTP %ld, %zu bytes) is not a JSON object",
+			system, resp->status, resp->len);
+		return NULL;
+	}
+	return o;
+}
+
+int jm_get_string(json_object *o, const char *key, char **out, struct df_err *err)
+{
+	json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return df_fail(err, DF_FAIL_INPUT, "field %s is a %s, not a string", key,
+			       json_type_to_name(json_object_get_type(v)));
+	*out = xstrdup(json_object_get_string(v));
+	return 0;
+}
+
+int jm_read_fields(json_object *o, const struct field_key *map, struct record *r,
+		   struct df_err *err)
+{
+	for (; map->key; map++) {
+		char *v;
+		if (jm_get_string(o, map->key, &v, err))
+			return -1;
+		record_take(r, map->field, v ? v : xstrdup(""));
+	}
+	return 0;
+}
+
+int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct df_err *err)
+{
+	json_object *arr;
+	const char **m;
+	size_t n;
+
+	if (!json_object_object_get_ex(o, key, &arr) || arr == NULL) {
+		record_take(r, f, xstrdup(""));
+		return 0;
+	}
+	if (!json_object_is_type(arr, json_type_array))
+		return df_fail(err, DF_FAIL_INPUT, "field %s is not an array", key);
+	n = json_object_array_length(arr);
+	m = xcalloc(n + 1, sizeof(*m));
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		if (!json_object_is_type(e, json_type_string)) {
+			free(m);
+			return df_fail(err, DF_FAIL_INPUT, "field %s holds a non-string", key);
+		}
+		m[i] = json_object_get_string(e);
+	}
+	record_take(r, f, set_from_array(m, (int)n));
+	free(m);
+	return 0;
+}
+
+int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return df_fail(err, DF_FAIL_INPUT, "record has no %s", key);
+	if (json_object_is_type(v, json_type_int))
+		r->remote_id = xasprintf("%" PRId64, json_object_get_int64(v));
+	else if (json_object_is_type(v, json_type_string) && !str_blank(json_object_get_string(v)) &&
+		 json_object_get_string_len(v) < 256)
+		r->remote_id = xstrdup(json_object_get_string(v));
+	else
+		return df_fail(err, DF_FAIL_INPUT, "record id %s is not a usable id", key);
+	return 0;
+}
+
+int jm_read_time(json_object *o, const char *key, struct record *r, struct df_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return df_fail(err, DF_FAIL_INPUT, "record has no %s timestamp", key);
+	r->updated_ms = time_parse_iso(json_object_get_string(v));
+	if (r->updated_ms < 0)
+		return df_fail(err, DF_FAIL_INPUT, "%s is not an ISO-8601 timestamp", key);
+	return 0;
+}
+
+const char *jm_key(const struct field_key *map, int f)
+{
+	for (; map->key; map++)
+		if (map->field == f)
+			return map->key;
+	return NULL;
+}
+
+void jm_put(json_object *o, const char *key, const char *value, bool blank_as_null)
+{
+	if (blank_as_null && str_blank(value))
+		json_object_object_add(o, key, NULL);
+	else
+		json_object_object_add(o, key, json_object_new_string(value ? value : ""));
+}
+
+json_object *jm_set_array(const char *set)
+{
+	json_object *arr = json_object_new_array();
+	char **v;
+	int n = set_split(set, &v);
+
+	for (int i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(v[i]));
+	free(v);
+	return arr;
+}
+
+int jm_page_add(struct connector_page *page, json_object *item, const char *id_key,
+		int (*parse)(void *self, json_object *o, struct record *r, struct df_err *err),
+		void *self, struct df_err *err)
+{
+	struct record r;
+	struct df_err e = { 0 };
+
+	record_init(&r);
+	if (json_object_is_type(item, json_type_object) && parse(self, item, &r, &e) == 0) {
+		page->recs = xrealloc(page->recs, (size_t)(page->nrecs + 1) * sizeof(*page->recs));
+		page->recs[page->nrecs++] = r;
+		return 0;
+	}
+	if (e.fail != DF_OK && e.fail != DF_FAIL_INPUT) {
+		record_clear(&r);
+		*err = e;
+		return -1;
+	}
+	page->bad = xrealloc(page->bad, (size_t)(page->nbad + 1) * sizeof(*page->bad));
+	page->bad[page->nbad].remote_id = xstrdup(r.remote_id);
+	if (page->bad[page->nbad].remote_id == NULL && json_object_is_type(item, json_type_object)) {
+		json_object *id;
+		if (json_object_object_get_ex(item, id_key, &id) && id != NULL)
+			page->bad[page->nbad].remote_id = xstrdup(json_object_get_string(id));
+	}
+	page->bad[page->nbad].reason = xstrdup(e.fail == DF_FAIL_INPUT ? e.msg : "record is not a JSON object");
+	page->nbad++;
+	record_clear(&r);
+	return 0;
+}
+
+char *jm_to_string(json_object *o)
+{
+	return xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+}
+
+struct http_client *jm_http_open(const struct system_conf *sc, const char *auth,
+				 struct df_err *err)
+{
+	struct http_opts o = {
+		.system = sc->name, .base_url = sc->base_url, .auth_header = auth,
+		.timeout = sc->timeout, .max_attempts = sc->max_attempts,
+		.max_retry_after = sc->max_retry_after, .rate_limit = sc->rate_limit,
+		.rate_window = sc->rate_window, .max_requests = sc->max_requests,
+		.tls_verify = sc->tls_verify,
+	};
+
+	return http_new(&o, err);
+}

@@ -1,0 +1,57 @@
+/*
+ * jsonmap.h - the translation helpers every connector shares: a table that
+ * maps canonical fields to one system's JSON keys, and the reading and
+ * writing of values through it. Only connectors include this file.
+ */
+#ifndef DF_JSONMAP_H
+#define DF_JSONMAP_H
+
+#include <json-c/json.h>
+
+#include "connector.h"
+#include "../http/http.h"
+
+struct field_key {
+	int field;
+	const char *key;
+};
+
+/* Parses a response body; DF_FAIL_TEMP when it is not a JSON object (a
+ * broken answer is retried on a later run, never trusted). */
+json_object *jm_parse(const struct http_response *resp, const char *system, struct df_err *err);
+
+/* Reads the string member key of o into *out (copied; NULL when absent or
+ * null). Numbers are malformed input: a system that sends a phone as a
+ * number has a record we cannot trust. Returns -1 with DF_FAIL_INPUT. */
+int jm_get_string(json_object *o, const char *key, char **out, struct df_err *err);
+
+/* Reads every mapped key of o into r. */
+int jm_read_fields(json_object *o, const struct field_key *map, struct record *r,
+		   struct df_err *err);
+/* Reads a JSON array of strings as a canonical set into r->value[f]. */
+int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct df_err *err);
+/* Reads the record id (string or integer) into r->remote_id. */
+int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err *err);
+/* Reads an ISO timestamp member into r->updated_ms. */
+int jm_read_time(json_object *o, const char *key, struct record *r, struct df_err *err);
+
+/* The JSON key of field f in map, NULL if the map has none. */
+const char *jm_key(const struct field_key *map, int f);
+/* Sets o[key] to value, or to JSON null when blank_as_null and value is blank. */
+void jm_put(json_object *o, const char *key, const char *value, bool blank_as_null);
+/* A JSON array of the members of a canonical set. */
+json_object *jm_set_array(const char *set);
+
+/* Appends a page record parsed by parse(); a DF_FAIL_INPUT failure becomes
+ * a bad record instead of failing the page. */
+int jm_page_add(struct connector_page *page, json_object *item, const char *id_key,
+		int (*parse)(void *self, json_object *o, struct record *r, struct df_err *err),
+		void *self, struct df_err *err);
+
+char *jm_to_string(json_object *o);    /* compact text, caller frees */
+
+/* The HTTP client for a configured system; auth is a header line or NULL. */
+struct http_client *jm_http_open(const struct system_conf *sc, const char *auth,
+				 struct df_err *err);
+
+#endif

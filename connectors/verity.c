@@ -1,0 +1,270 @@
+/*
+ * verity.c - Verity, the capital-management platform (investor contacts).
+ *
+ * Verity publishes no contacts API; the contract used here is OURS and is
+ * documented in tests/sim/README.md: a changed-since listing keyed by
+ * (updatedAt, id) with an opaque cursor, lookup by phone or email, create
+ * (409 names the existing record) and PATCH of the changed fields only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonmap.h"
+#include "../core/str.h"
+
+struct verity {
+	struct http_client *http;
+	const struct system_conf *sc;
+};
+
+static const struct field_key verity_map[] = {
+	{ F_FIRST_NAME, "firstName" }, { F_LAST_NAME, "lastName" },
+	{ F_PHONE, "phoneE164" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address1" },
+	{ F_CITY, "city" }, { F_STATE, "state" }, { F_POSTAL_CODE, "postalCode" },
+	{ F_COUNTRY, "country" }, { F_TIMEZONE, "timezone" }, { 0, NULL },
+};
+
+static void *verity_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	struct verity *v = xcalloc(1, sizeof(*v));
+	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
+
+	(void)cfg;
+	v->sc = sc;
+	v->http = jm_http_open(sc, auth, err);
+	explicit_bzero(auth, strlen(auth));
+	free(auth);
+	if (v->http == NULL) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static void verity_close(void *self)
+{
+	struct verity *v = self;
+
+	if (v) {
+		http_free(v->http);
+		free(v);
+	}
+}
+
+static long verity_requests(void *self)
+{
+	return http_requests_sent(((struct verity *)self)->http);
+}
+
+static int verity_parse(void *self, json_object *o, struct record *r, struct df_err *err)
+{
+	struct verity *v = self;
+	json_object *custom = NULL;
+
+	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updatedAt", r, err) ||
+	    jm_read_fields(o, verity_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err))
+		return -1;
+	json_object_object_get_ex(o, "customFields", &custom);
+	if (custom != NULL && !json_object_is_type(custom, json_type_object))
+		return df_fail(err, DF_FAIL_INPUT, "customFields is not an object");
+	for (int f = F_NBUILTIN; f < fields_count(); f++) {
+		char *val = NULL;
+		if (v->sc->field_key[f] == NULL)
+			continue;
+		if (custom != NULL && jm_get_string(custom, v->sc->field_key[f], &val, err))
+			return -1;
+		record_take(r, f, val ? val : xstrdup(""));
+	}
+	return 0;
+}
+
+static int read_contact(struct verity *v, struct http_response *resp, struct record *out,
+			struct df_err *err)
+{
+	json_object *o = jm_parse(resp, v->sc->name, err), *c;
+	int rc;
+
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, "contact", &c) || !json_object_is_type(c, json_type_object))
+		rc = df_fail(err, DF_FAIL_TEMP, "%s: answer has no contact object", v->sc->name);
+	else
+		rc = verity_parse(v, c, out, err);
+	json_object_put(o);
+	return rc;
+}
+
+static int verity_poll_contacts(void *self, long long since_ms, char **cursor,
+				struct connector_page *page, struct df_err *err)
+{
+	struct verity *v = self;
+	struct http_response resp;
+	struct strbuf path;
+	char since[40];
+	json_object *o, *arr, *next;
+	int rc;
+
+	time_format_iso(since_ms, since, sizeof(since));
+	sb_init(&path);
+	sb_add(&path, "/api/v1/contacts?updated_since=");
+	http_query_escape(&path, since);
+	sb_addf(&path, "&limit=%d", v->sc->page_size);
+	if (*cursor) {
+		sb_add(&path, "&cursor=");
+		http_query_escape(&path, *cursor);
+	}
+	rc = http_request(v->http, "GET", path.buf, NULL, NULL, &resp, err);
+	sb_free(&path);
+	free(*cursor);
+	*cursor = NULL;
+	o = rc ? NULL : jm_parse(&resp, v->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, "contacts", &arr) || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no contacts array", v->sc->name);
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", verity_parse, v, err)) {
+			json_object_put(o);
+			return -1;
+		}
+	}
+	if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
+		*cursor = xstrdup(json_object_get_string(next));
+	json_object_put(o);
+	return 0;
+}
+
+static int verity_lookup(void *self, const struct record *want, struct record *found,
+			 struct df_err *err)
+{
+	struct verity *v = self;
+	struct http_response resp;
+	struct strbuf path;
+	json_object *o, *arr;
+	int rc;
+
+	if (str_blank(want->value[F_PHONE]) && str_blank(want->value[F_EMAIL]))
+		return 0;
+	sb_init(&path);
+	sb_add(&path, "/api/v1/contacts/lookup?phone=");
+	http_query_escape(&path, want->value[F_PHONE]);
+	sb_add(&path, "&email=");
+	http_query_escape(&path, want->value[F_EMAIL]);
+	rc = http_request(v->http, "GET", path.buf, NULL, NULL, &resp, err);
+	sb_free(&path);
+	o = rc ? NULL : jm_parse(&resp, v->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	rc = 0;
+	/* Phone first, as in linking: the first match is the one. */
+	if (json_object_object_get_ex(o, "contacts", &arr) && json_object_is_type(arr, json_type_array) &&
+	    json_object_array_length(arr) > 0)
+		rc = verity_parse(v, json_object_array_get_idx(arr, 0), found, err);
+	json_object_put(o);
+	return rc;
+}
+
+static json_object *contact_body(struct verity *v, const struct field_change *ch, int nch)
+{
+	json_object *body = json_object_new_object(), *custom = json_object_new_object();
+
+	for (int i = 0; i < nch; i++) {
+		int f = ch[i].field;
+		if (f == F_TAGS)
+			json_object_object_add(body, "tags", jm_set_array(ch[i].new_value));
+		else if (f >= F_NBUILTIN)
+			jm_put(custom, v->sc->field_key[f], ch[i].new_value, true);
+		else
+			jm_put(body, jm_key(verity_map, f), ch[i].new_value, true);
+	}
+	if (json_object_object_length(custom) > 0)
+		json_object_object_add(body, "customFields", custom);
+	else
+		json_object_put(custom);
+	return body;
+}
+
+static int send_contact(struct verity *v, const char *method, const char *path,
+			json_object *body, struct record *out, struct df_err *err)
+{
+	struct http_response resp;
+	char *text = jm_to_string(body);
+	json_object *o, *id;
+	int rc;
+
+	rc = http_request(v->http, method, path, text, NULL, &resp, err);
+	free(text);
+	if (rc == 0) {
+		rc = read_contact(v, &resp, out, err);
+	} else if (resp.status == 409 && (o = json_tokener_parse(resp.body ? resp.body : "")) != NULL) {
+		/* Someone (or our own earlier, unrecorded create) holds the key. */
+		if (json_object_object_get_ex(o, "existingId", &id) && json_object_is_type(id, json_type_string)) {
+			char *get = xasprintf("/api/v1/contacts/%s", json_object_get_string(id));
+			http_response_free(&resp);
+			rc = http_request(v->http, "GET", get, NULL, NULL, &resp, err);
+			if (rc == 0)
+				rc = read_contact(v, &resp, out, err);
+			free(get);
+		}
+		json_object_put(o);
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
+static int verity_create(void *self, const struct record *rec, struct record *created,
+			 struct df_err *err)
+{
+	struct verity *v = self;
+	struct field_change ch[DF_MAX_FIELDS];
+	json_object *body;
+	int n = 0, rc;
+
+	for (int f = 0; f < fields_count(); f++)
+		if (rec->value[f] != NULL)
+			ch[n++] = (struct field_change){ f, NULL, rec->value[f] };
+	body = contact_body(v, ch, n);
+	rc = send_contact(v, "POST", "/api/v1/contacts", body, created, err);
+	json_object_put(body);
+	return rc;
+}
+
+static int verity_update(void *self, const struct record *current, const struct field_change *ch,
+			 int nch, struct record *updated, struct df_err *err)
+{
+	struct verity *v = self;
+	json_object *body = contact_body(v, ch, nch);
+	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	int rc = send_contact(v, "PATCH", path, body, updated, err);
+
+	json_object_put(body);
+	free(path);
+	return rc;
+}
+
+const struct connector verity_connector = {
+	.name = "verity",
+	.max_page_size = 500,
+	.default_rate_limit = 100,
+	.needs_location = false,
+	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
+		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
+		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
+		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
+		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
+		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
+		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+	.required_for_create = -1,
+	.open = verity_open,
+	.close = verity_close,
+	.poll_contacts = verity_poll_contacts,
+	.lookup = verity_lookup,
+	.create = verity_create,
+	.update = verity_update,
+	.requests = verity_requests,
+};

@@ -1,0 +1,466 @@
+/*
+ * config.c - loading and checking the libconfig file.
+ *
+ * Relative paths in the file (state_path, token_file) are taken relative to
+ * the directory of the configuration file, so a tenant's directory can be
+ * moved as a whole.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "normalize.h"
+#include "str.h"
+#include "../connectors/connector.h"
+
+struct loader {
+	const char *file;
+	struct config *cfg;
+	struct df_err *err;
+	char dir[4096];
+};
+
+static int bad(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int bad(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	char what[384];
+	va_list ap;
+	char *path = NULL;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (s != NULL) {
+		/* Build the dotted path of the setting for the message. */
+		struct strbuf sb;
+		const config_setting_t *chain[16];
+		int n = 0;
+		for (const config_setting_t *p = s; p && config_setting_parent(p) && n < 16;
+		     p = config_setting_parent(p))
+			chain[n++] = p;
+		sb_init(&sb);
+		while (n-- > 0) {
+			const char *nm = config_setting_name(chain[n]);
+			if (nm) {
+				if (sb.len)
+					sb_add(&sb, ".");
+				sb_add(&sb, nm);
+			} else {
+				sb_addf(&sb, "[%d]", config_setting_index(chain[n]));
+			}
+		}
+		path = sb_detach(&sb);
+		df_fail(ld->err, DF_FAIL_CONFIG, "%s:%d: %s: %s", ld->file,
+			config_setting_source_line(s), path, what);
+	} else {
+		df_fail(ld->err, DF_FAIL_CONFIG, "%s: %s", ld->file, what);
+	}
+	free(path);
+	return -1;
+}
+
+static char *resolve_path(struct loader *ld, const char *p)
+{
+	if (p[0] == '/' || ld->dir[0] == '\0')
+		return xstrdup(p);
+	return xasprintf("%s/%s", ld->dir, p);
+}
+
+/* Optional string member; *out keeps its default when absent. */
+static int get_string(struct loader *ld, const config_setting_t *grp, const char *name, char **out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad(ld, s, "must be a string");
+	free(*out);
+	*out = xstrdup(config_setting_get_string(s));
+	return 0;
+}
+
+static int get_int(struct loader *ld, const config_setting_t *grp, const char *name,
+		   int *out, int min, int max)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+	long long v;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return bad(ld, s, "must be a whole number");
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return bad(ld, s, "must be between %d and %d", min, max);
+	*out = (int)v;
+	return 0;
+}
+
+static int get_double(struct loader *ld, const config_setting_t *grp, const char *name,
+		      double *out, double min, double max)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+	double v;
+
+	if (s == NULL)
+		return 0;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_FLOAT: v = config_setting_get_float(s); break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: v = (double)config_setting_get_int64(s); break;
+	default: return bad(ld, s, "must be a number");
+	}
+	if (v < min || v > max)
+		return bad(ld, s, "must be between %g and %g", min, max);
+	*out = v;
+	return 0;
+}
+
+static int get_bool(struct loader *ld, const config_setting_t *grp, const char *name, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return bad(ld, s, "must be true or false");
+	*out = config_setting_get_bool(s);
+	return 0;
+}
+
+static int read_token_file(struct loader *ld, const config_setting_t *s, const char *path,
+			   char **out)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return bad(ld, s, "cannot read token file %s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0)
+		return bad(ld, s, "token file %s is empty", path);
+	*out = xstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+static int load_system(struct loader *ld, const config_setting_t *grp, struct system_conf *sc)
+{
+	const config_setting_t *tok = config_setting_get_member(grp, "token");
+	const config_setting_t *tokfile = config_setting_get_member(grp, "token_file");
+	const struct connector *conn = connector_find(sc->name);
+
+	if (conn == NULL)
+		return bad(ld, grp, "unknown system (known: %s)", connector_names());
+	sc->rate_limit = conn->default_rate_limit;
+	sc->rate_window = 10;
+	sc->page_size = 100;
+	sc->lookback = 300;
+	sc->timeout = 30;
+	sc->max_attempts = 4;
+	sc->max_retry_after = 60;
+	sc->max_requests = 20000;
+	sc->tls_verify = true;
+	sc->create = true;
+	if (get_string(ld, grp, "base_url", &sc->base_url) ||
+	    get_string(ld, grp, "location_id", &sc->location_id) ||
+	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
+	    get_double(ld, grp, "rate_window", &sc->rate_window, 0.001, 86400) ||
+	    get_int(ld, grp, "page_size", &sc->page_size, 1, conn->max_page_size) ||
+	    get_int(ld, grp, "lookback", &sc->lookback, 0, 7 * 86400) ||
+	    get_int(ld, grp, "timeout", &sc->timeout, 1, 600) ||
+	    get_int(ld, grp, "max_attempts", &sc->max_attempts, 1, 20) ||
+	    get_int(ld, grp, "max_retry_after", &sc->max_retry_after, 0, 3600) ||
+	    get_int(ld, grp, "max_requests", &sc->max_requests, 1, 10000000) ||
+	    get_bool(ld, grp, "tls_verify", &sc->tls_verify) ||
+	    get_bool(ld, grp, "create", &sc->create))
+		return -1;
+	if (sc->base_url == NULL)
+		return bad(ld, grp, "base_url is required");
+	if (strncmp(sc->base_url, "http://", 7) != 0 && strncmp(sc->base_url, "https://", 8) != 0)
+		return bad(ld, config_setting_get_member(grp, "base_url"), "must start with http:// or https://");
+	if (conn->needs_location && sc->location_id == NULL)
+		return bad(ld, grp, "location_id is required for %s", sc->name);
+	if ((tok != NULL) == (tokfile != NULL))
+		return bad(ld, grp, "exactly one of token or token_file is required");
+	if (tok != NULL) {
+		if (config_setting_type(tok) != CONFIG_TYPE_STRING || str_blank(config_setting_get_string(tok)))
+			return bad(ld, tok, "must be a non-empty string");
+		sc->token = xstrdup(config_setting_get_string(tok));
+		sc->token_source = xstrdup("inline");
+	} else {
+		char *path;
+		if (config_setting_type(tokfile) != CONFIG_TYPE_STRING)
+			return bad(ld, tokfile, "must be a string");
+		path = resolve_path(ld, config_setting_get_string(tokfile));
+		sc->token_source = path;
+		if (read_token_file(ld, tokfile, path, &sc->token))
+			return -1;
+	}
+	return 0;
+}
+
+static int load_systems(struct loader *ld, config_t *lc)
+{
+	struct config *cfg = ld->cfg;
+	config_setting_t *systems = config_lookup(lc, "systems");
+	config_setting_t *order = config_lookup(lc, "source_order");
+	int n;
+
+	if (systems == NULL || !config_setting_is_group(systems) || config_setting_length(systems) == 0)
+		return bad(ld, systems, "a \"systems\" group with at least one system is required");
+	n = config_setting_length(systems);
+	if (n > DF_MAX_SYSTEMS)
+		return bad(ld, systems, "at most %d systems", DF_MAX_SYSTEMS);
+	/* The source-of-truth order decides the index of each system. */
+	if (order != NULL) {
+		if (!config_setting_is_array(order) || config_setting_length(order) != n)
+			return bad(ld, order, "must list every configured system exactly once");
+		for (int i = 0; i < n; i++) {
+			const char *name = config_setting_get_string_elem(order, i);
+			if (name == NULL || config_setting_get_member(systems, name) == NULL)
+				return bad(ld, order, "entry %d is not a configured system", i + 1);
+			for (int j = 0; j < i; j++)
+				if (strcmp(cfg->sys[j].name, name) == 0)
+					return bad(ld, order, "lists %s twice", name);
+			cfg->sys[i].name = xstrdup(name);
+		}
+	} else {
+		for (int i = 0; i < n; i++)
+			cfg->sys[i].name = xstrdup(config_setting_name(config_setting_get_elem(systems, (unsigned)i)));
+	}
+	cfg->nsys = n;
+	for (int i = 0; i < n; i++)
+		if (load_system(ld, config_setting_get_member(systems, cfg->sys[i].name), &cfg->sys[i]))
+			return -1;
+	return 0;
+}
+
+static const char *default_rule(const struct config *cfg, int f)
+{
+	switch (f) {
+	case F_PHONE: return "prefer-valid";
+	case F_TAGS: return "union";
+	case F_ADDRESS1: case F_CITY: case F_STATE: case F_POSTAL_CODE:
+	case F_COUNTRY: case F_TIMEZONE:
+		return config_system(cfg, "ghl") >= 0 ? "prefer:ghl-unless-blank" : "two-way";
+	default: return "two-way";
+	}
+}
+
+static int set_rule(struct loader *ld, const config_setting_t *s, int f, const char *text)
+{
+	const char *names[DF_MAX_SYSTEMS];
+	char why[256];
+
+	config_system_names(ld->cfg, names);
+	if (merge_rule_parse(text, names, ld->cfg->nsys, &ld->cfg->rule[f], why, sizeof(why)))
+		return bad(ld, s, "%s", why);
+	if ((ld->cfg->rule[f].kind == RULE_UNION) != (field_get(f)->kind == FIELD_SET))
+		return bad(ld, s, "union is the rule for sets (tags) and only for them");
+	return 0;
+}
+
+static int load_custom_fields(struct loader *ld, config_t *lc)
+{
+	config_setting_t *list = config_lookup(lc, "custom_fields");
+
+	if (list == NULL)
+		return 0;
+	if (!config_setting_is_list(list))
+		return bad(ld, list, "must be a list of groups ( { name = ...; ... } )");
+	for (int i = 0; i < config_setting_length(list); i++) {
+		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		const char *name = NULL, *rule = "two-way";
+		int f;
+
+		if (!config_setting_is_group(g) || !config_setting_lookup_string(g, "name", &name))
+			return bad(ld, g, "needs a name");
+		config_setting_lookup_string(g, "rule", &rule);
+		if (field_find(name) >= 0)
+			return bad(ld, g, "field %s is defined twice", name);
+		f = fields_add_custom(name);
+		if (f < 0)
+			return bad(ld, g, "too many fields (at most %d)", DF_MAX_FIELDS);
+		if (set_rule(ld, config_setting_get_member(g, "rule") ? config_setting_get_member(g, "rule") : g, f, rule))
+			return -1;
+		for (int s = 0; s < ld->cfg->nsys; s++)
+			if (get_string(ld, g, ld->cfg->sys[s].name, &ld->cfg->sys[s].field_key[f]))
+				return -1;
+	}
+	return 0;
+}
+
+static int load_fields(struct loader *ld, config_t *lc)
+{
+	config_setting_t *fields = config_lookup(lc, "fields");
+
+	for (int f = 0; f < F_NBUILTIN; f++)
+		if (set_rule(ld, NULL, f, default_rule(ld->cfg, f)))
+			return -1;
+	if (fields == NULL)
+		return 0;
+	if (!config_setting_is_group(fields))
+		return bad(ld, fields, "must be a group of field = \"rule\" settings");
+	for (int i = 0; i < config_setting_length(fields); i++) {
+		config_setting_t *s = config_setting_get_elem(fields, (unsigned)i);
+		int f = field_find(config_setting_name(s));
+		if (f < 0 || f >= F_NBUILTIN)
+			return bad(ld, s, "unknown field (custom fields go in custom_fields)");
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return bad(ld, s, "must be a rule string");
+		if (set_rule(ld, s, f, config_setting_get_string(s)))
+			return -1;
+	}
+	return 0;
+}
+
+static int load_top(struct loader *ld, config_t *lc)
+{
+	struct config *cfg = ld->cfg;
+	config_setting_t *root = config_root_setting(lc);
+	config_setting_t *safety = config_lookup(lc, "safety");
+	config_setting_t *writes = config_lookup(lc, "writes");
+	char *level = NULL, *state = NULL, *lock = NULL;
+	int rc = 0;
+
+	cfg->default_country = xstrdup("US");
+	cfg->keep_tag_prefix = xstrdup("SYS:");
+	cfg->log_level = LOG_INFO;
+	cfg->max_change_share = 0.5;
+	cfg->safety_min_records = 20;
+	cfg->write_max_attempts = 10;
+	cfg->write_backoff = 60;
+	cfg->max_pages = 10000;
+	if (get_string(ld, root, "state_path", &state) || get_string(ld, root, "lock_path", &lock) ||
+	    get_string(ld, root, "default_country", &cfg->default_country) ||
+	    get_string(ld, root, "log_level", &level) ||
+	    get_string(ld, root, "keep_tag_prefix", &cfg->keep_tag_prefix) ||
+	    get_int(ld, root, "max_pages", &cfg->max_pages, 1, 1000000))
+		rc = -1;
+	else if (state == NULL)
+		rc = bad(ld, NULL, "state_path is required");
+	else if (country_calling_code(cfg->default_country) == 0)
+		rc = bad(ld, config_setting_get_member(root, "default_country"),
+			 "unknown country \"%s\" (an ISO-3166 alpha-2 code such as US or GB)",
+			 cfg->default_country);
+	else if (level && log_parse_level(level, &cfg->log_level))
+		rc = bad(ld, config_setting_get_member(root, "log_level"),
+			 "must be error, warn, info or debug");
+	else if (safety && (get_double(ld, safety, "max_change_share", &cfg->max_change_share, 0, 1) ||
+			    get_int(ld, safety, "min_records", &cfg->safety_min_records, 0, 100000000)))
+		rc = -1;
+	else if (writes && (get_int(ld, writes, "max_attempts", &cfg->write_max_attempts, 1, 1000) ||
+			    get_int(ld, writes, "backoff", &cfg->write_backoff, 0, 86400)))
+		rc = -1;
+	if (rc == 0) {
+		cfg->state_path = resolve_path(ld, state);
+		cfg->lock_path = lock ? resolve_path(ld, lock) : xasprintf("%s.lock", cfg->state_path);
+	}
+	free(level);
+	free(state);
+	free(lock);
+	return rc;
+}
+
+struct config *config_load(const char *path, struct df_err *err)
+{
+	struct loader ld = { .file = path, .err = err };
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	const char *slash = strrchr(path, '/');
+	config_t lc;
+	int rc;
+
+	ld.cfg = cfg;
+	cfg->path = xstrdup(path);
+	if (slash)
+		snprintf(ld.dir, sizeof(ld.dir), "%.*s", (int)(slash - path), path);
+	fields_reset();
+	config_init(&lc);
+	if (!config_read_file(&lc, path)) {
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			df_fail(err, DF_FAIL_CONFIG, "%s: cannot read: %s", path, strerror(errno));
+		else
+			df_fail(err, DF_FAIL_CONFIG, "%s:%d: %s", path, config_error_line(&lc),
+				config_error_text(&lc));
+		rc = -1;
+	} else {
+		rc = load_top(&ld, &lc) || load_systems(&ld, &lc) || load_fields(&ld, &lc) ||
+		     load_custom_fields(&ld, &lc) ? -1 : 0;
+	}
+	config_destroy(&lc);
+	if (rc) {
+		config_free(cfg);
+		return NULL;
+	}
+	log_set_level(cfg->log_level);
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (int i = 0; i < DF_MAX_SYSTEMS; i++) {
+		struct system_conf *sc = &cfg->sys[i];
+		free(sc->name);
+		free(sc->base_url);
+		if (sc->token)
+			explicit_bzero(sc->token, strlen(sc->token));
+		free(sc->token);
+		free(sc->token_source);
+		free(sc->location_id);
+		for (int f = 0; f < DF_MAX_FIELDS; f++)
+			free(sc->field_key[f]);
+	}
+	free(cfg->path);
+	free(cfg->state_path);
+	free(cfg->lock_path);
+	free(cfg->default_country);
+	free(cfg->keep_tag_prefix);
+	free(cfg);
+}
+
+int config_system(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nsys; i++)
+		if (strcmp(cfg->sys[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+void config_system_names(const struct config *cfg, const char **names)
+{
+	for (int i = 0; i < cfg->nsys; i++)
+		names[i] = cfg->sys[i].name;
+}
+
+void config_print(const struct config *cfg)
+{
+	printf("config: %s\nstate_path: %s\nlock_path: %s\ndefault_country: %s\n",
+	       cfg->path, cfg->state_path, cfg->lock_path, cfg->default_country);
+	printf("safety: max_change_share=%g min_records=%d\n", cfg->max_change_share,
+	       cfg->safety_min_records);
+	for (int i = 0; i < cfg->nsys; i++) {
+		const struct system_conf *sc = &cfg->sys[i];
+		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s\n",
+		       i + 1, sc->name, sc->base_url,
+		       strcmp(sc->token_source, "inline") ? "from-file" : "inline",
+		       sc->page_size, sc->lookback, sc->rate_limit, sc->rate_window,
+		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off");
+	}
+	for (int f = 0; f < fields_count(); f++)
+		printf("field %s: %s\n", field_get(f)->name, cfg->rule[f].text);
+}

@@ -1,0 +1,68 @@
+/*
+ * config.h - the run's configuration, read once with libconfig and checked
+ * completely before any state is opened or any request is sent.
+ *
+ * Errors name the file, the line and the setting. Tokens are read from the
+ * file or from the token_file it names; they live only in system_conf.token
+ * and are never printed (check-config says where a token came from, not
+ * what it is).
+ */
+#ifndef DF_CONFIG_H
+#define DF_CONFIG_H
+
+#include <stdbool.h>
+
+#include "err.h"
+#include "log.h"
+#include "record.h"
+#include "../engine/merge.h"
+
+struct system_conf {
+	char *name;                     /* connector name: ghl, aloware, verity */
+	char *base_url;
+	char *token;                    /* secret */
+	char *token_source;             /* "inline" or the token file's path */
+	char *location_id;              /* GHL sub-account */
+	int rate_limit;                 /* requests per rate_window; 0 = none */
+	double rate_window;             /* seconds */
+	int page_size;
+	int lookback;                   /* seconds re-read behind the cursor */
+	int timeout;                    /* seconds per request */
+	int max_attempts;               /* tries per request within a run */
+	int max_retry_after;            /* longest Retry-After honoured, s */
+	int max_requests;               /* request budget per run */
+	bool tls_verify;
+	bool create;                    /* create missing contacts here */
+	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */
+};
+
+struct config {
+	char *path;
+	char *state_path;
+	char *lock_path;
+	char *default_country;
+	enum log_level log_level;
+	int nsys;
+	struct system_conf sys[DF_MAX_SYSTEMS];   /* source-of-truth order */
+	struct merge_rule rule[DF_MAX_FIELDS];
+	char *keep_tag_prefix;
+	double max_change_share;        /* safety valve, 0..1 */
+	int safety_min_records;
+	int write_max_attempts;         /* runs a failed write is tried in */
+	int write_backoff;              /* seconds, doubled per failed attempt */
+	int max_pages;                  /* per system per run */
+};
+
+/* Reads and checks path. On error returns NULL with err (class CONFIG)
+ * naming file, line and setting. */
+struct config *config_load(const char *path, struct df_err *err);
+void config_free(struct config *cfg);
+
+/* Index of the named system, -1 if it is not configured. */
+int config_system(const struct config *cfg, const char *name);
+/* Names of the configured systems, in order, for merge_rule_parse. */
+void config_system_names(const struct config *cfg, const char **names);
+/* Writes a human summary without secrets to stdout (check-config). */
+void config_print(const struct config *cfg);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * record.h - the canonical contact record every connector produces and the
+ * engine works on. The engine never sees a system's JSON; connectors never
+ * see SQL or merge rules.
+ *
+ * Fields are numbered: the built-in ones first, then the custom fields the
+ * configuration declares (fields_add_custom). value[f] == NULL means "this
+ * system does not carry field f"; "" means "carried, but blank". Sets (tags)
+ * are held in one canonical string: members sorted case-insensitively,
+ * de-duplicated, joined by '\n'.
+ */
+#ifndef DF_RECORD_H
+#define DF_RECORD_H
+
+#include <stdbool.h>
+
+#define DF_MAX_FIELDS 48
+#define DF_MAX_SYSTEMS 8
+#define DF_MAX_VALUE 4096   /* longer values are malformed input */
+
+enum field_kind { FIELD_TEXT, FIELD_PHONE, FIELD_EMAIL, FIELD_SET };
+
+enum builtin_field {
+	F_FIRST_NAME, F_LAST_NAME, F_PHONE, F_EMAIL, F_ADDRESS1, F_CITY,
+	F_STATE, F_POSTAL_CODE, F_COUNTRY, F_TIMEZONE, F_TAGS,
+	F_NBUILTIN
+};
+
+struct field_def {
+	const char *name;
+	enum field_kind kind;
+	bool custom;
+};
+
+/* The field table; built-ins exist from the start. Returns -1 when full or
+ * when the name is taken. */
+int fields_add_custom(const char *name);
+int fields_count(void);
+const struct field_def *field_get(int f);
+int field_find(const char *name);       /* -1 when unknown */
+void fields_reset(void);                /* back to built-ins only (tests) */
+
+struct record {
+	char *remote_id;
+	long long updated_ms;   /* the system's own update time, -1 if unknown */
+	bool deleted;
+	char *value[DF_MAX_FIELDS];
+};
+
+void record_init(struct record *r);
+void record_clear(struct record *r);   /* frees members, re-inits */
+void record_set(struct record *r, int f, const char *value); /* copies */
+void record_take(struct record *r, int f, char *value);      /* owns */
+
+/* Canonical JSON of the carried fields, keys in field order; caller frees. */
+char *record_to_json(const struct record *r);
+/* Fills r's values from record_to_json() output; unknown keys are ignored
+ * (a field removed from the config). Returns -1 on malformed text. */
+int record_from_json(struct record *r, const char *json);
+
+/* Canonical set text from members (n of them); caller frees. */
+char *set_from_array(const char *const *members, int n);
+/* Splits canonical set text; *out is an array of n pointers into one
+ * allocation; free(*out) releases all. */
+int set_split(const char *set, char ***out);
+bool set_contains(const char *set, const char *member); /* case-insensitive */
+
+#endif

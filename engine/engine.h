@@ -1,0 +1,94 @@
+/*
+ * engine.h - one run of the reconciler, stage by stage:
+ *
+ *   poll.c       page through each system's changed-since API (I1)
+ *   observe.c    normalise, diff against the snapshot, quarantine (I8)
+ *   link.c       attach a record to a person: mapping, phone, email
+ *   reconcile.c  merge every field of a changed person (merge.c), keep
+ *                provenance and conflicts (I5)
+ *   plan.c       journal the writes that bring each system to the agreed
+ *                values (I2), and what cannot be done
+ *   write.c      send journalled writes, record what the systems answered
+ *   run.c        the order of the stages, lock (I7), safety valve (I6)
+ *
+ * Stages share one struct run; each owns its own step of the data flow and
+ * nothing else. The engine never sees JSON and never builds SQL.
+ */
+#ifndef DF_ENGINE_H
+#define DF_ENGINE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../connectors/connector.h"
+#include "../core/config.h"
+#include "../state/state.h"
+
+/* Exit codes of a run (man/dfreconcile.1, EXIT STATUS). */
+enum {
+	EXIT_OK = 0,            /* converged: everything seen was synced */
+	EXIT_PARTIAL = 1,       /* finished, but something is left: see report */
+	EXIT_USAGE = 2,         /* bad command line or configuration */
+	EXIT_LOCKED = 3,        /* another run holds the lock */
+	EXIT_SAFETY = 4,        /* the safety valve stopped the run */
+	EXIT_FATAL = 5,         /* state or environment unusable */
+};
+
+struct run_options {
+	bool full;              /* ignore cursors: re-read everything */
+	bool dry_run;           /* plan only: no write, state left as it was */
+	double max_change_share; /* < 0: the config's */
+};
+
+struct system_run {
+	const struct system_conf *conf;
+	const struct connector *conn;
+	void *handle;
+	bool poll_failed;
+	long planned_updates;
+	struct run_counts counts;
+};
+
+struct run {
+	const struct config *cfg;
+	const struct run_options *opt;
+	struct state *st;
+	long long id;
+	int nsys;
+	struct system_run sys[DF_MAX_SYSTEMS];
+	long conflicts, quarantined, notices, writes_failed;
+	struct df_err err;      /* the fatal error, when a stage returns -1 */
+};
+
+/* run.c: the whole run; returns the exit code. */
+int engine_run(const struct config *cfg, const struct run_options *opt);
+
+/* poll.c */
+int poll_all(struct run *r);
+
+/* observe.c: one polled record of system s, inside the page's transaction. */
+int observe_record(struct run *r, int s, struct record *rec);
+/* Normalises every carried field of rec in place; NULL, or why it failed. */
+const char *observe_normalize(const struct run *r, int s, struct record *rec);
+
+/* link.c: the person an unlinked record belongs to: an existing one matched
+ * by E.164 phone, then by email, or a new one. *person is 0 when the match
+ * is ambiguous, with the reason in why. *how says how it matched. */
+int link_record(struct run *r, int s, const struct record *rec, long long *person,
+		const char **how, char *why, size_t whylen);
+
+/* reconcile.c: merge and plan every dirty person. */
+int reconcile_dirty(struct run *r);
+
+/* plan.c: journal writes for one person given the agreed values and each
+ * system's current record (present[s] false when unlinked). */
+int plan_person(struct run *r, long long person, const struct record *agreed,
+		const struct record *recs, const bool *present);
+
+/* write.c: send what is due; dry runs print it instead. */
+int write_due(struct run *r);
+int write_print_plan(struct run *r, FILE *out);
+
+int run_system_index(const struct run *r, const char *name);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * observe.c - the OBSERVE stage: a polled record against the snapshot.
+ *
+ * A record equal to its snapshot costs one read and a touch of its remote
+ * time; that is what makes a quiet minute cheap and our own writes echo
+ * harmlessly (I3). A record that cannot be normalised is quarantined with
+ * its reason and id, and the run goes on (I8).
+ */
+#include <stdlib.h>
+
+#include "engine.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+const char *observe_normalize(const struct run *r, int s, struct record *rec)
+{
+	const struct system_run *sr = &r->sys[s];
+
+	for (int f = 0; f < fields_count(); f++) {
+		const char *why = NULL;
+		char *v;
+
+		if (!connector_carries(sr->conn, sr->conf, f)) {
+			record_take(rec, f, NULL);
+			continue;
+		}
+		v = value_normalize(field_get(f)->kind, rec->value[f] ? rec->value[f] : "",
+				    r->cfg->default_country, &why);
+		if (v == NULL)
+			return why;
+		record_take(rec, f, v);
+	}
+	return NULL;
+}
+
+static int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why)
+{
+	r->sys[s].counts.quarantined++;
+	r->quarantined++;
+	log_warn("event=quarantine system=%s record=%s kind=%s reason=\"%s\"", r->sys[s].conf->name,
+		 id ? id : "-", kind, why);
+	return state_quarantine_add(r->st, r->id, r->sys[s].conf->name, id, kind, why, &r->err);
+}
+
+/* Journals field-level differences between old (may be NULL) and rec. */
+static int record_changes(struct run *r, int s, long long person, const struct record *old,
+			  const struct record *rec, bool *changed)
+{
+	*changed = false;
+	for (int f = 0; f < fields_count(); f++) {
+		const char *was = old ? old->value[f] : NULL;
+		if (rec->value[f] == NULL || str_eq(was, rec->value[f]))
+			continue;
+		*changed = true;
+		if (state_observed_add(r->st, r->id, r->sys[s].conf->name, rec->remote_id, person,
+				       field_get(f)->name, was, rec->value[f], &r->err))
+			return -1;
+	}
+	return 0;
+}
+
+int observe_record(struct run *r, int s, struct record *rec)
+{
+	const char *name = r->sys[s].conf->name, *why, *how;
+	struct record old;
+	long long person = 0;
+	bool found, changed;
+	int rc = -1;
+
+	r->sys[s].counts.polled++;
+	if ((why = observe_normalize(r, s, rec)) != NULL)
+		return quarantine(r, s, rec->remote_id, "malformed", why);
+	record_init(&old);
+	if (state_snapshot_get(r->st, name, rec->remote_id, &old, &found, &r->err) ||
+	    state_link_get(r->st, name, rec->remote_id, &person, &r->err))
+		goto out;
+	if (found && person) {
+		if (record_changes(r, s, person, &old, rec, &changed))
+			goto out;
+		if (!changed) {
+			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err);
+			goto out;
+		}
+	} else {
+		char msg[512];
+		if (link_record(r, s, rec, &person, &how, msg, sizeof(msg)))
+			goto out;
+		if (person == 0) {
+			rc = quarantine(r, s, rec->remote_id, "ambiguous", msg);
+			goto out;
+		}
+		if (state_link_put(r->st, name, rec->remote_id, person, how, r->id, &r->err) ||
+		    record_changes(r, s, person, NULL, rec, &changed))
+			goto out;
+		log_info("event=link system=%s record=%s person=%lld how=%s", name, rec->remote_id, person, how);
+	}
+	r->sys[s].counts.changed++;
+	rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) ||
+	     state_person_dirty(r->st, person, true, &r->err) ? -1 : 0;
+out:
+	record_clear(&old);
+	return rc;
+}

@@ -1,0 +1,110 @@
+/*
+ * plan.c - the PLAN stage: for each system whose record differs from the
+ * agreed values, journal one write (outbox + its fields) before anything is
+ * sent (I2). Only differing fields are written. A newer plan supersedes an
+ * older pending write for the same person and system, so a retry never
+ * sends stale values.
+ *
+ * What cannot be done is said, not skipped: a field a system's API cannot
+ * change, a record a system cannot hold (Aloware without a valid phone)
+ * become notices in the report.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+static int notice(struct run *r, long long person, int s, const char *remote_id,
+		  const char *kind, const char *msg)
+{
+	r->notices++;
+	log_info("event=notice system=%s person=%lld kind=%s", r->sys[s].conf->name, person, kind);
+	return state_notice_add(r->st, r->id, person, r->sys[s].conf->name, remote_id, kind, msg,
+				&r->err);
+}
+
+/* Journals the fields in want[] for system s; no row when there are none. */
+static int journal(struct run *r, long long person, int s, const char *remote_id, const char *op,
+		   const struct record *agreed, const struct record *current, const int *want, int n)
+{
+	long long box;
+
+	if (n == 0)
+		return 0;
+	box = state_outbox_add(r->st, r->id, person, r->sys[s].conf->name, remote_id, op, &r->err);
+	if (box < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int f = want[i];
+		if (state_outbox_field_add(r->st, box, field_get(f)->name,
+					   current ? current->value[f] : NULL, agreed->value[f],
+					   r->cfg->rule[f].text, NULL, &r->err))
+			return -1;
+	}
+	if (current)
+		r->sys[s].planned_updates++;
+	log_info("event=plan system=%s person=%lld op=%s fields=%d", r->sys[s].conf->name, person, op, n);
+	return 0;
+}
+
+static int plan_update(struct run *r, long long person, int s, const struct record *agreed,
+		       const struct record *cur)
+{
+	const struct system_run *sr = &r->sys[s];
+	int want[DF_MAX_FIELDS], n = 0;
+
+	for (int f = 0; f < fields_count(); f++) {
+		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
+		    agreed->value[f] == NULL || str_eq(cur->value[f], agreed->value[f]))
+			continue;
+		if (connector_can_write(sr->conn, sr->conf, f)) {
+			want[n++] = f;
+		} else {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s cannot change %s through its API (holds \"%s\", agreed \"%s\")",
+				 sr->conf->name, field_get(f)->name, cur->value[f] ? cur->value[f] : "",
+				 agreed->value[f]);
+			if (notice(r, person, s, cur->remote_id, "not-writable", msg))
+				return -1;
+		}
+	}
+	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n);
+}
+
+static int plan_create(struct run *r, long long person, int s, const struct record *agreed)
+{
+	const struct system_run *sr = &r->sys[s];
+	int req = sr->conn->required_for_create, want[DF_MAX_FIELDS], n = 0;
+
+	if (!sr->conf->create)
+		return 0;
+	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
+		return notice(r, person, s, NULL, "cannot-create",
+			      "no valid phone or email to find the record by, so it is not created");
+	if (req >= 0 && !value_is_valid(field_get(req)->kind, agreed->value[req])) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s needs a valid %s to create a contact", sr->conf->name,
+			 field_get(req)->name);
+		return notice(r, person, s, NULL, "cannot-create", msg);
+	}
+	for (int f = 0; f < fields_count(); f++)
+		if (r->cfg->rule[f].kind != RULE_NONE && connector_carries(sr->conn, sr->conf, f) &&
+		    !str_blank(agreed->value[f]))
+			want[n++] = f;
+	return journal(r, person, s, NULL, "create", agreed, NULL, want, n);
+}
+
+int plan_person(struct run *r, long long person, const struct record *agreed,
+		const struct record *recs, const bool *present)
+{
+	for (int s = 0; s < r->nsys; s++) {
+		if (state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))
+			return -1;
+		if (present[s] ? plan_update(r, person, s, agreed, &recs[s])
+			       : plan_create(r, person, s, agreed))
+			return -1;
+	}
+	return 0;
+}

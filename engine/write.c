@@ -1,0 +1,217 @@
+/*
+ * write.c - the WRITE stage: send each due outbox row, then record what the
+ * system answered.
+ *
+ * Order per row: the row is already journalled (plan.c); the request is
+ * sent; on success one transaction marks the row done, links a created
+ * record and sets the snapshot to the system's copy, so the echo of our own
+ * write on the next poll equals the snapshot and costs nothing (I3). A crash
+ * between send and record leaves the row pending: the next run either sees
+ * the written record on poll (and supersedes the row) or retries it, and a
+ * retried create looks the record up by its natural key first (I2).
+ *
+ * A failed write stays pending with exponential backoff across runs until
+ * writes.max_attempts, then is given up with its reason; a write the system
+ * refused (4xx) is given up at once. Both stay in the report.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+#define BATCH 100
+
+int run_system_index(const struct run *r, const char *name)
+{
+	for (int s = 0; s < r->nsys; s++)
+		if (strcmp(r->sys[s].conf->name, name) == 0)
+			return s;
+	return -1;
+}
+
+/* The record to create: the journalled fields. */
+static void item_record(const struct outbox_item *it, struct record *rec)
+{
+	for (int i = 0; i < it->nfields; i++)
+		if (it->f[i].field >= 0)
+			record_set(rec, it->f[i].field, it->f[i].new_value);
+}
+
+/* Sends a create: look up first, so a create repeated after a crash finds
+ * the record it made. *existed says the record was already there. */
+static int send_create(struct run *r, int s, const struct outbox_item *it, struct record *out,
+		       bool *existed, struct df_err *err)
+{
+	const struct system_run *sr = &r->sys[s];
+	struct record want;
+	int rc;
+
+	record_init(&want);
+	item_record(it, &want);
+	rc = sr->conn->lookup(sr->handle, &want, out, err);
+	*existed = rc == 0 && out->remote_id != NULL;
+	if (rc == 0 && !*existed) {
+		record_clear(out);
+		rc = sr->conn->create(sr->handle, &want, out, err);
+	}
+	record_clear(&want);
+	return rc;
+}
+
+static int send_update(struct run *r, int s, const struct outbox_item *it, struct record *cur,
+		       struct record *out, struct df_err *err)
+{
+	const struct system_run *sr = &r->sys[s];
+	struct field_change ch[DF_MAX_FIELDS];
+	int n = 0;
+
+	for (int i = 0; i < it->nfields; i++)
+		if (it->f[i].field >= 0)
+			ch[n++] = (struct field_change){ it->f[i].field, cur->value[it->f[i].field],
+							 it->f[i].new_value };
+	if (sr->conn->update(sr->handle, cur, ch, n, out, err))
+		return -1;
+	if (out->remote_id == NULL) {
+		/* No copy in the answer: the snapshot takes the values we sent. */
+		out->remote_id = xstrdup(cur->remote_id);
+		for (int f = 0; f < fields_count(); f++)
+			record_set(out, f, cur->value[f]);
+		for (int i = 0; i < n; i++)
+			record_set(out, ch[i].field, ch[i].new_value);
+	}
+	return 0;
+}
+
+static int record_success(struct run *r, int s, const struct outbox_item *it, struct record *got,
+			  bool created, bool existed)
+{
+	const char *name = r->sys[s].conf->name, *why;
+	long long owner = 0;
+
+	if ((why = observe_normalize(r, s, got)) != NULL)
+		log_warn("event=write-answer system=%s record=%s problem=\"%s\"", name, got->remote_id, why);
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (created && state_link_get(r->st, name, got->remote_id, &owner, &r->err))
+		goto fail;
+	if (created && owner != 0 && owner != it->person) {
+		/* The record found by its keys already belongs to someone else. */
+		if (state_outbox_failed(r->st, it->id, 0, true,
+					"record found by its phone/email is linked to another person", &r->err))
+			goto fail;
+		r->writes_failed++;
+		r->sys[s].counts.writes_failed++;
+		return state_commit(r->st, &r->err);
+	}
+	if (state_outbox_done(r->st, it->id, r->id, got->remote_id, &r->err) ||
+	    (created && owner == 0 &&
+	     state_link_put(r->st, name, got->remote_id, it->person, existed ? "found" : "created",
+			    r->id, &r->err)) ||
+	    (why == NULL && state_snapshot_put(r->st, name, got, r->id, &r->err)) ||
+	    (existed && state_person_dirty(r->st, it->person, true, &r->err)))
+		goto fail;
+	r->sys[s].counts.writes_done++;
+	log_info("event=write system=%s record=%s person=%lld op=%s%s", name, got->remote_id,
+		 it->person, it->op, existed ? " found=existing" : "");
+	return state_commit(r->st, &r->err);
+fail:
+	state_rollback(r->st);
+	return -1;
+}
+
+static int record_failure(struct run *r, int s, const struct outbox_item *it, const struct df_err *e)
+{
+	bool final = e->fail == DF_FAIL_REMOTE || it->attempts + 1 >= r->cfg->write_max_attempts;
+	long long wait = (long long)r->cfg->write_backoff * 1000LL << (it->attempts < 16 ? it->attempts : 16);
+
+	r->writes_failed++;
+	r->sys[s].counts.writes_failed++;
+	log_warn("event=write-failed system=%s person=%lld op=%s attempt=%d final=%s reason=\"%s\"",
+		 r->sys[s].conf->name, it->person, it->op, it->attempts + 1, final ? "yes" : "no", e->msg);
+	return state_outbox_failed(r->st, it->id, time_now_ms() + wait, final, e->msg, &r->err);
+}
+
+static int write_one(struct run *r, long long id)
+{
+	struct outbox_item it;
+	struct record cur, got;
+	struct df_err e = { 0 };
+	bool found = false, existed = false, create;
+	int s, rc = -1;
+
+	record_init(&cur);
+	record_init(&got);
+	if (state_outbox_load(r->st, id, &it, &r->err))
+		goto out;
+	create = strcmp(it.op, "create") == 0;
+	s = run_system_index(r, it.system);
+	if (s < 0) {
+		rc = state_outbox_failed(r->st, id, 0, true, "system is no longer configured", &r->err);
+		goto out;
+	}
+	if (!create && (state_snapshot_get(r->st, it.system, it.remote_id, &cur, &found, &r->err) || !found)) {
+		if (!found)
+			rc = state_outbox_failed(r->st, id, 0, true, "record has no snapshot", &r->err);
+		goto out;
+	}
+	if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
+		rc = record_success(r, s, &it, &got, create, existed);
+	else
+		rc = record_failure(r, s, &it, &e);
+out:
+	record_clear(&cur);
+	record_clear(&got);
+	outbox_item_clear(&it);
+	return rc;
+}
+
+int write_due(struct run *r)
+{
+	long long ids[BATCH], after = 0, now = time_now_ms();
+	int n;
+
+	/* Ids only grow, so each row is tried at most once per call. */
+	do {
+		if (state_outbox_due(r->st, now, after, ids, BATCH, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++) {
+			after = ids[i];
+			if (write_one(r, ids[i]))
+				return -1;
+		}
+	} while (n == BATCH);
+	return 0;
+}
+
+int write_print_plan(struct run *r, FILE *out)
+{
+	long long ids[BATCH], after = 0;
+	long total = 0;
+	int n;
+
+	fprintf(out, "dry run: nothing is sent and the state is left as it was\n");
+	do {
+		if (state_outbox_due(r->st, (long long)1 << 62, after, ids, BATCH, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++) {
+			struct outbox_item it;
+			after = ids[i];
+			if (state_outbox_load(r->st, ids[i], &it, &r->err))
+				return -1;
+			for (int k = 0; k < it.nfields; k++) {
+				int f = it.f[k].field;
+				fprintf(out, "plan: %s %s %s person=%lld field=%s: \"%s\" -> \"%s\" (rule %s)\n",
+					it.system, it.op, it.remote_id ? it.remote_id : "(new)", it.person,
+					f >= 0 ? field_get(f)->name : "?", it.f[k].old_value ? it.f[k].old_value : "",
+					it.f[k].new_value ? it.f[k].new_value : "", f >= 0 ? r->cfg->rule[f].text : "?");
+			}
+			total++;
+			outbox_item_clear(&it);
+		}
+	} while (n == BATCH);
+	fprintf(out, "plan: %ld write%s\n", total, total == 1 ? "" : "s");
+	return 0;
+}

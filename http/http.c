@@ -1,0 +1,269 @@
+/*
+ * http.c - libcurl with reuse, rate limiting and retries.
+ *
+ * The retry loop is bounded twice: per request by max_attempts and per run
+ * by max_requests, so no remote answer can keep a run alive for ever.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "../core/log.h"
+#include "../core/str.h"
+
+struct http_client {
+	CURL *curl;
+	char *system;
+	char *base_url;
+	char *auth_header;
+	struct http_opts o;
+	double tokens;          /* token bucket */
+	long long refilled_ms;
+	long sent;
+	unsigned seed;
+};
+
+struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
+{
+	struct http_client *c = xcalloc(1, sizeof(*c));
+
+	c->curl = curl_easy_init();
+	if (c->curl == NULL) {
+		free(c);
+		df_fail(err, DF_FAIL_TEMP, "%s: cannot initialise libcurl", opts->system);
+		return NULL;
+	}
+	c->o = *opts;
+	c->system = xstrdup(opts->system);
+	c->base_url = xstrdup(opts->base_url);
+	c->auth_header = xstrdup(opts->auth_header);
+	c->o.system = c->system;
+	c->o.base_url = c->base_url;
+	c->o.auth_header = c->auth_header;
+	c->tokens = opts->rate_limit;
+	c->refilled_ms = time_now_ms();
+	c->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	return c;
+}
+
+void http_free(struct http_client *c)
+{
+	if (c == NULL)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c->system);
+	free(c->base_url);
+	if (c->auth_header)
+		explicit_bzero(c->auth_header, strlen(c->auth_header));
+	free(c->auth_header);
+	free(c);
+}
+
+long http_requests_sent(const struct http_client *c)
+{
+	return c->sent;
+}
+
+void http_response_free(struct http_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+void http_query_escape(struct strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-_.~", ch)) {
+			sb_addn(sb, (const char *)&ch, 1);
+		} else {
+			char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+			sb_addn(sb, e, 3);
+		}
+	}
+}
+
+static void sleep_ms(long long ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	if (ms > 0)
+		while (nanosleep(&ts, &ts) != 0)
+			;
+}
+
+/* Blocks until the bucket has a token for this system. */
+static void rate_wait(struct http_client *c)
+{
+	double per_ms;
+	long long now;
+
+	if (c->o.rate_limit <= 0)
+		return;
+	per_ms = c->o.rate_limit / (c->o.rate_window * 1000.0);
+	for (;;) {
+		now = time_now_ms();
+		c->tokens += (double)(now - c->refilled_ms) * per_ms;
+		if (c->tokens > c->o.rate_limit)
+			c->tokens = c->o.rate_limit;
+		c->refilled_ms = now;
+		if (c->tokens >= 1.0) {
+			c->tokens -= 1.0;
+			return;
+		}
+		sleep_ms((long long)((1.0 - c->tokens) / per_ms) + 1);
+	}
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct strbuf *sb = arg;
+
+	sb_addn(sb, data, size * n);
+	return size * n;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	long *retry_after = arg;
+	size_t len = size * n;
+
+	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		char tmp[32];
+		size_t k = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
+		memcpy(tmp, data + 12, k);
+		tmp[k] = '\0';
+		char *end;
+		long v = strtol(tmp, &end, 10);
+		if (end != tmp && v >= 0)
+			*retry_after = v;
+	}
+	return len;
+}
+
+/* One attempt. Returns the HTTP status, or 0 on a transport failure with
+ * the reason in why. */
+static long attempt(struct http_client *c, const char *method, const char *url,
+		    const char *body, struct curl_slist *hdrs, struct strbuf *out,
+		    long *retry_after, char *why, size_t whylen)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long status = 0;
+	CURLcode rc;
+
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, (long)c->o.timeout);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, c->o.tls_verify ? 1L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, c->o.tls_verify ? 2L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, retry_after);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	rc = curl_easy_perform(c->curl);
+	if (rc != CURLE_OK) {
+		/* curl's message names host and port at most, never the query. */
+		snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return 0;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	return status;
+}
+
+static long long backoff_ms(struct http_client *c, int n)
+{
+	long long base = 250LL << (n < 8 ? n : 8);
+
+	return base + rand_r(&c->seed) % (base / 2 + 1);
+}
+
+int http_request(struct http_client *c, const char *method, const char *path,
+		 const char *body, const char *const *headers,
+		 struct http_response *resp, struct df_err *err)
+{
+	struct curl_slist *hdrs = NULL;
+	char *url = xasprintf("%s%s", c->base_url, path);
+	size_t plen = strcspn(path, "?");
+	char why[CURL_ERROR_SIZE + 32] = "";
+	int n, rc = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (body)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (c->auth_header)
+		hdrs = curl_slist_append(hdrs, c->auth_header);
+	for (int i = 0; headers && headers[i]; i++)
+		hdrs = curl_slist_append(hdrs, headers[i]);
+
+	for (n = 0; n < c->o.max_attempts; n++) {
+		struct strbuf out;
+		long retry_after = -1, status;
+		long long wait;
+
+		if (c->sent >= c->o.max_requests) {
+			df_fail(err, DF_FAIL_TEMP, "%s: request budget of %d for this run is used up",
+				c->system, c->o.max_requests);
+			break;
+		}
+		rate_wait(c);
+		c->sent++;
+		sb_init(&out);
+		status = attempt(c, method, url, body, hdrs, &out, &retry_after, why, sizeof(why));
+		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
+			  c->system, method, (int)plen, path, status, n + 1);
+		http_response_free(resp);
+		resp->status = status;
+		resp->len = out.len;
+		resp->body = sb_detach(&out);
+		if (status >= 200 && status < 300) {
+			rc = 0;
+			break;
+		}
+		if (status >= 400 && status < 500 && status != 429 && status != 408) {
+			df_fail(err, DF_FAIL_REMOTE, "%s: %s %.*s: HTTP %ld", c->system, method,
+				(int)plen, path, status);
+			break;
+		}
+		if (status != 0)
+			snprintf(why, sizeof(why), "HTTP %ld", status);
+		df_fail(err, DF_FAIL_TEMP, "%s: %s %.*s: %s after %d attempt%s", c->system, method,
+			(int)plen, path, why, n + 1, n ? "s" : "");
+		if (n + 1 >= c->o.max_attempts)
+			break;
+		wait = backoff_ms(c, n);
+		if (retry_after >= 0) {
+			if (retry_after > c->o.max_retry_after) {
+				df_wrap(err, "Retry-After %lds exceeds max_retry_after", retry_after);
+				break;
+			}
+			wait = retry_after * 1000LL;
+		}
+		log_info("event=retry system=%s method=%s path=%.*s status=%ld wait_ms=%lld",
+			 c->system, method, (int)plen, path, status, wait);
+		sleep_ms(wait);
+	}
+	curl_slist_free_all(hdrs);
+	free(url);
+	return rc;
+}

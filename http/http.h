@@ -1,0 +1,62 @@
+/*
+ * http.h - the one HTTP layer under every connector.
+ *
+ * One client per system keeps one libcurl handle, so the connection is
+ * reused for the whole run. The client owns the politeness rules: a token
+ * bucket per system (rate_limit requests per rate_window seconds), retries
+ * of 429, 5xx and transport failures with exponential backoff and jitter
+ * (Retry-After honoured up to max_retry_after), at most max_attempts tries
+ * per request and max_requests requests per run. Log lines carry the method,
+ * the path without its query string and the status: never a header, a
+ * query (Aloware puts its token there) or a body.
+ */
+#ifndef DF_HTTP_H
+#define DF_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../core/err.h"
+#include "../core/str.h"
+
+struct http_opts {
+	const char *system;             /* for log lines */
+	const char *base_url;
+	const char *auth_header;        /* e.g. "Authorization: Bearer ..."; may be NULL */
+	int timeout;
+	int max_attempts;
+	int max_retry_after;
+	int rate_limit;
+	double rate_window;
+	int max_requests;
+	bool tls_verify;
+};
+
+struct http_response {
+	long status;
+	char *body;             /* NUL-terminated, owned */
+	size_t len;
+};
+
+struct http_client;
+
+/* Copies what it needs from opts. NULL with err on failure. */
+struct http_client *http_new(const struct http_opts *opts, struct df_err *err);
+void http_free(struct http_client *c);
+
+/* Sends method base_url+path (path may carry a query) with an optional JSON
+ * body and extra headers (NULL-terminated, may be NULL). Returns 0 on a 2xx
+ * answer. Otherwise -1 with err: DF_FAIL_REMOTE for a final 4xx (resp holds
+ * status and body so callers can read e.g. a 404 or a duplicate's id),
+ * DF_FAIL_TEMP when retries ran out. The caller frees resp in every case. */
+int http_request(struct http_client *c, const char *method, const char *path,
+		 const char *body, const char *const *headers,
+		 struct http_response *resp, struct df_err *err);
+void http_response_free(struct http_response *resp);
+
+long http_requests_sent(const struct http_client *c);
+
+/* Appends s to buf percent-encoded for a query value. */
+void http_query_escape(struct strbuf *sb, const char *s);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * report.c - rendering the report queries of the state layer as text or
+ * JSON. Each section is one named query (state.c: report_queries); text
+ * rendering is table-driven so a new section is one line here.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "../core/str.h"
+
+struct section {
+	const char *query;
+	const char *title;
+	/* Text line: "{col}" placeholders are replaced by column values. */
+	const char *line;
+};
+
+static const struct section sections[] = {
+	{ "systems", "systems",
+	  "  {system}: polled {polled}, changed {changed}, quarantined {quarantined}, "
+	  "writes done {writes_done}, failed {writes_failed}, requests {requests}" },
+	{ "observed", "changes seen",
+	  "  {system} {remote_id} (person {person_id}) {field}: \"{old_value}\" -> \"{new_value}\"" },
+	{ "conflicts", "conflicts",
+	  "  person {person_id} {field}: base \"{base}\", values {candidates} -> \"{value}\" "
+	  "from {winner} (rule {rule}: {reason})" },
+	{ "writes", "writes",
+	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}) [{status}, {attempts} attempt(s)] "
+	  "{field}: \"{old_value}\" -> \"{new_value}\" (rule {rule}) {last_error}" },
+	{ "quarantine", "quarantined records",
+	  "  {system} {remote_id}: {kind}: {reason}" },
+	{ "notices", "not done",
+	  "  {system} {remote_id} (person {person_id}): {kind}: {message}" },
+	{ "pending", "writes waiting or given up (all runs)",
+	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}, run {run_id}) "
+	  "[{status}, {attempts} attempt(s)] {last_error}" },
+};
+
+struct text_ctx {
+	FILE *out;
+	const char *line;
+	int rows;
+};
+
+static void put_value(FILE *out, const char *v)
+{
+	/* Sets are stored one member per line; show them as a list. */
+	for (; v && *v; v++) {
+		if (*v == '\n')
+			fputs(", ", out);
+		else
+			fputc(*v, out);
+	}
+}
+
+static int text_row(void *arg, int n, const char *const *names, const char *const *values)
+{
+	struct text_ctx *t = arg;
+	const char *p = t->line;
+
+	while (*p) {
+		const char *close;
+		if (*p == '{' && (close = strchr(p, '}')) != NULL) {
+			for (int i = 0; i < n; i++)
+				if (strlen(names[i]) == (size_t)(close - p - 1) &&
+				    strncmp(names[i], p + 1, (size_t)(close - p - 1)) == 0)
+					put_value(t->out, values[i] ? values[i] : "");
+			p = close + 1;
+		} else {
+			fputc(*p++, t->out);
+		}
+	}
+	fputc('\n', t->out);
+	t->rows++;
+	return 0;
+}
+
+static int json_row(void *arg, int n, const char *const *names, const char *const *values)
+{
+	json_object *arr = arg, *row = json_object_new_object();
+
+	for (int i = 0; i < n; i++) {
+		json_object *v = NULL;
+		if (values[i] && strcmp(names[i], "candidates") == 0)
+			v = json_tokener_parse(values[i]);
+		if (v == NULL && values[i])
+			v = json_object_new_string(values[i]);
+		json_object_object_add(row, names[i], v);
+	}
+	json_object_array_add(arr, row);
+	return 0;
+}
+
+static int print_header(struct state *st, long long run, FILE *out, struct df_err *err)
+{
+	struct text_ctx t = { out,
+		"dfreconcile report: run {id} ({mode}), started {started_at}, finished {finished_at}, "
+		"status {status}, exit {exit_code}\n{message}", 0 };
+
+	if (state_report(st, "run", run, text_row, &t, err))
+		return -1;
+	if (t.rows == 0)
+		return df_fail(err, DF_FAIL_STATE, "no run %lld in the state file", run);
+	return 0;
+}
+
+int report_print(struct state *st, long long run, enum report_format fmt, FILE *out,
+		 struct df_err *err)
+{
+	size_t n = sizeof(sections) / sizeof(sections[0]);
+
+	if (fmt == REPORT_JSON) {
+		json_object *doc = json_object_new_object(), *runs = json_object_new_array();
+		int rc = state_report(st, "run", run, json_row, runs, err);
+		if (rc == 0 && json_object_array_length(runs) == 0)
+			rc = df_fail(err, DF_FAIL_STATE, "no run %lld in the state file", run);
+		if (rc == 0)
+			json_object_object_add(doc, "run", json_object_get(json_object_array_get_idx(runs, 0)));
+		json_object_put(runs);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			json_object *arr = json_object_new_array();
+			rc = state_report(st, sections[i].query, run, json_row, arr, err);
+			json_object_object_add(doc, sections[i].query, arr);
+		}
+		if (rc == 0)
+			fprintf(out, "%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
+									    JSON_C_TO_STRING_SPACED));
+		json_object_put(doc);
+		return rc;
+	}
+	if (print_header(st, run, out, err))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct text_ctx t = { out, sections[i].line, 0 };
+		fprintf(out, "%s:\n", sections[i].title);
+		if (state_report(st, sections[i].query, run, text_row, &t, err))
+			return -1;
+		if (t.rows == 0)
+			fprintf(out, "  (none)\n");
+	}
+	return 0;
+}
+
+int report_status(struct state *st, FILE *out, struct df_err *err)
+{
+	struct text_ctx cur = { out, "  {system} {stream}: position {position_ms} ms (run {run_id})", 0 };
+	struct text_ctx runs = { out, "  run {id} {mode} {started_at} .. {finished_at} {status} exit {exit_code} {message}", 0 };
+	struct text_ctx pend = { out, sections[6].line, 0 };
+	long long pending = 0, failed = 0;
+
+	fprintf(out, "cursors:\n");
+	if (state_report(st, "cursors", 0, text_row, &cur, err))
+		return -1;
+	fprintf(out, "recent runs:\n");
+	if (state_report(st, "runs", 0, text_row, &runs, err))
+		return -1;
+	if (state_outbox_count(st, "pending", &pending, err) || state_outbox_count(st, "failed", &failed, err))
+		return -1;
+	fprintf(out, "outbox: %lld pending, %lld given up\n", pending, failed);
+	return state_report(st, "pending", 0, text_row, &pend, err);
+}

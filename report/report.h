@@ -1,0 +1,21 @@
+/*
+ * report.h - what auditors read: for one run, what was seen, what was
+ * decided and by which rule, what was written, what could not be done.
+ * Everything comes from the state file; nothing here talks to a system.
+ */
+#ifndef DF_REPORT_H
+#define DF_REPORT_H
+
+#include <stdio.h>
+
+#include "../core/err.h"
+#include "../state/state.h"
+
+enum report_format { REPORT_TEXT, REPORT_JSON };
+
+int report_print(struct state *st, long long run, enum report_format fmt, FILE *out,
+		 struct df_err *err);
+/* Cursors, recent runs, writes waiting: the admin's view. */
+int report_status(struct state *st, FILE *out, struct df_err *err);
+
+#endif

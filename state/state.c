@@ -1,0 +1,835 @@
+/*
+ * state.c - every SQL statement of dfreconcile, prepared once per run.
+ *
+ * Statements live in one table (sql[]) indexed by an enum, so a reader sees
+ * the whole vocabulary of the journal in one place. The file is opened in
+ * WAL mode with a busy timeout; the run lock (core/lock.c) already keeps a
+ * second run away, the timeout only covers an auditor reading meanwhile.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+#include "state.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+enum stmt_id {
+	S_RUN_START, S_RUN_FINISH, S_RUN_SYSTEM, S_LAST_RUN,
+	S_CURSOR_GET, S_CURSOR_SET,
+	S_SNAP_GET, S_SNAP_PUT, S_SNAP_SEEN, S_SNAP_COUNT,
+	S_LINK_GET, S_LINK_OF, S_LINK_PUT,
+	S_PERSON_NEW, S_PERSON_DIRTY, S_DIRTY_BATCH,
+	S_MATCH_PHONE, S_MATCH_EMAIL,
+	S_AGREED_GET, S_AGREED_PUT,
+	S_OBSERVED_ADD, S_CONFLICT_ADD, S_QUARANTINE_ADD, S_NOTICE_ADD,
+	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_FIELD_ADD, S_OUTBOX_DUE,
+	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
+	S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_RUN_START] = "INSERT INTO run (started_at, mode, status) "
+			"VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, 'running')",
+	[S_RUN_FINISH] = "UPDATE run SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+			 "status = ?2, exit_code = ?3, message = ?4 WHERE id = ?1",
+	[S_RUN_SYSTEM] = "INSERT OR REPLACE INTO run_system (run_id, system, polled, changed, "
+			 "quarantined, writes_done, writes_failed, requests) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+	[S_LAST_RUN] = "SELECT max(id) FROM run",
+	[S_CURSOR_GET] = "SELECT position_ms FROM cursor WHERE system = ?1 AND stream = ?2",
+	[S_CURSOR_SET] = "INSERT INTO cursor (system, stream, position_ms, run_id) VALUES (?1,?2,?3,?4) "
+			 "ON CONFLICT (system, stream) DO UPDATE SET position_ms = excluded.position_ms, "
+			 "run_id = excluded.run_id",
+	[S_SNAP_GET] = "SELECT fields, remote_updated_ms FROM snapshot WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_PUT] = "INSERT INTO snapshot (system, remote_id, fields, phone, email, remote_updated_ms, seen_run) "
+		       "VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (system, remote_id) DO UPDATE SET "
+		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
+		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
+		       "seen_run = excluded.seen_run",
+	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4 "
+			"WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1",
+	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2",
+	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2",
+	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5)",
+	[S_PERSON_NEW] = "INSERT INTO person (created_run, dirty) VALUES (?1, 1)",
+	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1",
+	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
+	[S_MATCH_PHONE] = "SELECT l.person_id FROM snapshot s JOIN link l "
+			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.phone = ?1 "
+			  "UNION SELECT person_id FROM field_value WHERE field = 'phone' AND value = ?1 "
+			  "LIMIT ?2",
+	[S_MATCH_EMAIL] = "SELECT l.person_id FROM snapshot s JOIN link l "
+			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.email = ?1 "
+			  "UNION SELECT person_id FROM field_value WHERE field = 'email' AND value = ?1 "
+			  "LIMIT ?2",
+	[S_AGREED_GET] = "SELECT field, value FROM field_value WHERE person_id = ?1",
+	[S_AGREED_PUT] = "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) "
+			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT (person_id, field) DO UPDATE SET "
+			 "value = excluded.value, system = excluded.system, rule = excluded.rule, "
+			 "reason = excluded.reason, run_id = excluded.run_id, beaten = excluded.beaten",
+	[S_OBSERVED_ADD] = "INSERT INTO observed (run_id, system, remote_id, person_id, field, old_value, new_value) "
+			   "VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	[S_CONFLICT_ADD] = "INSERT INTO conflict (run_id, person_id, field, base, candidates, winner, value, rule, reason) "
+			   "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+	[S_QUARANTINE_ADD] = "INSERT INTO quarantine (run_id, system, remote_id, kind, reason) VALUES (?1,?2,?3,?4,?5)",
+	[S_NOTICE_ADD] = "INSERT INTO notice (run_id, person_id, system, remote_id, kind, message) "
+			 "VALUES (?1,?2,?3,?4,?5,?6)",
+	[S_OUTBOX_SUPERSEDE] = "UPDATE outbox SET status = 'superseded' "
+			       "WHERE person_id = ?1 AND system = ?2 AND status = 'pending'",
+	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
+	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
+			       "VALUES (?1,?2,?3,?4,?5,?6)",
+	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 "
+			 "AND id > ?2 ORDER BY id LIMIT ?3",
+	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
+	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value FROM outbox_field WHERE outbox_id = ?1 ORDER BY rowid",
+	[S_OUTBOX_DONE] = "UPDATE outbox SET status = 'done', done_run = ?2, attempts = attempts + 1, "
+			  "remote_id = coalesce(?3, remote_id), last_error = NULL WHERE id = ?1",
+	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
+			    "status = CASE WHEN ?3 THEN 'failed' ELSE 'pending' END, last_error = ?4 WHERE id = ?1",
+	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+};
+
+/* Report queries: name -> SQL taking the run id as ?1. */
+static const struct { const char *name; const char *sql; } report_queries[] = {
+	{ "run", "SELECT id, started_at, finished_at, mode, status, exit_code, message FROM run WHERE id = ?1" },
+	{ "systems", "SELECT system, polled, changed, quarantined, writes_done, writes_failed, requests "
+		     "FROM run_system WHERE run_id = ?1 ORDER BY rowid" },
+	{ "observed", "SELECT system, remote_id, person_id, field, old_value, new_value FROM observed "
+		      "WHERE run_id = ?1 ORDER BY rowid" },
+	{ "conflicts", "SELECT person_id, field, base, candidates, winner, value, rule, reason FROM conflict "
+		       "WHERE run_id = ?1 ORDER BY id" },
+	{ "writes", "SELECT o.id AS outbox_id, o.system, coalesce(o.remote_id, '') AS remote_id, o.person_id, o.op, "
+		    "o.status, o.attempts, coalesce(o.last_error, '') AS last_error, f.field, f.old_value, "
+		    "f.new_value, f.rule, f.reason FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
+		    "WHERE o.run_id = ?1 OR o.done_run = ?1 ORDER BY o.id, f.rowid" },
+	{ "pending", "SELECT id AS outbox_id, run_id, system, coalesce(remote_id, '') AS remote_id, person_id, op, "
+		     "status, attempts, coalesce(last_error, '') AS last_error FROM outbox "
+		     "WHERE status IN ('pending', 'failed') AND ?1 = ?1 ORDER BY id" },
+	{ "quarantine", "SELECT system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
+			"WHERE run_id = ?1 ORDER BY id" },
+	{ "notices", "SELECT system, person_id, coalesce(remote_id, '') AS remote_id, kind, message FROM notice "
+		     "WHERE run_id = ?1 ORDER BY id" },
+	{ "cursors", "SELECT system, stream, position_ms, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
+	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
+		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
+};
+
+struct state {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+	int depth;              /* open savepoints */
+};
+
+static int db_fail(struct state *st, struct df_err *err, const char *what)
+{
+	return df_fail(err, DF_FAIL_STATE, "state: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int exec(struct state *st, const char *text, struct df_err *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, text, NULL, NULL, &msg) != SQLITE_OK) {
+		df_fail(err, DF_FAIL_STATE, "state: %s", msg ? msg : "statement failed");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The statement, prepared on first use, reset and unbound. */
+static sqlite3_stmt *stmt(struct state *st, enum stmt_id id, struct df_err *err)
+{
+	sqlite3_stmt *s = st->stmt[id];
+
+	if (s == NULL) {
+		if (sqlite3_prepare_v3(st->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+			db_fail(st, err, "prepare");
+			return NULL;
+		}
+		st->stmt[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Runs s to completion (a write); resets it. */
+static int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, what);
+	return 0;
+}
+
+static char *column_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+static int user_version(struct state *st, int *v, struct df_err *err)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, err, "schema version");
+	*v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int migrate(struct state *st, struct df_err *err)
+{
+	int v;
+
+	if (user_version(st, &v, err))
+		return -1;
+	if (v > SCHEMA_VERSION)
+		return df_fail(err, DF_FAIL_STATE,
+			       "state: schema version %d is newer than this dfreconcile knows (%d)",
+			       v, SCHEMA_VERSION);
+	for (; v < SCHEMA_VERSION; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (exec(st, "BEGIN IMMEDIATE", err))
+			return -1;
+		if (exec(st, migrations[v], err) || exec(st, pragma, err)) {
+			exec(st, "ROLLBACK", NULL);
+			return df_wrap(err, "migration %d", v + 1);
+		}
+		if (exec(st, "COMMIT", err))
+			return -1;
+	}
+	return 0;
+}
+
+struct state *state_open(const char *path, struct df_err *err)
+{
+	struct state *st = xcalloc(1, sizeof(*st));
+
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		df_fail(err, DF_FAIL_STATE, "state: cannot open %s: %s", path,
+			st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		state_close(st);
+		return NULL;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err) ||
+	    migrate(st, err)) {
+		df_wrap(err, "%s", path);
+		state_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+void state_close(struct state *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int state_schema_version(struct state *st)
+{
+	int v = -1;
+
+	user_version(st, &v, NULL);
+	return v;
+}
+
+int state_begin(struct state *st, struct df_err *err)
+{
+	if (exec(st, "SAVEPOINT work", err))
+		return -1;
+	st->depth++;
+	return 0;
+}
+
+int state_commit(struct state *st, struct df_err *err)
+{
+	if (exec(st, "RELEASE work", err))
+		return -1;
+	st->depth--;
+	return 0;
+}
+
+int state_rollback(struct state *st)
+{
+	if (st->depth == 0)
+		return 0;
+	exec(st, "ROLLBACK TO work; RELEASE work", NULL);
+	st->depth--;
+	return 0;
+}
+
+/* Runs */
+
+long long state_run_start(struct state *st, const char *mode, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_START, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, mode);
+	if (step_done(st, s, err, "start run"))
+		return -1;
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
+		     const char *message, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_FINISH, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	bind_text(s, 2, status);
+	sqlite3_bind_int(s, 3, exit_code);
+	bind_text(s, 4, message);
+	return step_done(st, s, err, "finish run");
+}
+
+int state_run_system_add(struct state *st, long long run, const char *system,
+			 const struct run_counts *c, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_SYSTEM, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	bind_text(s, 2, system);
+	sqlite3_bind_int64(s, 3, c->polled);
+	sqlite3_bind_int64(s, 4, c->changed);
+	sqlite3_bind_int64(s, 5, c->quarantined);
+	sqlite3_bind_int64(s, 6, c->writes_done);
+	sqlite3_bind_int64(s, 7, c->writes_failed);
+	sqlite3_bind_int64(s, 8, c->requests);
+	return step_done(st, s, err, "record run counts");
+}
+
+/* A single integer from a query with up to two text parameters. */
+static int query_int(struct state *st, enum stmt_id id, const char *a, const char *b,
+		     long long *out, bool *found, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (a)
+		bind_text(s, 1, a);
+	if (b)
+		bind_text(s, 2, b);
+	rc = sqlite3_step(s);
+	if (found)
+		*found = rc == SQLITE_ROW;
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "query");
+	return 0;
+}
+
+long long state_last_run(struct state *st)
+{
+	long long id = 0;
+
+	query_int(st, S_LAST_RUN, NULL, NULL, &id, NULL, NULL);
+	return id;
+}
+
+/* Cursors */
+
+int state_cursor_get(struct state *st, const char *system, const char *stream,
+		     long long *position_ms, struct df_err *err)
+{
+	return query_int(st, S_CURSOR_GET, system, stream, position_ms, NULL, err);
+}
+
+int state_cursor_set(struct state *st, const char *system, const char *stream,
+		     long long position_ms, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_CURSOR_SET, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, stream);
+	sqlite3_bind_int64(s, 3, position_ms);
+	sqlite3_bind_int64(s, 4, run);
+	return step_done(st, s, err, "advance cursor");
+}
+
+/* Snapshots and links */
+
+int state_snapshot_get(struct state *st, const char *system, const char *remote_id,
+		       struct record *rec, bool *found, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	if (*found) {
+		rec->remote_id = xstrdup(remote_id);
+		rec->updated_ms = sqlite3_column_type(s, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 1);
+		if (record_from_json(rec, (const char *)sqlite3_column_text(s, 0))) {
+			sqlite3_reset(s);
+			return df_fail(err, DF_FAIL_STATE, "state: snapshot %s/%s is corrupt", system, remote_id);
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read snapshot");
+	return 0;
+}
+
+int state_snapshot_put(struct state *st, const char *system, const struct record *rec,
+		       long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_PUT, err);
+	char *json;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	json = record_to_json(rec);
+	bind_text(s, 1, system);
+	bind_text(s, 2, rec->remote_id);
+	bind_text(s, 3, json);
+	/* Only valid keys are matching keys: an invalid phone links nobody. */
+	bind_text(s, 4, phone_is_e164(rec->value[F_PHONE]) ? rec->value[F_PHONE] : "");
+	bind_text(s, 5, email_is_valid(rec->value[F_EMAIL]) ? rec->value[F_EMAIL] : "");
+	if (rec->updated_ms >= 0)
+		sqlite3_bind_int64(s, 6, rec->updated_ms);
+	sqlite3_bind_int64(s, 7, run);
+	rc = step_done(st, s, err, "write snapshot");
+	free(json);
+	return rc;
+}
+
+int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
+			long long updated_ms, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_SEEN, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	sqlite3_bind_int64(s, 3, updated_ms);
+	sqlite3_bind_int64(s, 4, run);
+	return step_done(st, s, err, "touch snapshot");
+}
+
+int state_snapshot_count(struct state *st, const char *system, long long *n, struct df_err *err)
+{
+	return query_int(st, S_SNAP_COUNT, system, NULL, n, NULL, err);
+}
+
+int state_link_get(struct state *st, const char *system, const char *remote_id,
+		   long long *person, struct df_err *err)
+{
+	return query_int(st, S_LINK_GET, system, remote_id, person, NULL, err);
+}
+
+int state_link_of(struct state *st, long long person, const char *system, char **remote_id,
+		  struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LINK_OF, err);
+	int rc;
+
+	*remote_id = NULL;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	bind_text(s, 2, system);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*remote_id = column_dup(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read link");
+	return 0;
+}
+
+int state_link_put(struct state *st, const char *system, const char *remote_id,
+		   long long person, const char *how, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LINK_PUT, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	sqlite3_bind_int64(s, 3, person);
+	bind_text(s, 4, how);
+	sqlite3_bind_int64(s, 5, run);
+	return step_done(st, s, err, "write link");
+}
+
+long long state_person_new(struct state *st, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_PERSON_NEW, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	if (step_done(st, s, err, "new person"))
+		return -1;
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+int state_person_dirty(struct state *st, long long person, bool dirty, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_PERSON_DIRTY, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	sqlite3_bind_int(s, 2, dirty);
+	return step_done(st, s, err, "mark person");
+}
+
+/* Collects the first column of every row of s (already bound but for the
+ * limit parameter at index lim) into ids. */
+static int collect_ids(struct state *st, sqlite3_stmt *s, int lim, long long *ids, int max,
+		       int *n, struct df_err *err)
+{
+	int rc;
+
+	sqlite3_bind_int(s, lim, max);
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+		ids[(*n)++] = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "list");
+	return 0;
+}
+
+int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DIRTY_BATCH, err);
+
+	return s ? collect_ids(st, s, 1, ids, max, n, err) : -1;
+}
+
+int state_match(struct state *st, const char *field, const char *value,
+		long long *ids, int max, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, strcmp(field, "phone") == 0 ? S_MATCH_PHONE : S_MATCH_EMAIL, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, value);
+	return collect_ids(st, s, 2, ids, max, n, err);
+}
+
+int state_agreed_get(struct state *st, long long person, struct record *agreed, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_AGREED_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int f = field_find((const char *)sqlite3_column_text(s, 0));
+		if (f >= 0)
+			record_take(agreed, f, column_dup(s, 1));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "read agreed values");
+	return 0;
+}
+
+int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
+		     const struct provenance *p, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_AGREED_PUT, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	bind_text(s, 2, field);
+	bind_text(s, 3, value);
+	bind_text(s, 4, p->system);
+	bind_text(s, 5, p->rule);
+	bind_text(s, 6, p->reason);
+	sqlite3_bind_int64(s, 7, run);
+	bind_text(s, 8, p->beaten);
+	return step_done(st, s, err, "write agreed value");
+}
+
+int state_observed_add(struct state *st, long long run, const char *system,
+		       const char *remote_id, long long person, const char *field,
+		       const char *old_value, const char *new_value, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OBSERVED_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	bind_text(s, 2, system);
+	bind_text(s, 3, remote_id);
+	sqlite3_bind_int64(s, 4, person);
+	bind_text(s, 5, field);
+	bind_text(s, 6, old_value);
+	bind_text(s, 7, new_value);
+	return step_done(st, s, err, "record observation");
+}
+
+int state_conflict_add(struct state *st, long long run, long long person, const char *field,
+		       const char *base, const char *candidates, const char *winner,
+		       const char *value, const char *rule, const char *reason,
+		       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_CONFLICT_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_int64(s, 2, person);
+	bind_text(s, 3, field);
+	bind_text(s, 4, base);
+	bind_text(s, 5, candidates);
+	bind_text(s, 6, winner);
+	bind_text(s, 7, value);
+	bind_text(s, 8, rule);
+	bind_text(s, 9, reason);
+	return step_done(st, s, err, "record conflict");
+}
+
+int state_quarantine_add(struct state *st, long long run, const char *system,
+			 const char *remote_id, const char *kind, const char *reason,
+			 struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_QUARANTINE_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	bind_text(s, 2, system);
+	bind_text(s, 3, remote_id);
+	bind_text(s, 4, kind);
+	bind_text(s, 5, reason);
+	return step_done(st, s, err, "quarantine");
+}
+
+int state_notice_add(struct state *st, long long run, long long person, const char *system,
+		     const char *remote_id, const char *kind, const char *message,
+		     struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_NOTICE_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_int64(s, 2, person);
+	bind_text(s, 3, system);
+	bind_text(s, 4, remote_id);
+	bind_text(s, 5, kind);
+	bind_text(s, 6, message);
+	return step_done(st, s, err, "record notice");
+}
+
+/* Outbox */
+
+int state_outbox_supersede(struct state *st, long long person, const char *system,
+			   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_SUPERSEDE, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	bind_text(s, 2, system);
+	return step_done(st, s, err, "supersede writes");
+}
+
+long long state_outbox_add(struct state *st, long long run, long long person,
+			   const char *system, const char *remote_id, const char *op,
+			   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_int64(s, 2, person);
+	bind_text(s, 3, system);
+	bind_text(s, 4, remote_id);
+	bind_text(s, 5, op);
+	if (step_done(st, s, err, "journal write"))
+		return -1;
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+int state_outbox_field_add(struct state *st, long long outbox, const char *field,
+			   const char *old_value, const char *new_value, const char *rule,
+			   const char *reason, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_FIELD_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, outbox);
+	bind_text(s, 2, field);
+	bind_text(s, 3, old_value);
+	bind_text(s, 4, new_value);
+	bind_text(s, 5, rule);
+	bind_text(s, 6, reason);
+	return step_done(st, s, err, "journal write field");
+}
+
+int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
+		     int max, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_DUE, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, after);
+	return collect_ids(st, s, 3, ids, max, n, err);
+}
+
+void outbox_item_clear(struct outbox_item *it)
+{
+	free(it->system);
+	free(it->remote_id);
+	free(it->op);
+	for (int i = 0; i < it->nfields; i++) {
+		free(it->f[i].old_value);
+		free(it->f[i].new_value);
+	}
+	memset(it, 0, sizeof(*it));
+}
+
+int state_outbox_load(struct state *st, long long id, struct outbox_item *it, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_GET, err);
+	int rc;
+
+	memset(it, 0, sizeof(*it));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_fail(st, err, "read journalled write");
+	}
+	it->id = id;
+	it->person = sqlite3_column_int64(s, 0);
+	it->system = column_dup(s, 1);
+	it->remote_id = column_dup(s, 2);
+	it->op = column_dup(s, 3);
+	it->attempts = sqlite3_column_int(s, 4);
+	sqlite3_reset(s);
+	if ((s = stmt(st, S_OUTBOX_FIELDS, err)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
+		it->f[it->nfields].field = field_find((const char *)sqlite3_column_text(s, 0));
+		it->f[it->nfields].old_value = column_dup(s, 1);
+		it->f[it->nfields].new_value = column_dup(s, 2);
+		it->nfields++;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(st, err, "read journalled fields");
+	return 0;
+}
+
+int state_outbox_done(struct state *st, long long id, long long run, const char *remote_id,
+		      struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_DONE, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, run);
+	bind_text(s, 3, remote_id);
+	return step_done(st, s, err, "mark write done");
+}
+
+int state_outbox_failed(struct state *st, long long id, long long next_ms, bool final,
+			const char *error, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_FAILED, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, next_ms);
+	sqlite3_bind_int(s, 3, final);
+	bind_text(s, 4, error);
+	return step_done(st, s, err, "mark write failed");
+}
+
+int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
+{
+	return query_int(st, S_OUTBOX_COUNT, status, NULL, n, NULL, err);
+}
+
+int state_report(struct state *st, const char *query, long long run, state_row_fn row,
+		 void *arg, struct df_err *err)
+{
+	const char *text = NULL;
+	sqlite3_stmt *s;
+	int rc, ncols;
+
+	for (size_t i = 0; i < sizeof(report_queries) / sizeof(report_queries[0]); i++)
+		if (strcmp(report_queries[i].name, query) == 0)
+			text = report_queries[i].sql;
+	if (text == NULL)
+		return df_fail(err, DF_FAIL_STATE, "state: no report query %s", query);
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(st, err, "prepare report");
+	sqlite3_bind_int64(s, 1, run);
+	ncols = sqlite3_column_count(s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *names[32], *values[32];
+		for (int i = 0; i < ncols && i < 32; i++) {
+			names[i] = sqlite3_column_name(s, i);
+			values[i] = (const char *)sqlite3_column_text(s, i);
+		}
+		if (row(arg, ncols < 32 ? ncols : 32, names, values)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "report");
+	return 0;
+}

@@ -1,0 +1,143 @@
+/*
+ * state.h - the SQLite journal: the only module that speaks SQL.
+ *
+ * One file per tenant, WAL mode, schema versioned and migrated on open
+ * (schema.h). Every statement is prepared once and reused with bound
+ * parameters. Work is grouped with state_begin/state_commit, which nest
+ * (savepoints), so a dry run can wrap a whole run in one transaction and
+ * roll it back at the end.
+ *
+ * Strings returned through out-parameters are owned by the caller. Functions
+ * return 0 on success and -1 with a DF_FAIL_STATE error otherwise.
+ */
+#ifndef DF_STATE_H
+#define DF_STATE_H
+
+#include <stdbool.h>
+
+#include "../core/err.h"
+#include "../core/record.h"
+
+struct state;
+
+struct state *state_open(const char *path, struct df_err *err);
+void state_close(struct state *st);
+int state_schema_version(struct state *st);
+
+int state_begin(struct state *st, struct df_err *err);
+int state_commit(struct state *st, struct df_err *err);
+int state_rollback(struct state *st);
+
+/* Runs. */
+long long state_run_start(struct state *st, const char *mode, struct df_err *err);
+int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
+		     const char *message, struct df_err *err);
+struct run_counts {
+	long polled, changed, quarantined, writes_done, writes_failed, requests;
+};
+int state_run_system_add(struct state *st, long long run, const char *system,
+			 const struct run_counts *c, struct df_err *err);
+long long state_last_run(struct state *st);     /* 0 when none */
+
+/* Cursors: position in the system's own clock, ms since the epoch. */
+int state_cursor_get(struct state *st, const char *system, const char *stream,
+		     long long *position_ms, struct df_err *err); /* 0 when none */
+int state_cursor_set(struct state *st, const char *system, const char *stream,
+		     long long position_ms, long long run, struct df_err *err);
+
+/* Snapshots of remote records (canonical values) and their links. */
+int state_snapshot_get(struct state *st, const char *system, const char *remote_id,
+		       struct record *rec, bool *found, struct df_err *err);
+int state_snapshot_put(struct state *st, const char *system, const struct record *rec,
+		       long long run, struct df_err *err);
+int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
+			long long updated_ms, long long run, struct df_err *err);
+int state_snapshot_count(struct state *st, const char *system, long long *n,
+			 struct df_err *err);
+
+/* Person of (system, remote_id), 0 when unlinked. */
+int state_link_get(struct state *st, const char *system, const char *remote_id,
+		   long long *person, struct df_err *err);
+/* Remote id of the person's record in system (caller frees), NULL if none. */
+int state_link_of(struct state *st, long long person, const char *system, char **remote_id,
+		  struct df_err *err);
+int state_link_put(struct state *st, const char *system, const char *remote_id,
+		   long long person, const char *how, long long run, struct df_err *err);
+
+long long state_person_new(struct state *st, long long run, struct df_err *err);
+int state_person_dirty(struct state *st, long long person, bool dirty, struct df_err *err);
+/* Up to max dirty persons, lowest id first. */
+int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct df_err *err);
+
+/* Persons whose agreed value or any linked record's value of field
+ * ("phone" or "email") equals value; at most max returned in ids. */
+int state_match(struct state *st, const char *field, const char *value,
+		long long *ids, int max, int *n, struct df_err *err);
+
+/* Agreed values with provenance (I5). */
+int state_agreed_get(struct state *st, long long person, struct record *agreed,
+		     struct df_err *err);
+struct provenance {
+	const char *system;     /* NULL when no single system won */
+	const char *rule;
+	const char *reason;
+	const char *beaten;     /* JSON object system -> value, or NULL */
+};
+int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
+		     const struct provenance *p, long long run, struct df_err *err);
+
+int state_observed_add(struct state *st, long long run, const char *system,
+		       const char *remote_id, long long person, const char *field,
+		       const char *old_value, const char *new_value, struct df_err *err);
+int state_conflict_add(struct state *st, long long run, long long person, const char *field,
+		       const char *base, const char *candidates, const char *winner,
+		       const char *value, const char *rule, const char *reason,
+		       struct df_err *err);
+int state_quarantine_add(struct state *st, long long run, const char *system,
+			 const char *remote_id, const char *kind, const char *reason,
+			 struct df_err *err);
+int state_notice_add(struct state *st, long long run, long long person, const char *system,
+		     const char *remote_id, const char *kind, const char *message,
+		     struct df_err *err);
+
+/* Outbox (I2). */
+int state_outbox_supersede(struct state *st, long long person, const char *system,
+			   struct df_err *err);
+long long state_outbox_add(struct state *st, long long run, long long person,
+			   const char *system, const char *remote_id, const char *op,
+			   struct df_err *err);
+int state_outbox_field_add(struct state *st, long long outbox, const char *field,
+			   const char *old_value, const char *new_value, const char *rule,
+			   const char *reason, struct df_err *err);
+
+struct outbox_item {
+	long long id, person;
+	char *system, *remote_id, *op;
+	int attempts;
+	int nfields;
+	struct {
+		int field;              /* index in the field table, -1 if unknown */
+		char *old_value, *new_value;
+	} f[DF_MAX_FIELDS];
+};
+/* Pending writes due at now_ms with id > after, lowest id first. */
+int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
+		     int max, int *n, struct df_err *err);
+int state_outbox_load(struct state *st, long long id, struct outbox_item *it,
+		      struct df_err *err);
+void outbox_item_clear(struct outbox_item *it);
+int state_outbox_done(struct state *st, long long id, long long run, const char *remote_id,
+		      struct df_err *err);
+/* A failed attempt: pending again at next_ms, or 'failed' for good when final. */
+int state_outbox_failed(struct state *st, long long id, long long next_ms, bool final,
+			const char *error, struct df_err *err);
+int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err);
+
+/* Reports: calls row(arg, ncols, names, values) for each row of a named
+ * report query for the run (see state.c: report_queries). */
+typedef int (*state_row_fn)(void *arg, int ncols, const char *const *names,
+			    const char *const *values);
+int state_report(struct state *st, const char *query, long long run, state_row_fn row,
+		 void *arg, struct df_err *err);
+
+#endif

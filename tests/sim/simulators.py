@@ -1,0 +1,1481 @@
+#!/usr/bin/python3
+"""In-memory simulators of the GoHighLevel (GHL), Aloware and Verity contact APIs.
+
+Used by the integration tests and the demo script; see README.md in this directory
+for the HTTP contracts.  Standard library only (Python 3.11).
+
+Design
+------
+* One process serves three systems, each on its own 127.0.0.1 port, each with a
+  ThreadingHTTPServer.  The port numbers are written atomically to ``--port-file``
+  once every server is listening.
+* Every system is one class derived from ``System``: ``GhlSystem``,
+  ``AlowareSystem`` and ``VeritySystem``.  The base class owns everything the
+  systems share -- the record store, the simulated clock, request counting,
+  fault injection, rate limiting, the ``/_sim/`` control API and the
+  ``updated_since`` listing used by Aloware and Verity.  A subclass adds only its
+  route table, authentication, error-body format, record shape and endpoint
+  handlers.  The single ``HttpAdapter`` (a BaseHTTPRequestHandler) holds no
+  per-system logic: it turns the HTTP request into a ``Request`` and writes back
+  the ``Response`` the system returns.
+* State lives in memory.  Each system has one re-entrant lock, held while a
+  request is handled (except while a ``delay`` fault sleeps), so handlers never
+  need finer locking.  Responses are serialised to bytes while the lock is
+  held, so no live record escapes it.
+* Time comes from a per-system simulated clock: real UTC time plus an offset the
+  control API can move.  Update stamps are strictly increasing per system (if the
+  clock has not moved past the last stamp handed out, the next is last + 1 ms),
+  which makes ``(updated, id)`` ordering deterministic.
+* Records are stored by ``str(id)``.  "Raw" records seeded through the control
+  API are stored exactly as given (possibly malformed).  Every code path reads
+  them defensively, so listings return them as they are and never crash on them.
+* GHL search reads a per-contact list of snapshots rather than the live record.
+  That is how the late indexing of the real API is simulated: a snapshot becomes
+  visible ``index_delay`` seconds after its ``dateUpdated``.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import math
+import operator
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter, deque
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+SYSTEM_NAMES = ("ghl", "aloware", "verity")
+DEFAULT_TOKENS = {
+    "ghl": "ghl-test-token",
+    "aloware": "aloware-test-token",
+    "verity": "verity-test-token",
+}
+DEFAULT_LOCATION = "loc-demo"
+GHL_VERSION = "2021-07-28"
+MAX_PAGE_SIZE = 500
+DEFAULT_LIST_LIMIT = 100
+GHL_PAGE_WINDOW = 10_000  # page-number paging is capped at 10,000 records
+MALFORMED_BODY = b'{"contacts": ['
+RATE_LIMIT_BODY = {"statusCode": 429, "message": "Too Many Requests"}  # all systems
+FAULT_KINDS = ("status", "malformed", "delay", "ratelimit")
+DEFAULT_CONFIG = {
+    "index_delay": 0.0,       # GHL: seconds before an edit is visible to search
+    "rate_limit": 0,          # max requests per window; 0 = unlimited
+    "rate_window": 10.0,      # sliding window, seconds of simulated time
+    "allow_duplicates": False,  # GHL: location allows duplicate contacts
+    "strict_version": True,   # GHL: enforce the Version header
+}
+
+# --------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INTEGER = re.compile(r"-?\d+")
+
+
+def iso_from_ms(ms: int) -> str:
+    """Epoch milliseconds -> '2025-06-01T12:00:00.123Z'."""
+    moment = EPOCH + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def to_ms(value) -> int | None:
+    """ISO-8601 string, epoch-ms number or epoch-ms digit string -> epoch ms."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def ms_or_zero(value) -> int:
+    """Like to_ms, but a missing or unparseable timestamp counts as epoch 0."""
+    ms = to_ms(value)
+    return 0 if ms is None else ms
+
+
+# --------------------------------------------------------------------------
+# Value helpers (all tolerate malformed raw records)
+# --------------------------------------------------------------------------
+
+
+def phone_key(value) -> str | None:
+    """Digits of a phone number, a 10-digit number taken as +1; None if no digits."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    digits = "".join(ch for ch in value if "0" <= ch <= "9")
+    if not digits:
+        return None
+    return "1" + digits if len(digits) == 10 else digits
+
+
+def lower_or_none(value) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def is_nonempty_str(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def truthy(value) -> bool:
+    return value is True or value == 1 or (isinstance(value, str) and value.lower() in ("1", "true"))
+
+
+def split_name(name) -> tuple[str | None, str | None]:
+    parts = name.split(None, 1) if isinstance(name, str) else []
+    return (parts[0] if parts else None, parts[1] if len(parts) > 1 else None)
+
+
+def display_name(first, last) -> str:
+    return " ".join(str(part) for part in (first, last) if part)
+
+
+def record_key(record_id) -> str | None:
+    """Storage key of an id: str(id) for strings and integers, else None."""
+    if isinstance(record_id, bool) or not isinstance(record_id, (int, str)):
+        return None
+    return str(record_id)
+
+
+def id_sort_key(record_id) -> tuple:
+    """Total order over ids of any JSON type: numbers, then strings, then the rest."""
+    if isinstance(record_id, (int, float)) and not isinstance(record_id, bool):
+        return (0, record_id)
+    if isinstance(record_id, str):
+        return (1, record_id)
+    if record_id is None:
+        return (3, "")
+    return (2, json.dumps(record_id, sort_keys=True))
+
+
+def merge_tags(existing: list, added: list) -> list:
+    """Append the tags not already present (case-insensitive); keep existing case."""
+    result = [tag for tag in existing if isinstance(tag, str)]
+    seen = {tag.lower() for tag in result}
+    for tag in added:
+        if tag.lower() not in seen:
+            result.append(tag)
+            seen.add(tag.lower())
+    return result
+
+
+def remove_tags(existing: list, removed: list) -> list:
+    drop = {tag.lower() for tag in removed}
+    return [tag for tag in existing if isinstance(tag, str) and tag.lower() not in drop]
+
+
+def encode_cursor(sort_key: tuple) -> str:
+    ms, id_key, storage_key = sort_key
+    raw = json.dumps([ms, list(id_key), storage_key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple | None:
+    """Inverse of encode_cursor; None when the cursor is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ms, (rank, value), storage_key = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    value_ok = isinstance(value, (int, float)) if rank == 0 else isinstance(value, str)
+    if not (is_int(ms) and rank in (0, 1, 2, 3) and value_ok and isinstance(storage_key, str)):
+        return None
+    return (ms, (rank, value), storage_key)
+
+
+def trace_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------
+# Request / response values and routing
+# --------------------------------------------------------------------------
+
+
+class BadBody(ValueError):
+    """The request body is not a JSON object."""
+
+
+class Response:
+    """A finished answer; the body is serialised immediately (under the lock)."""
+
+    def __init__(self, status: int, body=None, headers: dict | None = None):
+        self.status = status
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.headers = headers or {}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, body, headers: dict | None = None):
+        super().__init__(status)
+        self.response = Response(status, body, headers)
+
+
+def split_path(path: str) -> list[str]:
+    return [unquote(segment) for segment in path.split("/") if segment]
+
+
+class Request:
+    def __init__(self, method: str, target: str, headers, body: bytes):
+        url = urlsplit(target)
+        self.method = method
+        self.path = url.path
+        self.segments = split_path(url.path)
+        self.query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self.headers = headers  # case-insensitive .get()
+        self.body = body
+        self._json = None
+
+    def json(self) -> dict:
+        """The body as a JSON object ({} when empty); raises BadBody."""
+        if self._json is None:
+            if not self.body.strip():
+                self._json = {}
+            else:
+                try:
+                    parsed = json.loads(self.body)
+                except ValueError as exc:
+                    raise BadBody(f"Invalid JSON body: {exc}") from None
+                if not isinstance(parsed, dict):
+                    raise BadBody("Request body must be a JSON object")
+                self._json = parsed
+        return self._json
+
+
+class Route(NamedTuple):
+    method: str
+    template: str
+    handler: str
+    segments: list
+
+
+def make_routes(table) -> tuple[Route, ...]:
+    return tuple(Route(method, template, handler, split_path(template))
+                 for method, template, handler in table)
+
+
+def is_placeholder(segment: str) -> bool:
+    return segment.startswith("{") and segment.endswith("}")
+
+
+def match_route(routes, method: str, segments: list):
+    """First route (in table order) matching method and path -> (route, params)."""
+    for route in routes:
+        if route.method != method or len(route.segments) != len(segments):
+            continue
+        params = {}
+        for pattern, actual in zip(route.segments, segments):
+            if is_placeholder(pattern):
+                params[pattern[1:-1]] = actual
+            elif pattern != actual:
+                break
+        else:
+            return route, params
+    return None, None
+
+
+def same_template(a: list, b: list) -> bool:
+    """Equal paths, where any '{name}' placeholder equals any other."""
+    return len(a) == len(b) and all(
+        x == y or (is_placeholder(x) and is_placeholder(y)) for x, y in zip(a, b))
+
+
+def bearer_matches(req: Request, token: str) -> bool:
+    scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and value.strip() == token
+
+
+def too_many_requests(retry_after) -> Response:
+    if isinstance(retry_after, float) and retry_after.is_integer():
+        retry_after = int(retry_after)
+    return Response(429, RATE_LIMIT_BODY, {"Retry-After": str(retry_after)})
+
+
+def status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+# --------------------------------------------------------------------------
+# Shared base of the three systems
+# --------------------------------------------------------------------------
+
+
+class System:
+    """State and behaviour shared by every simulated system.
+
+    Subclasses set ``name``, ``CREATED``/``UPDATED`` (timestamp field names),
+    ``ROUTES`` (first match wins, so literal paths come before ``{id}`` ones) and
+    implement ``blank_record``, ``format_id``, ``authenticate`` and
+    ``error_body``.  Route handlers take ``(req, **path_params)`` and return a
+    ``Response`` or raise ``HttpError``.
+    """
+
+    name = ""
+    ID = "id"
+    CREATED = ""
+    UPDATED = ""
+    ROUTES: tuple[Route, ...] = ()
+    CONTROL_ROUTES = make_routes((
+        ("POST", "/_sim/seed", "ctl_seed"),
+        ("POST", "/_sim/edit", "ctl_edit"),
+        ("POST", "/_sim/delete", "ctl_delete"),
+        ("GET", "/_sim/records", "ctl_records"),
+        ("GET", "/_sim/records/{id}", "ctl_record"),
+        ("GET", "/_sim/requests", "ctl_requests"),
+        ("POST", "/_sim/requests/reset", "ctl_reset_requests"),
+        ("GET", "/_sim/fault", "ctl_faults"),
+        ("POST", "/_sim/fault", "ctl_add_fault"),
+        ("DELETE", "/_sim/fault", "ctl_clear_faults"),
+        ("GET", "/_sim/config", "ctl_config"),
+        ("POST", "/_sim/config", "ctl_set_config"),
+        ("GET", "/_sim/clock", "ctl_clock"),
+        ("POST", "/_sim/clock", "ctl_advance_clock"),
+        ("POST", "/_sim/reset", "ctl_reset"),
+    ))
+
+    def __init__(self, token: str, location_id: str = DEFAULT_LOCATION):
+        self.token = token
+        self.location_id = location_id
+        self.lock = threading.RLock()
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.records: dict[str, dict] = {}
+        self.raw_keys: set[str] = set()
+        self.id_counter = 0
+        self.raw_counter = 0
+        self.clock_offset = 0.0
+        self.last_stamp: int | None = None
+        self.config = dict(DEFAULT_CONFIG)
+        self.faults: list[dict] = []
+        self.counts: Counter = Counter()
+        self.log: list[dict] = []
+        self.admitted: deque = deque()  # simulated times of rate-limited admissions
+
+    # ----- hooks for subclasses ------------------------------------------
+
+    def blank_record(self) -> dict:
+        """A record with every field at its default, in display order."""
+        raise NotImplementedError
+
+    def format_id(self, n: int):
+        raise NotImplementedError
+
+    def authenticate(self, req: Request) -> None:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message, **extra) -> dict:
+        raise NotImplementedError
+
+    def not_found_body(self, req: Request) -> dict:
+        return self.error_body(404, "not found")
+
+    def derive(self, record: dict) -> None:
+        """Recompute derived fields of a well-formed record."""
+
+    def record_written(self, key: str) -> None:
+        """Called after a record was created or changed."""
+
+    def record_removed(self, key: str) -> None:
+        """Called after a record was deleted."""
+
+    # ----- clock -----------------------------------------------------------
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def now_ms(self) -> int:
+        return math.floor(self.now() * 1000)
+
+    def stamp(self) -> str:
+        """Clock-now as ISO, strictly later than any stamp given before."""
+        ms = self.now_ms()
+        if self.last_stamp is not None and ms <= self.last_stamp:
+            ms = self.last_stamp + 1
+        self.last_stamp = ms
+        return iso_from_ms(ms)
+
+    # ----- record store ----------------------------------------------------
+
+    def new_id(self):
+        while True:
+            self.id_counter += 1
+            candidate = self.format_id(self.id_counter)
+            if record_key(candidate) not in self.records:
+                return candidate
+
+    def build(self, fields: dict) -> dict:
+        """A well-formed record from (a subset of) stored-shape fields.
+
+        Missing id and timestamps are assigned; a missing created time copies the
+        updated time.  Given timestamps are kept.
+        """
+        record = self.blank_record()
+        record.update(copy.deepcopy(fields))
+        if record.get(self.ID) is None:
+            record[self.ID] = self.new_id()
+        if not record.get(self.UPDATED):
+            record[self.UPDATED] = self.stamp()
+        if not record.get(self.CREATED):
+            record[self.CREATED] = record[self.UPDATED]
+        self.derive(record)
+        return record
+
+    def store(self, record: dict, raw: bool = False) -> str:
+        key = record_key(record.get(self.ID))
+        if key is None:
+            self.raw_counter += 1
+            key = f"~raw-{self.raw_counter}"
+        self.records[key] = record
+        if raw:
+            self.raw_keys.add(key)
+        else:
+            self.raw_keys.discard(key)
+        self.record_written(key)
+        return key
+
+    def create(self, fields: dict) -> dict:
+        record = self.build(fields)
+        self.store(record)
+        return record
+
+    def touch(self, key: str) -> None:
+        """Bump a record's update time after it changed."""
+        record = self.records[key]
+        record[self.UPDATED] = self.stamp()
+        if key not in self.raw_keys:
+            self.derive(record)
+        self.record_written(key)
+
+    def remove(self, key: str) -> None:
+        del self.records[key]
+        self.raw_keys.discard(key)
+        self.record_removed(key)
+
+    def find_key(self, record_id) -> str | None:
+        key = record_key(record_id)
+        return key if key in self.records else None
+
+    def sorted_items(self) -> list[tuple[str, dict]]:
+        return sorted(self.records.items(),
+                      key=lambda item: (id_sort_key(item[1].get(self.ID)), item[0]))
+
+    def seed(self, records: list, raw: bool = False) -> list:
+        ids = []
+        for given in records:
+            record = copy.deepcopy(given) if raw else self.build(given)
+            self.store(record, raw)
+            ids.append(record.get(self.ID))
+        return ids
+
+    # ----- errors ---------------------------------------------------------
+
+    def fail(self, status: int, message, **extra) -> HttpError:
+        return HttpError(status, self.error_body(status, message, **extra))
+
+    # ----- request handling -----------------------------------------------
+
+    def handle(self, req: Request) -> Response:
+        if req.segments[:1] == ["_sim"]:
+            return self._handle_control(req)
+        route, params = match_route(self.ROUTES, req.method, req.segments)
+        with self.lock:
+            fault = self._take_fault(req, route) if route else None
+        if fault is not None and fault["kind"] == "delay":
+            time.sleep(fault["delay"])
+            fault = None
+        with self.lock:
+            response = self._invoke(lambda: self._serve(req, route, params, fault),
+                                    lambda message: self.error_body(400, message))
+            label = f"{req.method} {route.template if route else req.path}"
+            self.counts[label] += 1
+            self.log.append({"method": req.method, "path": req.path, "status": response.status})
+        return response
+
+    def _serve(self, req: Request, route: Route | None, params: dict, fault: dict | None) -> Response:
+        if route is None:
+            raise HttpError(404, self.not_found_body(req))
+        if fault is not None:
+            return self._fault_response(fault)
+        self._check_rate_limit()
+        self.authenticate(req)
+        return getattr(self, route.handler)(req, **params)
+
+    def _handle_control(self, req: Request) -> Response:
+        route, params = match_route(self.CONTROL_ROUTES, req.method, req.segments)
+        with self.lock:
+            def run():
+                if route is None:
+                    raise control_error(404, f"unknown control endpoint {req.method} {req.path}")
+                return getattr(self, route.handler)(req, **params)
+            return self._invoke(run, lambda message: {"error": message})
+
+    @staticmethod
+    def _invoke(action, bad_body) -> Response:
+        try:
+            return action()
+        except HttpError as exc:
+            return exc.response
+        except BadBody as exc:
+            return Response(400, bad_body(str(exc)))
+        except Exception:  # a simulator bug: report it, keep serving
+            traceback.print_exc()
+            return Response(500, {"error": "simulator internal error"})
+
+    # ----- faults and rate limiting -----------------------------------------
+
+    def _take_fault(self, req: Request, route: Route) -> dict | None:
+        for fault in self.faults:
+            if fault["method"] not in (None, req.method):
+                continue
+            wanted = fault["segments"]
+            if wanted is not None and not (same_template(wanted, route.segments)
+                                           or wanted == req.segments):
+                continue
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                self.faults.remove(fault)
+            return dict(fault)
+        return None
+
+    def _fault_response(self, fault: dict) -> Response:
+        if fault["kind"] == "ratelimit":
+            return too_many_requests(fault["retry_after"])
+        if fault["kind"] == "malformed":
+            return Response(200, MALFORMED_BODY)
+        status = fault["status"]
+        return Response(status, self.error_body(status, f"Simulated fault: {status_phrase(status)}"))
+
+    def _check_rate_limit(self) -> None:
+        limit = self.config["rate_limit"]
+        if not limit:
+            return
+        now, window = self.now(), self.config["rate_window"]
+        while self.admitted and self.admitted[0] <= now - window:
+            self.admitted.popleft()
+        if len(self.admitted) >= limit:
+            wait = self.admitted[0] + window - now
+            raise HttpError(429, RATE_LIMIT_BODY, {"Retry-After": str(max(1, math.ceil(wait)))})
+        self.admitted.append(now)
+
+    # ----- shared listing: GET ?updated_since=&limit=&cursor= ---------------
+
+    def list_page(self, query: dict) -> tuple[list, str | None]:
+        """Records with updated >= updated_since, (updated, id) ascending, one page."""
+        since = 0
+        if query.get("updated_since"):
+            since = to_ms(query["updated_since"])
+            if since is None:
+                raise self.fail(422, "updated_since must be an ISO-8601 timestamp")
+        limit_text = query.get("limit") or str(DEFAULT_LIST_LIMIT)
+        if not _INTEGER.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+            raise self.fail(422, f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        limit = int(limit_text)
+        after = None
+        if query.get("cursor"):
+            after = decode_cursor(query["cursor"])
+            if after is None:
+                raise self.fail(422, "invalid cursor")
+        rows = []
+        for key, record in self.records.items():
+            ms = ms_or_zero(record.get(self.UPDATED))
+            if ms >= since:
+                rows.append(((ms, id_sort_key(record.get(self.ID)), key), record))
+        rows.sort(key=lambda row: row[0])
+        if after is not None:
+            rows = [row for row in rows if row[0] > after]
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+        return [record for _, record in page], next_cursor
+
+    # ----- control API (/_sim/...) -----------------------------------------
+
+    def ctl_seed(self, req: Request) -> Response:
+        body = req.json()
+        records = body.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise control_error(400, "records must be a list of JSON objects")
+        return Response(200, {"ids": self.seed(records, raw=bool(body.get("raw")))})
+
+    def _control_key(self, record_id) -> str:
+        key = self.find_key(record_id)
+        if key is None:
+            raise control_error(404, f"no {self.name} record with id {record_id!r}")
+        return key
+
+    def ctl_edit(self, req: Request) -> Response:
+        body = req.json()
+        fields = body.get("fields")
+        if not isinstance(fields, dict):
+            raise control_error(400, "fields must be a JSON object")
+        if self.ID in fields:
+            raise control_error(400, "the id cannot be edited")
+        key = self._control_key(body.get("id"))
+        record, defaults = self.records[key], self.blank_record()
+        for field, value in fields.items():
+            record[field] = copy.deepcopy(defaults.get(field) if value is None else value)
+        if fields.get(self.UPDATED) is None:
+            self.touch(key)  # sets the update time and re-derives
+        else:  # an explicit update time given by the test is kept
+            if key not in self.raw_keys:
+                self.derive(record)
+            self.record_written(key)
+        return Response(200, record)
+
+    def ctl_delete(self, req: Request) -> Response:
+        key = self._control_key(req.json().get("id"))
+        record_id = self.records[key].get(self.ID)
+        self.remove(key)
+        return Response(200, {"deleted": record_id})
+
+    def ctl_records(self, req: Request) -> Response:
+        return Response(200, {"records": [record for _, record in self.sorted_items()]})
+
+    def ctl_record(self, req: Request, id: str) -> Response:
+        return Response(200, {"record": self.records[self._control_key(id)]})
+
+    def ctl_requests(self, req: Request) -> Response:
+        return Response(200, {"counts": dict(sorted(self.counts.items())),
+                              "total": sum(self.counts.values()), "log": self.log})
+
+    def ctl_reset_requests(self, req: Request) -> Response:
+        self.counts.clear()
+        self.log = []
+        return Response(200, {"ok": True})
+
+    def _fault_views(self) -> list[dict]:
+        return [{k: v for k, v in fault.items() if k != "segments"} for fault in self.faults]
+
+    def ctl_faults(self, req: Request) -> Response:
+        return Response(200, {"faults": self._fault_views()})
+
+    def ctl_add_fault(self, req: Request) -> Response:
+        spec = req.json()
+        kind = spec.get("kind", "status")
+        if kind not in FAULT_KINDS:
+            raise control_error(400, f"kind must be one of {', '.join(FAULT_KINDS)}")
+        times, status = spec.get("times", 1), spec.get("status", 500)
+        if not is_int(times) or times < 1:
+            raise control_error(400, "times must be an integer >= 1")
+        if not is_int(status) or not 100 <= status <= 599:
+            raise control_error(400, "status must be an HTTP status code")
+        delay, retry_after = spec.get("delay", 0), spec.get("retry_after", 1)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                   for v in (delay, retry_after)):
+            raise control_error(400, "delay and retry_after must be non-negative numbers")
+        method, route = spec.get("method"), spec.get("route")
+        any_method, any_route = method in (None, "", "*"), route in (None, "", "*")
+        self.faults.append({
+            "method": None if any_method else str(method).upper(),
+            "route": None if any_route else route,
+            "segments": None if any_route else split_path(str(route)),
+            "kind": kind, "times": times, "status": status,
+            "retry_after": retry_after, "delay": delay,
+        })
+        return Response(200, {"faults": self._fault_views()})
+
+    def ctl_clear_faults(self, req: Request) -> Response:
+        self.faults = []
+        return Response(200, {"faults": []})
+
+    def ctl_config(self, req: Request) -> Response:
+        return Response(200, {"config": self.config})
+
+    def ctl_set_config(self, req: Request) -> Response:
+        changes = req.json()
+        for field, value in changes.items():
+            if field not in DEFAULT_CONFIG:
+                raise control_error(400, f"unknown config key {field}")
+            wanted = type(DEFAULT_CONFIG[field])
+            if wanted is bool:
+                ok = isinstance(value, bool)
+            elif wanted is int:
+                ok = is_int(value) and value >= 0
+            else:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            if not ok:
+                raise control_error(400, f"invalid value for {field}: {value!r}")
+        if "rate_window" in changes and changes["rate_window"] <= 0:
+            raise control_error(400, "rate_window must be > 0")
+        self.config.update(changes)
+        if {"rate_limit", "rate_window"} & changes.keys():
+            self.admitted.clear()  # a new limit counts requests from now on
+        return Response(200, {"config": self.config})
+
+    def _clock_view(self) -> dict:
+        return {"now": iso_from_ms(self.now_ms()), "offset": self.clock_offset}
+
+    def ctl_clock(self, req: Request) -> Response:
+        return Response(200, self._clock_view())
+
+    def ctl_advance_clock(self, req: Request) -> Response:
+        seconds = req.json().get("advance")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise control_error(400, "advance must be a number of seconds")
+        self.clock_offset += seconds
+        return Response(200, self._clock_view())
+
+    def ctl_reset(self, req: Request) -> Response:
+        self.reset_state()
+        return Response(200, {"ok": True})
+
+
+def control_error(status: int, message: str) -> HttpError:
+    return HttpError(status, {"error": message})
+
+
+# --------------------------------------------------------------------------
+# GoHighLevel (shaped after the official OpenAPI spec and observed responses)
+# --------------------------------------------------------------------------
+
+GHL_401 = {"statusCode": 401, "message": "Invalid token: access token is invalid",
+           "error": "Unauthorized"}
+GHL_RANGE_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+GHL_DATE_FIELDS = ("dateAdded", "dateUpdated")
+
+
+class GhlSystem(System):
+    name = "ghl"
+    CREATED, UPDATED = "dateAdded", "dateUpdated"
+    ROUTES = make_routes((
+        ("POST", "/contacts/search", "search"),
+        ("GET", "/contacts/search/duplicate", "find_duplicate"),
+        ("POST", "/contacts/upsert", "upsert"),
+        ("POST", "/contacts/", "create_contact"),
+        ("GET", "/contacts/{id}", "get_contact"),
+        ("PUT", "/contacts/{id}", "update_contact"),
+        ("DELETE", "/contacts/{id}", "delete_contact"),
+        ("POST", "/contacts/{id}/tags", "add_tags"),
+        ("DELETE", "/contacts/{id}/tags", "delete_tags"),
+    ))
+
+    # Write DTO fields.  Everything not in FIELD_TYPES is a nullable string.
+    STORED_STRINGS = frozenset({
+        "firstName", "lastName", "email", "phone", "address1", "city", "state",
+        "postalCode", "website", "timezone", "source", "dateOfBirth", "country",
+        "assignedTo", "companyName"})
+    UPDATE_FIELDS = STORED_STRINGS | {"name", "dnd", "dndSettings", "inboundDndSettings",
+                                      "tags", "customFields"}
+    CREATE_FIELDS = UPDATE_FIELDS | {"locationId", "gender"}
+    UPSERT_FIELDS = CREATE_FIELDS | {"createNewIfDuplicateAllowed"}
+    # Accepted on write but not part of the stored contact.
+    NOT_STORED = frozenset({"name", "gender", "inboundDndSettings", "locationId",
+                            "createNewIfDuplicateAllowed"})
+    FIELD_TYPES = {"dnd": bool, "createNewIfDuplicateAllowed": bool, "dndSettings": dict,
+                   "inboundDndSettings": dict, "tags": list, "customFields": list}
+    TYPE_WORDS = {str: "a string", bool: "a boolean value", dict: "an object", list: "an array"}
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        # search index: per contact, [(visible_at_ms, snapshot)] in write order
+        self.versions: dict[str, list[tuple[float, dict]]] = {}
+
+    # ----- hooks -----------------------------------------------------------
+
+    def blank_record(self) -> dict:
+        return {
+            "id": None, "locationId": self.location_id,
+            "firstName": None, "lastName": None,
+            "firstNameLowerCase": None, "lastNameLowerCase": None,
+            "email": None, "emailLowerCase": None, "phone": None, "companyName": None,
+            "address1": None, "city": None, "state": None, "postalCode": None,
+            "country": None, "website": None, "timezone": None, "source": None,
+            "dateOfBirth": None, "assignedTo": None,
+            "tags": [], "customFields": [], "dnd": False, "dndSettings": {},
+            "type": "lead", "dateAdded": None, "dateUpdated": None,
+        }
+
+    def format_id(self, n: int) -> str:
+        return f"ghl{n:017d}"  # 20 characters, sorts in creation order
+
+    def derive(self, record: dict) -> None:
+        record["firstNameLowerCase"] = lower_or_none(record.get("firstName"))
+        record["lastNameLowerCase"] = lower_or_none(record.get("lastName"))
+        record["emailLowerCase"] = lower_or_none(record.get("email"))
+
+    def record_written(self, key: str) -> None:
+        """Queue the new version for the search index.
+
+        It becomes visible index_delay seconds (the setting at write time) after
+        its dateUpdated; with no delay, at once.
+        """
+        delay_ms = self.config["index_delay"] * 1000
+        snapshot = copy.deepcopy(self.records[key])
+        visible_at = ms_or_zero(snapshot.get(self.UPDATED)) + delay_ms if delay_ms > 0 else -math.inf
+        self.versions.setdefault(key, []).append((visible_at, snapshot))
+
+    def record_removed(self, key: str) -> None:
+        self.versions.pop(key, None)
+
+    def authenticate(self, req: Request) -> None:
+        if not bearer_matches(req, self.token):
+            raise HttpError(401, GHL_401)
+        if self.config["strict_version"] and req.headers.get("Version") != GHL_VERSION:
+            raise self.unprocessable(
+                [f"version header must be one of the following values: {GHL_VERSION}"])
+
+    def error_body(self, status: int, message, **extra) -> dict:
+        return {"statusCode": status, "message": message, **extra}
+
+    def not_found_body(self, req: Request) -> dict:
+        return self.error_body(404, f"Cannot {req.method} {req.path}", error="Not Found")
+
+    # ----- helpers ---------------------------------------------------------
+
+    def unprocessable(self, messages: list[str]) -> HttpError:
+        return self.fail(422, messages, error="Unprocessable Entity")
+
+    def _existing(self, contact_id: str) -> str:
+        key = self.find_key(contact_id)
+        if key is None:
+            raise self.fail(400, f"Contact with id {contact_id} not found")
+        return key
+
+    def _check_location(self, location_id) -> None:
+        if location_id != self.location_id:
+            raise self.fail(403, "The token does not have access to this location.")
+
+    def _check_write(self, body: dict, allowed: frozenset, location_required: bool) -> None:
+        errors = []
+        for field, value in body.items():
+            if field not in allowed:
+                errors.append(f"property {field} should not exist")
+                continue
+            wanted = self.FIELD_TYPES.get(field, str)
+            if value is None:
+                continue
+            if not isinstance(value, wanted):
+                errors.append(f"{field} must be {self.TYPE_WORDS[wanted]}")
+            elif field == "tags" and not all(isinstance(tag, str) for tag in value):
+                errors.append("each value in tags must be a string")
+            elif field == "customFields" and not all(
+                    isinstance(entry, dict) and (entry.get("id") or entry.get("key"))
+                    for entry in value):
+                errors.append("each value in customFields must be an object with an id or key")
+        if location_required and not is_nonempty_str(body.get("locationId")):
+            errors.append("locationId should not be empty")
+        if errors:
+            raise self.unprocessable(errors)
+        if location_required:
+            self._check_location(body["locationId"])
+
+    @staticmethod
+    def _merge_custom_fields(stored, written: list) -> list:
+        """Write shape [{id, key?, field_value}] merged into read shape [{id, value}]."""
+        merged = [dict(entry) for entry in (stored if isinstance(stored, list) else [])
+                  if isinstance(entry, dict)]
+        for entry in written:
+            field_id = entry.get("id") or entry.get("key")
+            value = entry.get("field_value")
+            merged = [old for old in merged if old.get("id") != field_id]
+            if value is not None and value != "":
+                merged.append({"id": field_id, "value": value})
+        return merged
+
+    def _apply_write(self, record: dict, body: dict) -> None:
+        """Apply a create/update/upsert DTO to a stored contact."""
+        for field, value in body.items():
+            if field in self.NOT_STORED:
+                continue
+            if field == "tags":
+                record["tags"] = merge_tags([], value or [])
+            elif field == "customFields":
+                record["customFields"] = self._merge_custom_fields(
+                    record.get("customFields"), value or [])
+            elif field == "dndSettings":
+                record["dndSettings"] = value or {}
+            elif field == "dnd":
+                record["dnd"] = bool(value)
+            else:
+                record[field] = value
+        if "name" in body and not {"firstName", "lastName"} & body.keys():
+            record["firstName"], record["lastName"] = split_name(body["name"])
+
+    def _create_from_write(self, body: dict) -> dict:
+        record = {"locationId": body["locationId"]}
+        self._apply_write(record, body)
+        return self.create(record)
+
+    def _find_match(self, email, phone) -> tuple[str | None, str | None]:
+        """(key, matching field) of the first contact with this email, else phone."""
+        wanted_email, wanted_phone = lower_or_none(email), phone_key(phone)
+        items = self.sorted_items()
+        if wanted_email:
+            for key, record in items:
+                if lower_or_none(record.get("email")) == wanted_email:
+                    return key, "email"
+        if wanted_phone:
+            for key, record in items:
+                if phone_key(record.get("phone")) == wanted_phone:
+                    return key, "phone"
+        return None, None
+
+    def _tags_body(self, req: Request) -> list[str]:
+        tags = req.json().get("tags")
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise self.unprocessable(["tags must be an array of strings"])
+        return tags
+
+    # ----- search ------------------------------------------------------------
+
+    def _indexed(self):
+        """(key, snapshot) of every contact as the search index currently sees it."""
+        now = self.now_ms()
+        for key, versions in self.versions.items():
+            visible = [index for index, (visible_at, _) in enumerate(versions) if visible_at <= now]
+            if visible:
+                del versions[:visible[-1]]  # older versions can never show again
+                yield key, versions[0][1]
+
+    def _date_filters(self, filters) -> list:
+        if filters is None:
+            return []
+        if not isinstance(filters, list):
+            raise self.unprocessable(["filters must be an array"])
+        predicates = []
+        for spec in filters:
+            if not isinstance(spec, dict) or spec.get("field") not in GHL_DATE_FIELDS:
+                continue  # other fields and filter groups are not simulated
+            field, op = spec["field"], spec.get("operator")
+            if op == "range":
+                predicates.append(self._range_filter(field, spec.get("value")))
+            elif op in ("exists", "not_exists"):
+                predicates.append(lambda c, f=field, want=(op == "exists"):
+                                  (to_ms(c.get(f)) is not None) == want)
+            else:
+                raise self.unprocessable([f"operator {op} is not supported for field {field}"])
+        return predicates
+
+    def _range_filter(self, field: str, value):
+        if not isinstance(value, dict) or not value.keys() & GHL_RANGE_OPERATORS.keys():
+            raise self.unprocessable(
+                [f"range value for {field} must be an object with gt, gte, lt or lte"])
+        bounds = []
+        for name, compare in GHL_RANGE_OPERATORS.items():
+            if name in value:
+                bound = to_ms(value[name])
+                if bound is None:
+                    raise self.unprocessable(
+                        [f"{field}.{name} must be an ISO-8601 date or epoch milliseconds"])
+                bounds.append((compare, bound))
+        return lambda contact: all(compare(ms_or_zero(contact.get(field)), bound)
+                                   for compare, bound in bounds)
+
+    def _sort_spec(self, sort) -> tuple[str, bool]:
+        """(field, descending) from the first sort entry; default dateAdded desc."""
+        if sort is None or sort == []:
+            return "dateAdded", True
+        if not isinstance(sort, list) or not isinstance(sort[0], dict):
+            raise self.unprocessable(["sort must be an array of {field, direction}"])
+        field, direction = sort[0].get("field"), sort[0].get("direction")
+        if field not in GHL_DATE_FIELDS:
+            raise self.unprocessable([f"sort field {field} is not supported by the simulator"])
+        if direction not in ("asc", "desc"):
+            raise self.unprocessable(["sort direction must be one of the following values: asc, desc"])
+        return field, direction == "desc"
+
+    def _search_view(self, key: str, snapshot: dict, sort_ms: int) -> dict:
+        if key in self.raw_keys:
+            view = copy.deepcopy(snapshot)
+        else:  # the search index names address1 "address" and has no dndSettings
+            view = {("address" if field == "address1" else field): value
+                    for field, value in snapshot.items() if field != "dndSettings"}
+        view["searchAfter"] = [sort_ms, snapshot.get("id")]
+        return view
+
+    def search(self, req: Request) -> Response:
+        body = req.json()
+        errors = []
+        if not is_nonempty_str(body.get("locationId")):
+            errors.append("locationId should not be empty")
+        limit = body.get("pageLimit")
+        if not is_int(limit):
+            errors.append("pageLimit must be an integer number")
+        elif limit > MAX_PAGE_SIZE:
+            errors.append(f"pageLimit must not be greater than {MAX_PAGE_SIZE}")
+        elif limit < 1:
+            errors.append("pageLimit must not be less than 1")
+        search_after, page = body.get("searchAfter"), body.get("page")
+        if search_after is not None and page is not None:
+            errors.append("page and searchAfter cannot be used together")
+        if search_after is not None and not (
+                isinstance(search_after, list) and len(search_after) == 2
+                and to_ms(search_after[0]) is not None):
+            errors.append("searchAfter must be [sortValue, id] as returned by a previous search")
+        if page is not None and not (is_int(page) and page >= 1):
+            errors.append("page must be an integer >= 1")
+        elif page is not None and is_int(limit) and page * limit > GHL_PAGE_WINDOW:
+            errors.append(f"page-number pagination is limited to {GHL_PAGE_WINDOW} records; "
+                          "use searchAfter")
+        if errors:
+            raise self.unprocessable(errors)
+        self._check_location(body["locationId"])
+        predicates = self._date_filters(body.get("filters"))
+        field, descending = self._sort_spec(body.get("sort"))
+
+        rows = [((ms_or_zero(snap.get(field)), id_sort_key(snap.get("id")), key), snap)
+                for key, snap in self._indexed() if all(p(snap) for p in predicates)]
+        rows.sort(key=lambda row: row[0], reverse=descending)
+        total = len(rows)
+        if search_after is not None:
+            after = (to_ms(search_after[0]), id_sort_key(search_after[1]))
+            beyond = operator.lt if descending else operator.gt
+            rows = [row for row in rows if beyond(row[0][:2], after)]
+        elif page is not None:
+            rows = rows[(page - 1) * limit:]
+        contacts = [self._search_view(sort_key[2], snap, sort_key[0])
+                    for sort_key, snap in rows[:limit]]
+        return Response(200, {"contacts": contacts, "total": total, "traceId": trace_id()})
+
+    # ----- contact endpoints -------------------------------------------------
+
+    def find_duplicate(self, req: Request) -> Response:
+        if not req.query.get("locationId"):
+            raise self.unprocessable(["locationId should not be empty"])
+        self._check_location(req.query["locationId"])
+        key, _ = self._find_match(req.query.get("email"), req.query.get("number"))
+        return Response(200, {"contact": self.records[key] if key else None})
+
+    def get_contact(self, req: Request, id: str) -> Response:
+        return Response(200, {"contact": self.records[self._existing(id)]})
+
+    def create_contact(self, req: Request) -> Response:
+        body = req.json()
+        self._check_write(body, self.CREATE_FIELDS, location_required=True)
+        if not self.config["allow_duplicates"]:
+            key, field = self._find_match(body.get("email"), body.get("phone"))
+            if key is not None:
+                existing = self.records[key]
+                raise self.fail(400, "This location does not allow duplicated contacts.", meta={
+                    "contactId": existing.get("id"), "matchingField": field,
+                    "contactName": display_name(existing.get("firstName"), existing.get("lastName"))})
+        return Response(201, {"contact": self._create_from_write(body)})
+
+    def upsert(self, req: Request) -> Response:
+        body = req.json()
+        self._check_write(body, self.UPSERT_FIELDS, location_required=True)
+        key = None
+        if not (self.config["allow_duplicates"] and body.get("createNewIfDuplicateAllowed")):
+            email_key, _ = self._find_match(body.get("email"), None)
+            phone_match, _ = self._find_match(None, body.get("phone"))
+            key = email_key or phone_match
+            if email_key and phone_match and phone_match != email_key:
+                # The phone belongs to another contact: it is ignored (spec).
+                body = {k: v for k, v in body.items() if k != "phone"}
+        if key is None:
+            return Response(200, {"new": True, "contact": self._create_from_write(body),
+                                  "traceId": trace_id()})
+        self._apply_write(self.records[key], body)
+        self.touch(key)
+        return Response(200, {"new": False, "contact": self.records[key], "traceId": trace_id()})
+
+    def update_contact(self, req: Request, id: str) -> Response:
+        body = req.json()
+        self._check_write(body, self.UPDATE_FIELDS, location_required=False)
+        key = self._existing(id)
+        self._apply_write(self.records[key], body)
+        self.touch(key)
+        return Response(200, {"succeded": True, "contact": self.records[key]})
+
+    def delete_contact(self, req: Request, id: str) -> Response:
+        self.remove(self._existing(id))
+        return Response(200, {"succeded": True})
+
+    def _change_tags(self, req: Request, id: str, change, status: int) -> Response:
+        tags = self._tags_body(req)
+        key = self._existing(id)
+        record = self.records[key]
+        current = record.get("tags") if isinstance(record.get("tags"), list) else []
+        record["tags"] = change(current, tags)
+        self.touch(key)
+        return Response(status, {"tags": record["tags"]})
+
+    def add_tags(self, req: Request, id: str) -> Response:
+        return self._change_tags(req, id, merge_tags, 201)
+
+    def delete_tags(self, req: Request, id: str) -> Response:
+        return self._change_tags(req, id, remove_tags, 200)
+
+
+# --------------------------------------------------------------------------
+# Aloware (public webhook API; the /contacts listing is OURS)
+# --------------------------------------------------------------------------
+
+ALOWARE_BAD_PHONE = "Phone number is empty or invalid."
+
+
+class AlowareSystem(System):
+    name = "aloware"
+    CREATED, UPDATED = "created_at", "updated_at"
+    ROUTES = make_routes((
+        ("GET", "/api/v1/webhook/contact/phone-number", "lookup_by_phone"),
+        ("POST", "/api/v1/webhook/forms", "submit_form"),
+        ("GET", "/api/v1/contacts", "list_contacts"),
+    ))
+    # Lead-form fields that are stored on the contact.
+    FORM_FIELDS = ("first_name", "last_name", "email", "company_name", "website",
+                   "lead_source", "timezone", "address", "city", "state", "zipcode",
+                   "country", "csf1", "csf2")
+
+    def blank_record(self) -> dict:
+        return {
+            "id": None, "phone_number": None, "email": None,
+            "first_name": None, "last_name": None, "company_name": None, "website": None,
+            "timezone": None, "address": None, "city": None, "state": None,
+            "zipcode": None, "country": None, "csf1": None, "csf2": None,
+            "lead_source": None, "is_dnc": False, "is_blocked": False,
+            "text_authorized": True, "created_at": None, "updated_at": None,
+        }
+
+    def format_id(self, n: int) -> int:
+        return 1000 + n
+
+    def authenticate(self, req: Request) -> None:
+        if req.method == "GET":
+            token = req.query.get("api_token")
+        else:
+            try:
+                token = req.json().get("api_token")
+            except BadBody:
+                token = None
+        if token != self.token:
+            raise HttpError(401, {"error": "Unauthenticated."})
+
+    def error_body(self, status: int, message, **extra) -> dict:
+        return {"error": message, **extra}
+
+    def _find_by_phone(self, phone) -> str | None:
+        """Exact phone_number match first, then digits-only equality."""
+        items = self.sorted_items()
+        for key, record in items:
+            if isinstance(phone, str) and record.get("phone_number") == phone:
+                return key
+        wanted = phone_key(phone)
+        for key, record in items:
+            if phone_key(record.get("phone_number")) == wanted:
+                return key
+        return None
+
+    def lookup_by_phone(self, req: Request) -> Response:
+        phone = req.query.get("phone_number")
+        if phone_key(phone) is None:
+            raise self.fail(400, ALOWARE_BAD_PHONE)
+        key = self._find_by_phone(phone)
+        if key is None:
+            raise self.fail(404, "Contact not found.")
+        return Response(200, self.records[key])
+
+    def submit_form(self, req: Request) -> Response:
+        body = req.json()
+        phone = body.get("phone_number")
+        if phone_key(phone) is None:
+            raise self.fail(400, ALOWARE_BAD_PHONE)
+        fields = {field: body[field] for field in self.FORM_FIELDS if field in body}
+        key = self._find_by_phone(phone)
+        if key is None:
+            if "first_name" not in body and "last_name" not in body and "name" in body:
+                fields["first_name"], fields["last_name"] = split_name(body["name"])
+            self.create({"phone_number": str(phone), **fields})
+            return Response(200, {"message": "Contact has been created."})
+        if not truthy(body.get("force_update")):
+            return Response(200, {"message": "Contact already exists."})
+        self.records[key].update(fields)
+        self.touch(key)
+        return Response(200, {"message": "Contact has been updated."})
+
+    def list_contacts(self, req: Request) -> Response:
+        contacts, next_cursor = self.list_page(req.query)
+        return Response(200, {"data": contacts, "next_cursor": next_cursor})
+
+
+# --------------------------------------------------------------------------
+# Verity (no public contact API exists: this whole contract is OURS)
+# --------------------------------------------------------------------------
+
+
+class VeritySystem(System):
+    name = "verity"
+    CREATED, UPDATED = "createdAt", "updatedAt"
+    ROUTES = make_routes((
+        ("GET", "/api/v1/contacts", "list_contacts"),
+        ("GET", "/api/v1/contacts/lookup", "lookup"),
+        ("GET", "/api/v1/contacts/{id}", "get_contact"),
+        ("POST", "/api/v1/contacts", "create_contact"),
+        ("PATCH", "/api/v1/contacts/{id}", "patch_contact"),
+    ))
+    STRING_FIELDS = frozenset({"firstName", "lastName", "phoneE164", "email", "address1",
+                               "city", "state", "postalCode", "country", "timezone"})
+    WRITABLE = STRING_FIELDS | {"tags", "customFields", "optedOut"}
+
+    def blank_record(self) -> dict:
+        return {
+            "id": None, "firstName": None, "lastName": None, "phoneE164": None,
+            "email": None, "address1": None, "city": None, "state": None,
+            "postalCode": None, "country": None, "timezone": None,
+            "tags": [], "customFields": {}, "optedOut": False,
+            "createdAt": None, "updatedAt": None,
+        }
+
+    def format_id(self, n: int) -> str:
+        return f"ver_{n:06d}"  # zero-padded so ids sort in creation order
+
+    def authenticate(self, req: Request) -> None:
+        if not bearer_matches(req, self.token):
+            raise HttpError(401, {"error": "unauthorized"})
+
+    def error_body(self, status: int, message, **extra) -> dict:
+        return {"error": message, **extra}
+
+    def _existing(self, contact_id: str) -> str:
+        key = self.find_key(contact_id)
+        if key is None:
+            raise self.fail(404, "not found")
+        return key
+
+    def _validate(self, body: dict) -> None:
+        for field, value in body.items():
+            if field not in self.WRITABLE:
+                raise self.fail(400, f"unknown field {field}")
+            if field in self.STRING_FIELDS:
+                ok = value is None or isinstance(value, str)
+            elif field == "tags":
+                ok = value is None or (isinstance(value, list)
+                                       and all(isinstance(tag, str) for tag in value))
+            elif field == "customFields":
+                ok = value is None or (isinstance(value, dict) and all(
+                    v is None or isinstance(v, str) for v in value.values()))
+            else:  # optedOut
+                ok = isinstance(value, bool)
+            if not ok:
+                raise self.fail(400, f"invalid value for field {field}")
+
+    def _check_unique(self, body: dict, own_key: str | None = None) -> None:
+        phone, email = body.get("phoneE164"), lower_or_none(body.get("email"))
+        for key, record in self.sorted_items():
+            if key == own_key:
+                continue
+            if (phone and record.get("phoneE164") == phone) or (
+                    email and lower_or_none(record.get("email")) == email):
+                raise self.fail(409, "duplicate", existingId=record.get("id"))
+
+    @staticmethod
+    def _merge_custom_fields(stored, changes: dict) -> dict:
+        merged = dict(stored) if isinstance(stored, dict) else {}
+        for name, value in changes.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        return merged
+
+    def _apply(self, record: dict, body: dict) -> None:
+        for field, value in body.items():
+            if field == "customFields":
+                record[field] = {} if value is None else self._merge_custom_fields(
+                    record.get(field), value)
+            elif field == "tags":
+                record[field] = value or []
+            else:
+                record[field] = value
+
+    def list_contacts(self, req: Request) -> Response:
+        contacts, next_cursor = self.list_page(req.query)
+        return Response(200, {"contacts": contacts, "nextCursor": next_cursor})
+
+    def lookup(self, req: Request) -> Response:
+        phone, email = req.query.get("phone"), lower_or_none(req.query.get("email"))
+        if not phone and not email:
+            raise self.fail(400, "phone or email required")
+        matches = [record for _, record in self.sorted_items()
+                   if (phone and record.get("phoneE164") == phone)
+                   or (email and lower_or_none(record.get("email")) == email)]
+        return Response(200, {"contacts": matches})
+
+    def get_contact(self, req: Request, id: str) -> Response:
+        return Response(200, {"contact": self.records[self._existing(id)]})
+
+    def create_contact(self, req: Request) -> Response:
+        body = req.json()
+        self._validate(body)
+        self._check_unique(body)
+        record = {}
+        self._apply(record, body)
+        return Response(201, {"contact": self.create(record)})
+
+    def patch_contact(self, req: Request, id: str) -> Response:
+        key = self._existing(id)
+        body = req.json()
+        self._validate(body)
+        self._check_unique(body, own_key=key)
+        self._apply(self.records[key], body)
+        self.touch(key)
+        return Response(200, {"contact": self.records[key]})
+
+
+SYSTEM_CLASSES = {"ghl": GhlSystem, "aloware": AlowareSystem, "verity": VeritySystem}
+
+
+# --------------------------------------------------------------------------
+# HTTP plumbing and process entry point
+# --------------------------------------------------------------------------
+
+
+class HttpAdapter(BaseHTTPRequestHandler):
+    """Generic glue: HTTP request -> Request -> system.handle -> HTTP response."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "dfreconcile-sim/1"
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length:
+            return self.rfile.read(int(length))
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            return b""
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _serve(self) -> None:
+        request = Request(self.command, self.path, self.headers, self._read_body())
+        response = self.server.system.handle(request)
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args) -> None:
+        if self.server.verbose:
+            sys.stderr.write(f"[{self.server.system.name}] {format % args}\n")
+
+
+class SimServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, system: System, verbose: bool):
+        self.system = system
+        self.verbose = verbose
+        super().__init__(("127.0.0.1", port), HttpAdapter)
+
+
+def load_seed_file(path: str, systems: dict[str, System]) -> None:
+    """{"ghl": [records] | {"records": [...], "raw": bool}, "aloware": ..., "verity": ...}"""
+    with open(path, encoding="utf-8") as handle:
+        seed = json.load(handle)
+    for name, entry in seed.items():
+        if name not in systems:
+            raise SystemExit(f"seed file: unknown system {name!r}")
+        records, raw = (entry.get("records", []), bool(entry.get("raw"))) \
+            if isinstance(entry, dict) else (entry, False)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise SystemExit(f"seed file: {name} must be a list of JSON objects")
+        systems[name].seed(records, raw)
+
+
+def write_port_file(path: str, ports: dict) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(ports, handle)
+    os.replace(tmp, path)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port-file", required=True,
+                        help="where to write {ghl, aloware, verity, pid} once listening")
+    for name in SYSTEM_NAMES:
+        parser.add_argument(f"--{name}-port", type=int, default=0, help="0 = any free port")
+        parser.add_argument(f"--{name}-token", default=DEFAULT_TOKENS[name])
+    parser.add_argument("--location-id", default=DEFAULT_LOCATION)
+    parser.add_argument("--seed", help="JSON file of records to load at start")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    systems = {name: SYSTEM_CLASSES[name](getattr(args, f"{name}_token"), args.location_id)
+               for name in SYSTEM_NAMES}
+    if args.seed:
+        load_seed_file(args.seed, systems)
+    servers = {}
+    try:
+        for name in SYSTEM_NAMES:
+            servers[name] = SimServer(getattr(args, f"{name}_port"), systems[name], args.verbose)
+    except OSError as exc:
+        print(f"simulators: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    for server in servers.values():
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    ports = {name: server.server_address[1] for name, server in servers.items()}
+    write_port_file(args.port_file, {**ports, "pid": os.getpid()})
+    if args.verbose:
+        print(f"simulators: listening on {ports}", file=sys.stderr)
+
+    while not stop.wait(0.5):
+        pass
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+    try:  # remove the port file unless someone else has replaced it
+        with open(args.port_file, encoding="utf-8") as handle:
+            if json.load(handle).get("pid") == os.getpid():
+                os.remove(args.port_file)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
