@@ -31,6 +31,8 @@ ENGINE = engine/merge.c engine/poll.c engine/observe.c engine/link.c engine/reco
 REPORT = report/report.c
 LIBSRC = $(CORE) $(HTTP) $(CONN) $(STATE) $(ENGINE) $(REPORT)
 
+MAKEFLAGS += --no-print-directory
+
 BUILD ?= build
 OBJ    = $(LIBSRC:%.c=$(BUILD)/%.o)
 UNIT   = test_normalize test_merge test_state test_config

@@ -81,9 +81,10 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
 int reconcile_dirty(struct run *r);
 
 /* plan.c: journal writes for one person given the agreed values and each
- * system's current record (present[s] false when unlinked). */
+ * system's current record (present[s] false when unlinked). established:
+ * the person had agreed values before this run (counts for the valve). */
 int plan_person(struct run *r, long long person, const struct record *agreed,
-		const struct record *recs, const bool *present);
+		const struct record *recs, const bool *present, bool established);
 
 /* write.c: send what is due; dry runs print it instead. */
 int write_due(struct run *r);

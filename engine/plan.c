@@ -27,7 +27,8 @@ static int notice(struct run *r, long long person, int s, const char *remote_id,
 
 /* Journals the fields in want[] for system s; no row when there are none. */
 static int journal(struct run *r, long long person, int s, const char *remote_id, const char *op,
-		   const struct record *agreed, const struct record *current, const int *want, int n)
+		   const struct record *agreed, const struct record *current, const int *want, int n,
+		   bool established)
 {
 	long long box;
 
@@ -43,14 +44,16 @@ static int journal(struct run *r, long long person, int s, const char *remote_id
 					   r->cfg->rule[f].text, NULL, &r->err))
 			return -1;
 	}
-	if (current)
+	/* The safety valve counts changes to records already in agreement;
+	 * filling in records linked for the first time is not such a change. */
+	if (current && established)
 		r->sys[s].planned_updates++;
 	log_info("event=plan system=%s person=%lld op=%s fields=%d", r->sys[s].conf->name, person, op, n);
 	return 0;
 }
 
 static int plan_update(struct run *r, long long person, int s, const struct record *agreed,
-		       const struct record *cur)
+		       const struct record *cur, bool established)
 {
 	const struct system_run *sr = &r->sys[s];
 	int want[DF_MAX_FIELDS], n = 0;
@@ -70,7 +73,7 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 				return -1;
 		}
 	}
-	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n);
+	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n, established);
 }
 
 static int plan_create(struct run *r, long long person, int s, const struct record *agreed)
@@ -93,16 +96,16 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 		if (r->cfg->rule[f].kind != RULE_NONE && connector_carries(sr->conn, sr->conf, f) &&
 		    !str_blank(agreed->value[f]))
 			want[n++] = f;
-	return journal(r, person, s, NULL, "create", agreed, NULL, want, n);
+	return journal(r, person, s, NULL, "create", agreed, NULL, want, n, false);
 }
 
 int plan_person(struct run *r, long long person, const struct record *agreed,
-		const struct record *recs, const bool *present)
+		const struct record *recs, const bool *present, bool established)
 {
 	for (int s = 0; s < r->nsys; s++) {
 		if (state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))
 			return -1;
-		if (present[s] ? plan_update(r, person, s, agreed, &recs[s])
+		if (present[s] ? plan_update(r, person, s, agreed, &recs[s], established)
 			       : plan_create(r, person, s, agreed))
 			return -1;
 	}

@@ -72,7 +72,7 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 static int reconcile_person(struct run *r, long long person)
 {
 	struct record base, agreed, recs[DF_MAX_SYSTEMS];
-	bool present[DF_MAX_SYSTEMS] = { false };
+	bool present[DF_MAX_SYSTEMS] = { false }, established = false;
 	int rc = -1;
 
 	record_init(&base);
@@ -92,10 +92,12 @@ static int reconcile_person(struct run *r, long long person)
 		}
 		free(id);
 	}
-	for (int f = 0; f < fields_count(); f++)
+	for (int f = 0; f < fields_count(); f++) {
+		established |= base.value[f] != NULL;
 		if (merge_one_field(r, person, f, &base, recs, present, &agreed))
 			goto out;
-	if (plan_person(r, person, &agreed, recs, present) == 0)
+	}
+	if (plan_person(r, person, &agreed, recs, present, established) == 0)
 		rc = state_person_dirty(r->st, person, false, &r->err);
 out:
 	record_clear(&base);

@@ -1360,6 +1360,9 @@ class HttpAdapter(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "dfreconcile-sim/1"
+    # Headers and body go out in separate writes; with Nagle on, a client
+    # reusing its connection waits for a delayed ACK on every request.
+    disable_nagle_algorithm = True
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
