@@ -22,12 +22,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The data flow, stage by stage (see engine/engine.h).
-CORE  = core/err.c core/log.c core/str.c core/record.c core/normalize.c core/config.c core/lock.c
+CORE  = core/err.c core/log.c core/str.c core/record.c core/normalize.c core/config.c core/lock.c core/event.c
 HTTP  = http/http.c
-CONN  = connectors/jsonmap.c connectors/ghl.c connectors/aloware.c connectors/verity.c
+CONN  = connectors/jsonmap.c connectors/ghl.c connectors/aloware.c connectors/verity.c connectors/texting.c
 STATE = state/state.c
 ENGINE = engine/merge.c engine/poll.c engine/observe.c engine/link.c engine/reconcile.c \
-	 engine/plan.c engine/write.c engine/run.c
+	 engine/plan.c engine/write.c engine/events.c engine/deliver.c engine/run.c
 REPORT = report/report.c
 LIBSRC = $(CORE) $(HTTP) $(CONN) $(STATE) $(ENGINE) $(REPORT)
 

@@ -9,7 +9,10 @@
  *
  * Consequences the engine must know through the tables below: a contact is
  * keyed by its phone, so the phone cannot be changed through the API (not
- * writable) and a contact cannot be created without a valid phone. The
+ * writable) and a contact cannot be created without a valid phone. DNC
+ * (is_dnc) is read as an opt-out of calls and texts but cannot be written:
+ * Aloware manages DNC in its UI only, so the engine reports every contact
+ * it could not opt out there. The
  * create answer carries no id, so a create is followed by the lookup by
  * phone; the same lookup before every create makes creates idempotent.
  *
@@ -69,8 +72,10 @@ static int aloware_parse(void *self, json_object *o, struct record *r, struct df
 	struct aloware *a = self;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updated_at", r, err) ||
-	    jm_read_fields(o, aloware_map, r, err))
+	    jm_read_fields(o, aloware_map, r, err) || jm_read_flag(o, "is_dnc", r, F_OPTOUT_CALL, err))
 		return -1;
+	/* A dialer's DNC stops calls and texts alike. */
+	record_set(r, F_OPTOUT_SMS, r->value[F_OPTOUT_CALL]);
 	for (int f = F_NBUILTIN; f < fields_count(); f++) {
 		char *v;
 		if (a->sc->field_key[f] == NULL)
@@ -99,10 +104,13 @@ static int get_with_token(struct aloware *a, const char *path, const char *rest,
 	return rc;
 }
 
-static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
-				 struct connector_page *page, struct df_err *err)
+/* One page of one of our listings (GET path?updated_since&limit&cursor,
+ * answer {data, next_cursor}); each item goes through add(). */
+static int list_page(struct aloware *a, const char *path, long long since_ms, char **cursor,
+		     struct connector_page *page,
+		     int (*add)(struct aloware *, struct connector_page *, json_object *, struct df_err *),
+		     struct df_err *err)
 {
-	struct aloware *a = self;
 	struct http_response resp;
 	struct strbuf rest;
 	char since[40];
@@ -118,7 +126,7 @@ static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 		sb_add(&rest, "&cursor=");
 		http_query_escape(&rest, *cursor);
 	}
-	rc = get_with_token(a, "/api/v1/contacts", rest.buf, &resp, err);
+	rc = get_with_token(a, path, rest.buf, &resp, err);
 	sb_free(&rest);
 	free(*cursor);
 	*cursor = NULL;
@@ -131,7 +139,7 @@ static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no data array", a->sc->name);
 	}
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", aloware_parse, a, err)) {
+		if (add(a, page, json_object_array_get_idx(arr, i), err)) {
 			json_object_put(o);
 			return -1;
 		}
@@ -140,6 +148,17 @@ static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 		*cursor = xstrdup(json_object_get_string(next));
 	json_object_put(o);
 	return 0;
+}
+
+static int add_contact(struct aloware *a, struct connector_page *page, json_object *item, struct df_err *err)
+{
+	return jm_page_add(page, item, "id", aloware_parse, a, err);
+}
+
+static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
+				 struct connector_page *page, struct df_err *err)
+{
+	return list_page(self, "/api/v1/contacts", since_ms, cursor, page, add_contact, err);
 }
 
 static int aloware_lookup(void *self, const struct record *want, struct record *found,
@@ -234,6 +253,117 @@ static int aloware_update(void *self, const struct record *current, const struct
 	return post_form(a, current->value[F_PHONE], ch, nch, true, err);
 }
 
+/* An Aloware call as an event for the contact it belongs to. */
+static int call_parse(void *self, json_object *o, struct event *ev, struct df_err *err)
+{
+	struct record tmp;
+	json_object *cid;
+	int rc;
+
+	(void)self;
+	record_init(&tmp);
+	rc = jm_read_id(o, "id", &tmp, err) || jm_read_time(o, "updated_at", &tmp, err) ? -1 : 0;
+	ev->kind = xstrdup("call");
+	ev->source_id = tmp.remote_id;
+	ev->updated_ms = tmp.updated_ms;
+	tmp.remote_id = NULL;
+	if (rc == 0 && jm_read_time(o, "created_at", &tmp, err))
+		rc = -1;
+	ev->occurred_ms = tmp.updated_ms;
+	record_clear(&tmp);
+	if (rc)
+		return -1;
+	if (!json_object_object_get_ex(o, "contact_id", &cid) || cid == NULL)
+		return df_fail(err, DF_FAIL_INPUT, "call has no contact_id");
+	ev->contact_id = xstrdup(json_object_get_string(cid));
+	return jm_event_attr(o, "direction", ev, "direction", err) ||
+	       jm_event_attr(o, "type", ev, "type", err) ||
+	       jm_event_attr(o, "disposition", ev, "disposition", err) ||
+	       jm_event_attr(o, "status", ev, "status", err) ||
+	       jm_event_attr(o, "duration", ev, "duration", err) ||
+	       jm_event_attr(o, "talk_time", ev, "talk_time", err) ||
+	       jm_event_attr(o, "ended_at", ev, "ended_at", err) ||
+	       jm_event_attr(o, "recording_url", ev, "recording_url", err) ? -1 : 0;
+}
+
+static int add_call(struct aloware *a, struct connector_page *page, json_object *item, struct df_err *err)
+{
+	return jm_page_add_event(page, item, "id", call_parse, a, err);
+}
+
+static int aloware_poll_events(void *self, const char *stream, long long since_ms, char **cursor,
+			       struct connector_page *page, struct df_err *err)
+{
+	if (strcmp(stream, "calls") != 0)
+		return df_fail(err, DF_FAIL_REMOTE, "aloware has no %s stream", stream);
+	return list_page(self, "/api/v1/calls", since_ms, cursor, page, add_call, err);
+}
+
+/* POST a power-dialer webhook with the token in the body. */
+static int post_webhook(struct aloware *a, const char *path, json_object *body, struct df_err *err)
+{
+	struct http_response resp;
+	char *text;
+	int rc;
+
+	json_object_object_add(body, "api_token", json_object_new_string(a->sc->token));
+	text = jm_to_string(body);
+	json_object_put(body);
+	rc = http_request(a->http, "POST", path, text, NULL, &resp, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	http_response_free(&resp);
+	return rc;
+}
+
+static int add_to_list(struct aloware *a, const char *contact_id, const char *list_id, struct df_err *err)
+{
+	json_object *body = json_object_new_object(), *ids = json_object_new_array();
+
+	json_object_array_add(ids, json_object_new_int64(strtoll(contact_id, NULL, 10)));
+	json_object_object_add(body, "list_id", json_object_new_int64(strtoll(list_id, NULL, 10)));
+	json_object_object_add(body, "contact_ids", ids);
+	return post_webhook(a, "/api/v1/webhook/powerdialer-add-contact-to-lists", body, err);
+}
+
+/* Aloware removes a contact from every power-dialer list at once; the lists
+ * it should stay in are added back. */
+static int aloware_list_change(void *self, const struct record *contact, const char *list_id, bool add,
+			       const char *const *keep, int nkeep, struct df_err *err)
+{
+	struct aloware *a = self;
+	json_object *body;
+
+	if (add)
+		return add_to_list(a, contact->remote_id, list_id, err);
+	body = json_object_new_object();
+	json_object_object_add(body, "contact_id", json_object_new_int64(strtoll(contact->remote_id, NULL, 10)));
+	if (post_webhook(a, "/api/v1/webhook/powerdialer-remove-contact-from-lists", body, err))
+		return -1;
+	for (int i = 0; i < nkeep; i++)
+		if (add_to_list(a, contact->remote_id, keep[i], err))
+			return -1;
+	return 0;
+}
+
+/* Aloware finds contacts by phone only. */
+static int aloware_fetch(void *self, const struct record *current, struct record *out, bool *gone,
+			 struct df_err *err)
+{
+	*gone = false;
+	if (str_blank(current->value[F_PHONE]))
+		return df_fail(err, DF_FAIL_REMOTE, "aloware contact %s has no phone to look it up by",
+			       current->remote_id);
+	if (aloware_lookup(self, current, out, err))
+		return -1;
+	/* The phone now leads elsewhere or nowhere: this contact is gone. */
+	if (out->remote_id == NULL || strcmp(out->remote_id, current->remote_id) != 0)
+		*gone = true;
+	return 0;
+}
+
+static const char *const aloware_streams[] = { "calls", NULL };
+
 const struct connector aloware_connector = {
 	.name = "aloware",
 	.max_page_size = 500,
@@ -242,7 +372,7 @@ const struct connector aloware_connector = {
 	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
 		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
 		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE),
+		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL),
 	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_EMAIL) |
 		    FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) | FIELD_BIT(F_STATE) |
 		    FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) | FIELD_BIT(F_TIMEZONE),
@@ -254,4 +384,8 @@ const struct connector aloware_connector = {
 	.create = aloware_create,
 	.update = aloware_update,
 	.requests = aloware_requests,
+	.streams = aloware_streams,
+	.poll_events = aloware_poll_events,
+	.list_change = aloware_list_change,
+	.fetch = aloware_fetch,
 };

@@ -27,6 +27,7 @@
 
 #include "../core/config.h"
 #include "../core/err.h"
+#include "../core/event.h"
 #include "../core/record.h"
 
 /* A record of a page that could not be read: quarantined by the engine. */
@@ -38,6 +39,8 @@ struct bad_record {
 struct connector_page {
 	struct record *recs;
 	int nrecs;
+	struct event *events;
+	int nevents;
 	struct bad_record *bad;
 	int nbad;
 };
@@ -58,6 +61,10 @@ struct connector {
 	unsigned long fields;           /* built-in fields carried (FIELD_BIT) */
 	unsigned long writable;         /* built-in fields its API can change */
 	int required_for_create;        /* field that must be valid, or -1 */
+	/* The system keeps opt-outs by phone, not contacts (the texting
+	 * system): its records never make a person appear in other systems,
+	 * and a record is created in it only to hold an opt-out. */
+	bool optouts_only;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
@@ -86,6 +93,35 @@ struct connector {
 		      struct record *updated, struct df_err *err);
 
 	long (*requests)(void *self);   /* requests sent this run */
+
+	/* Event streams this system is a source of ("calls", "messages"),
+	 * NULL-terminated; NULL when none. */
+	const char *const *streams;
+	/* One page of a stream's events changed at or after since_ms; paging
+	 * as poll_contacts. Bad items become page->bad entries. */
+	int (*poll_events)(void *self, const char *stream, long long since_ms, char **cursor,
+			   struct connector_page *page, struct df_err *err);
+
+	/* Delivers an event to the record contact_id of this system (GHL:
+	 * a call as a note and optionally a Call message, a text into the
+	 * contact's conversation). Finds an earlier delivery of the same event
+	 * first, so a delivery repeated after a crash is not made twice.
+	 * *remote_id (caller frees) names what was made or found. NULL when the
+	 * system takes no deliveries. */
+	int (*deliver)(void *self, const char *contact_id, const struct event *ev,
+		       char **remote_id, struct df_err *err);
+
+	/* Call lists (Aloware): adds the contact to list_id, or removes it from
+	 * list_id while keeping it in the nkeep lists of keep (a system that
+	 * can only remove from every list at once re-adds those). NULL when the
+	 * system has no lists. */
+	int (*list_change)(void *self, const struct record *contact, const char *list_id, bool add,
+			   const char *const *keep, int nkeep, struct df_err *err);
+
+	/* Reads the current copy of one linked record (the sweep). *gone is set
+	 * when the system no longer has it. */
+	int (*fetch)(void *self, const struct record *current, struct record *out, bool *gone,
+		     struct df_err *err);
 };
 
 const struct connector *connector_find(const char *name);

@@ -93,13 +93,65 @@ static int read_custom(struct ghl *g, json_object *o, struct record *r, struct d
 	return 0;
 }
 
+/* DND: the master switch "dnd" covers every channel; dndSettings holds each
+ * channel's status. Search answers omit dndSettings, so without it only a
+ * master switch that is on says anything; the rest stays unknown (NULL). */
+static const struct { int field; const char *key; } dnd_channels[] = {
+	{ F_OPTOUT_SMS, "SMS" }, { F_OPTOUT_CALL, "Call" }, { F_OPTOUT_EMAIL, "Email" },
+};
+
+static int read_dnd(json_object *o, struct record *r, struct df_err *err)
+{
+	json_object *dnd = NULL, *settings = NULL;
+	bool master, detailed;
+
+	json_object_object_get_ex(o, "dnd", &dnd);
+	if (dnd != NULL && !json_object_is_type(dnd, json_type_boolean))
+		return df_fail(err, DF_FAIL_INPUT, "dnd is not true or false");
+	master = dnd != NULL && json_object_get_boolean(dnd);
+	detailed = json_object_object_get_ex(o, "dndSettings", &settings) &&
+		   json_object_is_type(settings, json_type_object);
+	for (size_t i = 0; i < sizeof(dnd_channels) / sizeof(dnd_channels[0]); i++) {
+		json_object *ch = NULL, *status = NULL;
+		bool on = master;
+		if (detailed && json_object_object_get_ex(settings, dnd_channels[i].key, &ch) &&
+		    json_object_object_get_ex(ch, "status", &status) && json_object_is_type(status, json_type_string))
+			on = on || strcmp(json_object_get_string(status), "inactive") != 0;
+		if (detailed || master)
+			record_set(r, dnd_channels[i].field, on ? "true" : "false");
+	}
+	return 0;
+}
+
+static json_object *dnd_settings(json_object *body)
+{
+	json_object *settings;
+
+	if (!json_object_object_get_ex(body, "dndSettings", &settings)) {
+		settings = json_object_new_object();
+		json_object_object_add(body, "dndSettings", settings);
+	}
+	return settings;
+}
+
+static void put_dnd(json_object *body, int f, const char *value)
+{
+	for (size_t i = 0; i < sizeof(dnd_channels) / sizeof(dnd_channels[0]); i++) {
+		if (dnd_channels[i].field != f)
+			continue;
+		json_object *st = json_object_new_object();
+		json_object_object_add(st, "status", json_object_new_string(str_eq(value, "true") ? "active" : "inactive"));
+		json_object_object_add(dnd_settings(body), dnd_channels[i].key, st);
+	}
+}
+
 static int ghl_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
 	char *addr = NULL;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "dateUpdated", r, err) ||
 	    jm_read_fields(o, ghl_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err) ||
-	    read_custom(self, o, r, err))
+	    read_custom(self, o, r, err) || read_dnd(o, r, err))
 		return -1;
 	if (str_blank(r->value[F_ADDRESS1])) {
 		if (jm_get_string(o, "address", &addr, err))
@@ -246,6 +298,8 @@ static json_object *contact_body(struct ghl *g, const struct field_change *ch, i
 		if (f == F_TAGS) {
 			if (tags)
 				json_object_object_add(body, "tags", jm_set_array(ch[i].new_value));
+		} else if (field_is_optout(f)) {
+			put_dnd(body, f, ch[i].new_value);
 		} else if (f >= F_NBUILTIN) {
 			put_custom(g, custom, f, ch[i].new_value);
 		} else {
@@ -369,11 +423,13 @@ const struct connector ghl_connector = {
 	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
 		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
 		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
+		  FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
 	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
 		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
 		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
+		    FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
 	.required_for_create = -1,
 	.open = ghl_open,
 	.close = ghl_close,

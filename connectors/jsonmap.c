@@ -12,9 +12,10 @@
 extern const struct connector ghl_connector;
 extern const struct connector aloware_connector;
 extern const struct connector verity_connector;
+extern const struct connector texting_connector;
 
 static const struct connector *const all[] = {
-	&ghl_connector, &aloware_connector, &verity_connector,
+	&ghl_connector, &aloware_connector, &verity_connector, &texting_connector,
 };
 
 const struct connector *connector_find(const char *name)
@@ -27,7 +28,7 @@ const struct connector *connector_find(const char *name)
 
 const char *connector_names(void)
 {
-	return "ghl, aloware, verity";
+	return "ghl, aloware, verity, texting";
 }
 
 bool connector_carries(const struct connector *c, const struct system_conf *sc, int f)
@@ -52,7 +53,10 @@ void connector_page_clear(struct connector_page *page)
 		free(page->bad[i].remote_id);
 		free(page->bad[i].reason);
 	}
+	for (int i = 0; i < page->nevents; i++)
+		event_clear(&page->events[i]);
 	free(page->recs);
+	free(page->events);
 	free(page->bad);
 	memset(page, 0, sizeof(*page));
 }
@@ -123,6 +127,18 @@ int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct
 	return 0;
 }
 
+int jm_read_flag(json_object *o, const char *key, struct record *r, int f, struct df_err *err)
+{
+	json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return df_fail(err, DF_FAIL_INPUT, "field %s is not true or false", key);
+	record_set(r, f, json_object_get_boolean(v) ? "true" : "false");
+	return 0;
+}
+
 int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err *err)
 {
 	json_object *v;
@@ -179,6 +195,21 @@ json_object *jm_set_array(const char *set)
 	return arr;
 }
 
+/* Records a page item that could not be read; its id when it has one. */
+static void page_bad(struct connector_page *page, json_object *item, const char *id_key,
+		     const char *known_id, const struct df_err *e)
+{
+	json_object *id;
+
+	page->bad = xrealloc(page->bad, (size_t)(page->nbad + 1) * sizeof(*page->bad));
+	page->bad[page->nbad].remote_id = xstrdup(known_id);
+	if (known_id == NULL && json_object_is_type(item, json_type_object) &&
+	    json_object_object_get_ex(item, id_key, &id) && id != NULL)
+		page->bad[page->nbad].remote_id = xstrdup(json_object_get_string(id));
+	page->bad[page->nbad].reason = xstrdup(e->fail == DF_FAIL_INPUT ? e->msg : "item is not a JSON object");
+	page->nbad++;
+}
+
 int jm_page_add(struct connector_page *page, json_object *item, const char *id_key,
 		int (*parse)(void *self, json_object *o, struct record *r, struct df_err *err),
 		void *self, struct df_err *err)
@@ -197,16 +228,49 @@ int jm_page_add(struct connector_page *page, json_object *item, const char *id_k
 		*err = e;
 		return -1;
 	}
-	page->bad = xrealloc(page->bad, (size_t)(page->nbad + 1) * sizeof(*page->bad));
-	page->bad[page->nbad].remote_id = xstrdup(r.remote_id);
-	if (page->bad[page->nbad].remote_id == NULL && json_object_is_type(item, json_type_object)) {
-		json_object *id;
-		if (json_object_object_get_ex(item, id_key, &id) && id != NULL)
-			page->bad[page->nbad].remote_id = xstrdup(json_object_get_string(id));
-	}
-	page->bad[page->nbad].reason = xstrdup(e.fail == DF_FAIL_INPUT ? e.msg : "record is not a JSON object");
-	page->nbad++;
+	page_bad(page, item, id_key, r.remote_id, &e);
 	record_clear(&r);
+	return 0;
+}
+
+int jm_page_add_event(struct connector_page *page, json_object *item, const char *id_key,
+		      int (*parse)(void *self, json_object *o, struct event *ev, struct df_err *err),
+		      void *self, struct df_err *err)
+{
+	struct event ev;
+	struct df_err e = { 0 };
+
+	event_init(&ev);
+	if (json_object_is_type(item, json_type_object) && parse(self, item, &ev, &e) == 0) {
+		page->events = xrealloc(page->events, (size_t)(page->nevents + 1) * sizeof(*page->events));
+		page->events[page->nevents++] = ev;
+		return 0;
+	}
+	if (e.fail != DF_OK && e.fail != DF_FAIL_INPUT) {
+		event_clear(&ev);
+		*err = e;
+		return -1;
+	}
+	page_bad(page, item, id_key, ev.source_id, &e);
+	event_clear(&ev);
+	return 0;
+}
+
+/* One string member into an event attribute; non-strings are malformed. */
+int jm_event_attr(json_object *o, const char *key, struct event *ev, const char *attr,
+		  struct df_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return 0;
+	if (json_object_is_type(v, json_type_string))
+		event_set(ev, attr, json_object_get_string(v));
+	else if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_boolean))
+		event_set(ev, attr, json_object_to_json_string(v));
+	else
+		return df_fail(err, DF_FAIL_INPUT, "field %s is a %s", key,
+			       json_type_to_name(json_object_get_type(v)));
 	return 0;
 }
 

@@ -30,6 +30,9 @@ int jm_read_fields(json_object *o, const struct field_key *map, struct record *r
 		   struct df_err *err);
 /* Reads a JSON array of strings as a canonical set into r->value[f]. */
 int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct df_err *err);
+/* Reads a boolean member into r->value[f] as "true"/"false"; an absent
+ * member leaves the value NULL (the answer does not say). */
+int jm_read_flag(json_object *o, const char *key, struct record *r, int f, struct df_err *err);
 /* Reads the record id (string or integer) into r->remote_id. */
 int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err *err);
 /* Reads an ISO timestamp member into r->updated_ms. */
@@ -47,6 +50,14 @@ json_object *jm_set_array(const char *set);
 int jm_page_add(struct connector_page *page, json_object *item, const char *id_key,
 		int (*parse)(void *self, json_object *o, struct record *r, struct df_err *err),
 		void *self, struct df_err *err);
+
+/* The same for events. */
+int jm_page_add_event(struct connector_page *page, json_object *item, const char *id_key,
+		      int (*parse)(void *self, json_object *o, struct event *ev, struct df_err *err),
+		      void *self, struct df_err *err);
+/* Copies member key of o (string, number or boolean) to attribute attr. */
+int jm_event_attr(json_object *o, const char *key, struct event *ev, const char *attr,
+		  struct df_err *err);
 
 char *jm_to_string(json_object *o);    /* compact text, caller frees */
 

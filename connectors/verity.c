@@ -59,11 +59,15 @@ static long verity_requests(void *self)
 static int verity_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
 	struct verity *v = self;
-	json_object *custom = NULL;
+	json_object *custom = NULL, *optouts = NULL;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updatedAt", r, err) ||
 	    jm_read_fields(o, verity_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err))
 		return -1;
+	json_object_object_get_ex(o, "optOuts", &optouts);
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+		if (jm_read_flag(optouts, optout_channel(f), r, f, err))
+			return -1;
 	json_object_object_get_ex(o, "customFields", &custom);
 	if (custom != NULL && !json_object_is_type(custom, json_type_object))
 		return df_fail(err, DF_FAIL_INPUT, "customFields is not an object");
@@ -171,10 +175,14 @@ static int verity_lookup(void *self, const struct record *want, struct record *f
 static json_object *contact_body(struct verity *v, const struct field_change *ch, int nch)
 {
 	json_object *body = json_object_new_object(), *custom = json_object_new_object();
+	json_object *optouts = json_object_new_object();
 
 	for (int i = 0; i < nch; i++) {
 		int f = ch[i].field;
-		if (f == F_TAGS)
+		if (field_is_optout(f))
+			json_object_object_add(optouts, optout_channel(f),
+					       json_object_new_boolean(str_eq(ch[i].new_value, "true")));
+		else if (f == F_TAGS)
 			json_object_object_add(body, "tags", jm_set_array(ch[i].new_value));
 		else if (f >= F_NBUILTIN)
 			jm_put(custom, v->sc->field_key[f], ch[i].new_value, true);
@@ -185,6 +193,10 @@ static json_object *contact_body(struct verity *v, const struct field_change *ch
 		json_object_object_add(body, "customFields", custom);
 	else
 		json_object_put(custom);
+	if (json_object_object_length(optouts) > 0)
+		json_object_object_add(body, "optOuts", optouts);
+	else
+		json_object_put(optouts);
 	return body;
 }
 
@@ -254,11 +266,13 @@ const struct connector verity_connector = {
 	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
 		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
 		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
+		  FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
 	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
 		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
 		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS),
+		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
+		    FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
 	.required_for_create = -1,
 	.open = verity_open,
 	.close = verity_close,

@@ -174,6 +174,8 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->max_requests = 20000;
 	sc->tls_verify = true;
 	sc->create = true;
+	sc->listing = true;
+	sc->sweep = -1;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
 	    get_string(ld, grp, "location_id", &sc->location_id) ||
 	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
@@ -185,8 +187,16 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_int(ld, grp, "max_retry_after", &sc->max_retry_after, 0, 3600) ||
 	    get_int(ld, grp, "max_requests", &sc->max_requests, 1, 10000000) ||
 	    get_bool(ld, grp, "tls_verify", &sc->tls_verify) ||
-	    get_bool(ld, grp, "create", &sc->create))
+	    get_bool(ld, grp, "create", &sc->create) ||
+	    get_bool(ld, grp, "listing", &sc->listing) ||
+	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
+	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
+	    get_string(ld, grp, "conversation_provider_id", &sc->conversation_provider_id))
 		return -1;
+	/* Without a listing the sweep is the only way to see changes; with
+	 * one it is a slow drift check. */
+	if (sc->sweep < 0)
+		sc->sweep = sc->listing ? 5 : 50;
 	if (sc->base_url == NULL)
 		return bad(ld, grp, "base_url is required");
 	if (strncmp(sc->base_url, "http://", 7) != 0 && strncmp(sc->base_url, "https://", 8) != 0)
@@ -253,6 +263,7 @@ static const char *default_rule(const struct config *cfg, int f)
 	switch (f) {
 	case F_PHONE: return "prefer-valid";
 	case F_TAGS: return "union";
+	case F_OPTOUT_SMS: case F_OPTOUT_CALL: case F_OPTOUT_EMAIL: return "sticky-true";
 	case F_ADDRESS1: case F_CITY: case F_STATE: case F_POSTAL_CODE:
 	case F_COUNTRY: case F_TIMEZONE:
 		return config_system(cfg, "ghl") >= 0 ? "prefer:ghl-unless-blank" : "two-way";
@@ -270,6 +281,9 @@ static int set_rule(struct loader *ld, const config_setting_t *s, int f, const c
 		return bad(ld, s, "%s", why);
 	if ((ld->cfg->rule[f].kind == RULE_UNION) != (field_get(f)->kind == FIELD_SET))
 		return bad(ld, s, "union is the rule for sets (tags) and only for them");
+	/* I4: no configuration may let a merge clear an opt-out. */
+	if ((ld->cfg->rule[f].kind == RULE_STICKY_TRUE) != field_is_optout(f))
+		return bad(ld, s, "sticky-true is the rule for opt-outs and the only one they take");
 	return 0;
 }
 
@@ -283,12 +297,16 @@ static int load_custom_fields(struct loader *ld, config_t *lc)
 		return bad(ld, list, "must be a list of groups ( { name = ...; ... } )");
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		const config_setting_t *rs = config_setting_get_member(g, "rule");
 		const char *name = NULL, *rule = "two-way";
 		int f;
 
 		if (!config_setting_is_group(g) || !config_setting_lookup_string(g, "name", &name))
 			return bad(ld, g, "needs a name");
-		config_setting_lookup_string(g, "rule", &rule);
+		if (rs != NULL && config_setting_type(rs) != CONFIG_TYPE_STRING)
+			return bad(ld, rs, "must be a rule string");
+		if (rs != NULL)
+			rule = config_setting_get_string(rs);
 		if (field_find(name) >= 0)
 			return bad(ld, g, "field %s is defined twice", name);
 		f = fields_add_custom(name);
@@ -325,6 +343,40 @@ static int load_fields(struct loader *ld, config_t *lc)
 			return -1;
 	}
 	return 0;
+}
+
+/* optouts.opt_in: "never", "same-system" or a comma-separated list of
+ * systems whose clearing of an opt-out is an opt-in. */
+static int load_optouts(struct loader *ld, config_t *lc)
+{
+	config_setting_t *s = config_lookup(lc, "optouts.opt_in");
+	const char *v;
+	char *copy, *tok, *save = NULL;
+	int rc = 0;
+
+	ld->cfg->opt_in = OPTIN_SAME_SYSTEM;
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad(ld, s, "must be \"never\", \"same-system\" or a list of systems");
+	v = config_setting_get_string(s);
+	if (strcmp(v, "never") == 0) {
+		ld->cfg->opt_in = OPTIN_NEVER;
+		return 0;
+	}
+	if (strcmp(v, "same-system") == 0)
+		return 0;
+	ld->cfg->opt_in = OPTIN_LISTED;
+	copy = xstrdup(v);
+	for (tok = strtok_r(copy, ", ", &save); tok && rc == 0; tok = strtok_r(NULL, ", ", &save)) {
+		int i = config_system(ld->cfg, tok);
+		if (i < 0)
+			rc = bad(ld, s, "%s is not a configured system", tok);
+		else
+			ld->cfg->opt_in_from[i] = true;
+	}
+	free(copy);
+	return rc;
 }
 
 static int load_top(struct loader *ld, config_t *lc)
@@ -398,7 +450,7 @@ struct config *config_load(const char *path, struct df_err *err)
 		rc = -1;
 	} else {
 		rc = load_top(&ld, &lc) || load_systems(&ld, &lc) || load_fields(&ld, &lc) ||
-		     load_custom_fields(&ld, &lc) ? -1 : 0;
+		     load_custom_fields(&ld, &lc) || load_optouts(&ld, &lc) ? -1 : 0;
 	}
 	config_destroy(&lc);
 	if (rc) {
@@ -422,6 +474,7 @@ void config_free(struct config *cfg)
 		free(sc->token);
 		free(sc->token_source);
 		free(sc->location_id);
+		free(sc->conversation_provider_id);
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			free(sc->field_key[f]);
 	}

@@ -33,6 +33,10 @@ struct system_conf {
 	int max_requests;               /* request budget per run */
 	bool tls_verify;
 	bool create;                    /* create missing contacts here */
+	bool listing;                   /* it serves a changed-since listing */
+	int sweep;                      /* linked records re-read per run */
+	bool propagate_deletes;         /* a delete here deletes elsewhere */
+	char *conversation_provider_id; /* GHL: for Call messages */
 	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */
 };
 
@@ -51,6 +55,8 @@ struct config {
 	int write_max_attempts;         /* runs a failed write is tried in */
 	int write_backoff;              /* seconds, doubled per failed attempt */
 	int max_pages;                  /* per system per run */
+	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
+	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
 };
 
 /* Reads and checks path. On error returns NULL with err (class CONFIG)

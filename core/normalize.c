@@ -136,7 +136,7 @@ bool email_is_valid(const char *s)
 
 	if (s == NULL || strchr(s, ' ') || (at = strchr(s, '@')) == NULL)
 		return false;
-	if (at == s || strchr(at + 1, '@') || strstr(s, ".."))
+	if (at == s || at[1] == '.' || strchr(at + 1, '@') || strstr(s, ".."))
 		return false;
 	dot = strrchr(at + 1, '.');
 	return dot != NULL && dot > at + 1 && dot[1] != '\0';
@@ -168,7 +168,7 @@ char *value_normalize(enum field_kind kind, const char *value,
 		return NULL;
 	}
 	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		if (*p < 0x20 && !(kind == FIELD_SET && *p == '\n')) {
+		if ((*p < 0x20 || *p == 0x7f) && !(kind == FIELD_SET && *p == '\n')) {
 			*why = "control character in value";
 			return NULL;
 		}
@@ -183,6 +183,8 @@ char *value_normalize(enum field_kind kind, const char *value,
 		return email_normalize(value);
 	case FIELD_SET:
 		return xstrdup(value);  /* connectors build sets canonically */
+	case FIELD_FLAG:
+		return xstrdup(strcmp(value, "true") == 0 ? "true" : "false");
 	case FIELD_TEXT:
 		break;
 	}
@@ -195,7 +197,8 @@ bool value_is_valid(enum field_kind kind, const char *value)
 	case FIELD_PHONE: return phone_is_e164(value);
 	case FIELD_EMAIL: return email_is_valid(value);
 	case FIELD_TEXT:
-	case FIELD_SET: break;
+	case FIELD_SET:
+	case FIELD_FLAG: break;
 	}
 	return !str_blank(value);
 }

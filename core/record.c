@@ -22,6 +22,9 @@ static struct field_def builtin[F_NBUILTIN] = {
 	[F_COUNTRY] = { "country", FIELD_TEXT, false },
 	[F_TIMEZONE] = { "timezone", FIELD_TEXT, false },
 	[F_TAGS] = { "tags", FIELD_SET, false },
+	[F_OPTOUT_SMS] = { "optout_sms", FIELD_FLAG, false },
+	[F_OPTOUT_CALL] = { "optout_call", FIELD_FLAG, false },
+	[F_OPTOUT_EMAIL] = { "optout_email", FIELD_FLAG, false },
 };
 
 static struct field_def table[DF_MAX_FIELDS];
@@ -73,6 +76,16 @@ int field_find(const char *name)
 		if (strcmp(table[f].name, name) == 0)
 			return f;
 	return -1;
+}
+
+bool field_is_optout(int f)
+{
+	return f == F_OPTOUT_SMS || f == F_OPTOUT_CALL || f == F_OPTOUT_EMAIL;
+}
+
+const char *optout_channel(int f)
+{
+	return f == F_OPTOUT_SMS ? "sms" : f == F_OPTOUT_CALL ? "call" : f == F_OPTOUT_EMAIL ? "email" : NULL;
 }
 
 void record_init(struct record *r)

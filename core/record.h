@@ -5,7 +5,9 @@
  *
  * Fields are numbered: the built-in ones first, then the custom fields the
  * configuration declares (fields_add_custom). value[f] == NULL means "this
- * system does not carry field f"; "" means "carried, but blank". Sets (tags)
+ * system does not carry field f" or, from a connector, "this answer does not
+ * say" (the snapshot's value stands); "" means "carried, but blank".
+ * Opt-outs are flags per channel, "true" or "false". Sets (tags)
  * are held in one canonical string: members sorted case-insensitively,
  * de-duplicated, joined by '\n'.
  */
@@ -18,11 +20,12 @@
 #define DF_MAX_SYSTEMS 8
 #define DF_MAX_VALUE 4096   /* longer values are malformed input */
 
-enum field_kind { FIELD_TEXT, FIELD_PHONE, FIELD_EMAIL, FIELD_SET };
+enum field_kind { FIELD_TEXT, FIELD_PHONE, FIELD_EMAIL, FIELD_SET, FIELD_FLAG };
 
 enum builtin_field {
 	F_FIRST_NAME, F_LAST_NAME, F_PHONE, F_EMAIL, F_ADDRESS1, F_CITY,
 	F_STATE, F_POSTAL_CODE, F_COUNTRY, F_TIMEZONE, F_TAGS,
+	F_OPTOUT_SMS, F_OPTOUT_CALL, F_OPTOUT_EMAIL,   /* flags: "true"/"false" */
 	F_NBUILTIN
 };
 
@@ -38,6 +41,8 @@ int fields_add_custom(const char *name);
 int fields_count(void);
 const struct field_def *field_get(int f);
 int field_find(const char *name);       /* -1 when unknown */
+bool field_is_optout(int f);
+const char *optout_channel(int f);      /* "sms", "call", "email" */
 void fields_reset(void);                /* back to built-ins only (tests) */
 
 struct record {

@@ -147,32 +147,56 @@ static long long days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+/* n digits at p as a number, or -1 when any of them is not a digit. */
+static int digits(const char *p, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
 long long time_parse_iso(const char *s)
 {
-	int y, mo, d, h, mi, sec, n = 0;
+	int y, mo, d, h, mi, sec;
 	long long ms = 0, off = 0;
 	const char *p;
 
-	if (s == NULL)
+	/* Fixed positions, digits only: remote text never drives the parser
+	 * past the end of the string. */
+	if (s == NULL || strnlen(s, 20) < 19 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
 		return -1;
-	if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n == 0)
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	sec = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+	    sec < 0 || sec > 60)
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -1;
-	p = s + n;
+	p = s + 19;
 	if (*p == '.') {
-		int digits = 0;
-		for (p++; isdigit((unsigned char)*p); p++, digits++)
-			if (digits < 3)
+		int n = 0;
+		for (p++; isdigit((unsigned char)*p); p++, n++)
+			if (n < 3)
 				ms = ms * 10 + (*p - '0');
-		for (; digits < 3; digits++)
+		if (n == 0)
+			return -1;
+		for (; n < 3; n++)
 			ms *= 10;
 	}
 	if (*p == 'Z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+		int oh = strnlen(p, 6) == 6 && p[3] == ':' ? digits(p + 1, 2) : -1;
+		int om = oh >= 0 ? digits(p + 4, 2) : -1;
+		if (oh < 0 || om < 0 || oh > 23 || om > 59)
 			return -1;
 		off = (oh * 60LL + om) * 60000LL * (*p == '+' ? 1 : -1);
 		p += 6;

@@ -45,6 +45,7 @@ struct system_run {
 	const struct connector *conn;
 	void *handle;
 	bool poll_failed;
+	bool listed_all;        /* a full run read every page of its contacts */
 	long planned_updates;
 	struct run_counts counts;
 };
@@ -56,7 +57,7 @@ struct run {
 	long long id;
 	int nsys;
 	struct system_run sys[DF_MAX_SYSTEMS];
-	long conflicts, quarantined, notices, writes_failed;
+	long conflicts, quarantined, notices, writes_failed, delivered;
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
@@ -68,6 +69,8 @@ int poll_all(struct run *r);
 
 /* observe.c: one polled record of system s, inside the page's transaction. */
 int observe_record(struct run *r, int s, struct record *rec);
+/* Takes the values rec does not state (NULL) from old, its snapshot. */
+void observe_fill(struct record *rec, const struct record *old);
 /* Normalises every carried field of rec in place; NULL, or why it failed. */
 const char *observe_normalize(const struct run *r, int s, struct record *rec);
 
@@ -76,6 +79,14 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec);
  * is ambiguous, with the reason in why. *how says how it matched. */
 int link_record(struct run *r, int s, const struct record *rec, long long *person,
 		const char **how, char *why, size_t whylen);
+
+/* events.c: one polled call or message of system s, inside the page's
+ * transaction: stored once, journalled for delivery, read for STOP. */
+int observe_event(struct run *r, int s, const struct event *ev);
+bool events_is_stop(const char *body);  /* the whole trimmed text, any case */
+
+/* deliver.c: deliver what is due and linked; the rest waits. */
+int deliver_due(struct run *r);
 
 /* reconcile.c: merge and plan every dirty person. */
 int reconcile_dirty(struct run *r);

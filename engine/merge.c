@@ -72,45 +72,44 @@ static bool truthy(const char *v)
 	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 }
 
-/* Members of base that some system dropped are removed, members any system
- * added are added; members with keep_prefix are never removed. */
+/* What system s held before: its value at the last merge, else the base. */
+static const char *before(const struct merge_input *in, int s)
+{
+	return in->prev_known[s] ? in->prev[s] : in->base;
+}
+
+/* Members a system dropped since before are removed, members it added are
+ * added; members with keep_prefix are never removed, and a fresh record
+ * only adds. */
 static void merge_union(const struct merge_input *in, struct merge_result *out)
 {
-	char **basev, **sv;
-	int nb = set_split(in->base, &basev), cap = nb + 1, n = 0;
+	char **basev, **v[DF_MAX_SYSTEMS] = { 0 };
+	int nb = set_split(in->base, &basev), nv[DF_MAX_SYSTEMS] = { 0 }, cap = nb + 1, n = 0;
 	const char **acc;
 
-	for (int s = 0; s < in->nsys; s++) {
-		if (in->value[s] != NULL) {
-			int k = set_split(in->value[s], &sv);
-			cap += k;
-			free(sv);
-		}
-	}
+	for (int s = 0; s < in->nsys; s++)
+		if (in->value[s] != NULL)
+			cap += nv[s] = set_split(in->value[s], &v[s]);
 	acc = xcalloc((size_t)cap, sizeof(*acc));
 	for (int i = 0; i < nb; i++) {
 		bool dropped = false;
 		for (int s = 0; s < in->nsys && !dropped; s++)
-			dropped = in->base != NULL && in->value[s] != NULL &&
-				  !set_contains(in->value[s], basev[i]);
-		if (in->keep_prefix && strncasecmp(basev[i], in->keep_prefix, strlen(in->keep_prefix)) == 0)
+			dropped = in->value[s] != NULL && !in->fresh[s] && before(in, s) != NULL &&
+				  set_contains(before(in, s), basev[i]) && !set_contains(in->value[s], basev[i]);
+		if (in->keep_prefix && *in->keep_prefix &&
+		    strncasecmp(basev[i], in->keep_prefix, strlen(in->keep_prefix)) == 0)
 			dropped = false;
 		if (!dropped)
 			acc[n++] = basev[i];
 	}
-	char **all[DF_MAX_SYSTEMS] = { 0 };
-	for (int s = 0; s < in->nsys; s++) {
-		if (in->value[s] == NULL)
-			continue;
-		int k = set_split(in->value[s], &all[s]);
-		for (int i = 0; i < k; i++)
-			if (in->base == NULL || !set_contains(in->base, all[s][i]))
-				acc[n++] = all[s][i];
-	}
+	for (int s = 0; s < in->nsys; s++)
+		for (int i = 0; i < nv[s]; i++)
+			if (in->fresh[s] || before(in, s) == NULL || !set_contains(before(in, s), v[s][i]))
+				acc[n++] = v[s][i];
 	out->value = set_from_array(acc, n);
 	out->reason = "union";
 	for (int s = 0; s < in->nsys; s++)
-		free(all[s]);
+		free(v[s]);
 	free(acc);
 	free(basev);
 }
@@ -169,7 +168,7 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 		 struct merge_result *out)
 {
 	int cand[DF_MAX_SYSTEMS], ncand = 0, pick;
-	bool distinct = false;
+	bool distinct = false, fresh = false;
 
 	memset(out, 0, sizeof(*out));
 	out->winner = -1;
@@ -200,11 +199,35 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 		return;
 	}
 	for (int s = 0; s < in->nsys; s++) {
-		if (in->value[s] == NULL || str_eq(in->value[s], in->base))
+		if (in->value[s] == NULL)
+			continue;
+		if (in->fresh[s] ? str_blank(in->value[s]) || str_eq(in->value[s], in->base)
+				 : str_eq(in->value[s], before(in, s)))
 			continue;
 		if (ncand > 0 && !str_eq(in->value[s], in->value[cand[0]]))
 			distinct = true;
+		fresh |= in->fresh[s];
 		cand[ncand++] = s;
+	}
+	/* A fresh record's value competes with the agreed one: the systems
+	 * still holding the base take part in the decision. */
+	if (fresh && !str_blank(in->base)) {
+		for (int s = 0; s < in->nsys; s++) {
+			bool listed = false;
+			for (int i = 0; i < ncand; i++)
+				listed |= cand[i] == s;
+			if (!listed && !in->fresh[s] && in->value[s] != NULL && str_eq(in->value[s], in->base)) {
+				distinct = true;
+				cand[ncand++] = s;
+			}
+		}
+		/* Keep source order among the candidates. */
+		for (int i = 1; i < ncand; i++)
+			for (int j = i; j > 0 && cand[j] < cand[j - 1]; j--) {
+				int t = cand[j];
+				cand[j] = cand[j - 1];
+				cand[j - 1] = t;
+			}
 	}
 	if (rule->kind == RULE_ALWAYS && in->value[rule->system] != NULL) {
 		pick = rule->system;
@@ -227,4 +250,48 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 	out->winner = pick;
 	out->value = xstrdup(in->value[pick]);
 	out->changed = !str_eq(out->value, in->base);
+}
+
+static bool flag_on(const char *v)
+{
+	return v != NULL && strcmp(v, "true") == 0;
+}
+
+void merge_optout(const struct optout_input *in, struct optout_result *out)
+{
+	bool was = flag_on(in->base) || in->registry_out;
+
+	memset(out, 0, sizeof(*out));
+	out->opted_out_by = out->opted_in_by = -1;
+	/* A new opt-out anywhere wins over everything else in the same run. */
+	for (int s = 0; s < in->nsys; s++) {
+		if (flag_on(in->value[s]) && !was) {
+			out->opted_out = true;
+			out->opted_out_by = s;
+			out->reason = "opt-out recorded by a system";
+			return;
+		}
+	}
+	if (!was) {
+		out->reason = "no opt-out";
+		return;
+	}
+	out->opted_out = true;
+	out->reason = flag_on(in->base) ? "opt-out stays (sticky)" : "opt-out from the registry";
+	for (int s = 0; s < in->nsys; s++) {
+		if (in->value[s] == NULL || flag_on(in->value[s]) || !flag_on(in->base))
+			continue;
+		/* s turned the flag off. */
+		if (in->may_opt_in[s] && out->opted_in_by < 0) {
+			out->opted_in_by = s;
+		} else {
+			out->refused[s] = true;
+		}
+	}
+	if (out->opted_in_by >= 0) {
+		out->opted_out = false;
+		out->reason = "opt-in by a system the configuration allows";
+		for (int s = 0; s < in->nsys; s++)
+			out->refused[s] = false;
+	}
 }

@@ -59,6 +59,13 @@ static int record_changes(struct run *r, int s, long long person, const struct r
 	return 0;
 }
 
+void observe_fill(struct record *rec, const struct record *old)
+{
+	for (int f = 0; f < fields_count(); f++)
+		if (rec->value[f] == NULL && old->value[f] != NULL)
+			record_set(rec, f, old->value[f]);
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
@@ -68,12 +75,15 @@ int observe_record(struct run *r, int s, struct record *rec)
 	int rc = -1;
 
 	r->sys[s].counts.polled++;
-	if ((why = observe_normalize(r, s, rec)) != NULL)
-		return quarantine(r, s, rec->remote_id, "malformed", why);
 	record_init(&old);
 	if (state_snapshot_get(r->st, name, rec->remote_id, &old, &found, &r->err) ||
 	    state_link_get(r->st, name, rec->remote_id, &person, &r->err))
 		goto out;
+	observe_fill(rec, &old);
+	if ((why = observe_normalize(r, s, rec)) != NULL) {
+		rc = quarantine(r, s, rec->remote_id, "malformed", why);
+		goto out;
+	}
 	if (found && person) {
 		if (record_changes(r, s, person, &old, rec, &changed))
 			goto out;

@@ -76,12 +76,24 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n, established);
 }
 
-static int plan_create(struct run *r, long long person, int s, const struct record *agreed)
+static bool any_optout(const struct record *agreed)
+{
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+		if (str_eq(agreed->value[f], "true"))
+			return true;
+	return false;
+}
+
+/* from_contacts: some system that holds contacts (not only opt-outs) has a
+ * record of this person; a number known only from the texting system's
+ * opt-outs is not made into a contact anywhere. */
+static int plan_create(struct run *r, long long person, int s, const struct record *agreed,
+		       bool from_contacts)
 {
 	const struct system_run *sr = &r->sys[s];
 	int req = sr->conn->required_for_create, want[DF_MAX_FIELDS], n = 0;
 
-	if (!sr->conf->create)
+	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts))
 		return 0;
 	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
 		return notice(r, person, s, NULL, "cannot-create",
@@ -102,11 +114,15 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 int plan_person(struct run *r, long long person, const struct record *agreed,
 		const struct record *recs, const bool *present, bool established)
 {
+	bool from_contacts = false;
+
+	for (int s = 0; s < r->nsys; s++)
+		from_contacts |= present[s] && !r->sys[s].conn->optouts_only;
 	for (int s = 0; s < r->nsys; s++) {
 		if (state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))
 			return -1;
 		if (present[s] ? plan_update(r, person, s, agreed, &recs[s], established)
-			       : plan_create(r, person, s, agreed))
+			       : plan_create(r, person, s, agreed, from_contacts))
 			return -1;
 	}
 	return 0;

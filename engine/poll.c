@@ -9,11 +9,15 @@
  * grow with the number of records.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine.h"
 #include "../core/str.h"
 
-static int observe_page(struct run *r, int s, struct connector_page *page, long long *pos)
+/* Observes one page of a stream and advances its cursor, in one
+ * transaction. */
+static int observe_page(struct run *r, int s, const char *stream, struct connector_page *page,
+			long long *pos)
 {
 	const struct system_run *sr = &r->sys[s];
 
@@ -25,18 +29,24 @@ static int observe_page(struct run *r, int s, struct connector_page *page, long 
 		if (observe_record(r, s, &page->recs[i]))
 			goto fail;
 	}
+	for (int i = 0; i < page->nevents; i++) {
+		if (page->events[i].updated_ms > *pos)
+			*pos = page->events[i].updated_ms;
+		if (observe_event(r, s, &page->events[i]))
+			goto fail;
+	}
 	for (int i = 0; i < page->nbad; i++) {
 		r->sys[s].counts.polled++;
 		r->sys[s].counts.quarantined++;
 		r->quarantined++;
-		log_warn("event=quarantine system=%s record=%s kind=malformed reason=\"%s\"",
-			 sr->conf->name, page->bad[i].remote_id ? page->bad[i].remote_id : "-",
+		log_warn("event=quarantine system=%s stream=%s record=%s kind=malformed reason=\"%s\"",
+			 sr->conf->name, stream, page->bad[i].remote_id ? page->bad[i].remote_id : "-",
 			 page->bad[i].reason);
 		if (state_quarantine_add(r->st, r->id, sr->conf->name, page->bad[i].remote_id,
 					 "malformed", page->bad[i].reason, &r->err))
 			goto fail;
 	}
-	if (state_cursor_set(r->st, sr->conf->name, "contacts", *pos, r->id, &r->err))
+	if (state_cursor_set(r->st, sr->conf->name, stream, *pos, r->id, &r->err))
 		goto fail;
 	return state_commit(r->st, &r->err);
 fail:
@@ -44,14 +54,25 @@ fail:
 	return -1;
 }
 
-static int poll_system(struct run *r, int s)
+static int fetch_page(struct system_run *sr, const char *stream, long long since, char **cursor,
+		      struct connector_page *page, struct df_err *e)
+{
+	if (strcmp(stream, "contacts") == 0)
+		return sr->conn->poll_contacts(sr->handle, since, cursor, page, e);
+	return sr->conn->poll_events(sr->handle, stream, since, cursor, page, e);
+}
+
+/* Pages through one stream of system s from its cursor minus lookback.
+ * *complete says every page was read. */
+static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 {
 	struct system_run *sr = &r->sys[s];
 	long long pos = 0, since;
 	char *cursor = NULL;
 	int page_no;
 
-	if (state_cursor_get(r->st, sr->conf->name, "contacts", &pos, &r->err))
+	*complete = false;
+	if (state_cursor_get(r->st, sr->conf->name, stream, &pos, &r->err))
 		return -1;
 	since = r->opt->full ? 0 : pos - sr->conf->lookback * 1000LL;
 	if (since < 0)
@@ -60,28 +81,45 @@ static int poll_system(struct run *r, int s)
 		struct connector_page page = { 0 };
 		struct df_err e = { 0 };
 
-		if (sr->conn->poll_contacts(sr->handle, since, &cursor, &page, &e)) {
+		if (fetch_page(sr, stream, since, &cursor, &page, &e)) {
 			/* The system is unreachable or broken: the others go on, the
 			 * cursor stays, and the run reports itself partial. */
-			log_error("event=poll-failed system=%s reason=\"%s\"", sr->conf->name, e.msg);
+			log_error("event=poll-failed system=%s stream=%s reason=\"%s\"", sr->conf->name,
+				  stream, e.msg);
 			sr->poll_failed = true;
 			connector_page_clear(&page);
-			break;
+			return 0;
 		}
-		if (observe_page(r, s, &page, &pos)) {
+		if (observe_page(r, s, stream, &page, &pos)) {
 			connector_page_clear(&page);
 			free(cursor);
 			return -1;
 		}
 		connector_page_clear(&page);
-		if (cursor == NULL)
-			break;
+		if (cursor == NULL) {
+			*complete = true;
+			return 0;
+		}
 	}
-	if (cursor != NULL) {
-		log_warn("event=poll-truncated system=%s pages=%d reason=\"max_pages reached; the next run goes on\"",
-			 sr->conf->name, page_no);
-		free(cursor);
+	log_warn("event=poll-truncated system=%s stream=%s pages=%d reason=\"max_pages reached; "
+		 "the next run goes on\"", sr->conf->name, stream, page_no);
+	free(cursor);
+	return 0;
+}
+
+static int poll_system(struct run *r, int s)
+{
+	struct system_run *sr = &r->sys[s];
+	bool complete;
+
+	if (sr->conf->listing) {
+		if (poll_stream(r, s, "contacts", &complete))
+			return -1;
+		sr->listed_all = complete && r->opt->full;
 	}
+	for (int i = 0; sr->conn->streams && sr->conn->streams[i]; i++)
+		if (poll_stream(r, s, sr->conn->streams[i], &complete))
+			return -1;
 	log_info("event=polled system=%s records=%ld changed=%ld quarantined=%ld", sr->conf->name,
 		 sr->counts.polled, sr->counts.changed, sr->counts.quarantined);
 	return 0;

@@ -12,10 +12,19 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "engine.h"
+#include "../core/normalize.h"
 #include "../core/str.h"
 
 #define BATCH 200
+
+/* What the person's linked records hold now and held at the last merge. */
+struct person_view {
+	struct record recs[DF_MAX_SYSTEMS], prev[DF_MAX_SYSTEMS];
+	bool present[DF_MAX_SYSTEMS], known[DF_MAX_SYSTEMS];
+};
 
 /* JSON object system -> value for the systems selected by pick(). */
 static char *values_json(const struct run *r, const struct merge_input *in, const char *skip)
@@ -31,9 +40,73 @@ static char *values_json(const struct run *r, const struct merge_input *in, cons
 	return s;
 }
 
-static int merge_one_field(struct run *r, long long person, int f, const struct record *base,
-			   const struct record *recs, const bool *present, struct record *agreed)
+static bool may_opt_in(const struct run *r, int s, const char *source)
 {
+	switch (r->cfg->opt_in) {
+	case OPTIN_SAME_SYSTEM: return source != NULL && strcmp(source, r->sys[s].conf->name) == 0;
+	case OPTIN_LISTED: return r->cfg->opt_in_from[s];
+	case OPTIN_NEVER: break;
+	}
+	return false;
+}
+
+/* One opt-out channel (I4): merged with the registry, which is updated and
+ * whose every change is logged for the report. */
+static int merge_optout_field(struct run *r, long long person, int f, const struct record *base,
+			      const struct person_view *pv, struct record *agreed)
+{
+	const struct record *recs = pv->recs;
+	const bool *present = pv->present;
+	const char *channel = optout_channel(f), *phone = agreed->value[F_PHONE];
+	bool keyed = phone_is_e164(phone);
+	struct optout_input in = { .base = base->value[f], .nsys = r->nsys };
+	struct optout_result res;
+	char *source = NULL;
+	int rc = 0;
+
+	if (keyed && state_optout_get(r->st, phone, channel, &in.registry_out, &source, &r->err))
+		return -1;
+	for (int s = 0; s < r->nsys; s++) {
+		in.value[s] = present[s] ? recs[s].value[f] : NULL;
+		in.may_opt_in[s] = may_opt_in(r, s, source);
+	}
+	merge_optout(&in, &res);
+	record_set(agreed, f, res.opted_out ? "true" : "false");
+	if (res.opted_out_by >= 0 || res.opted_in_by >= 0 || (res.opted_out && keyed && !in.registry_out)) {
+		int by = res.opted_out_by >= 0 ? res.opted_out_by : res.opted_in_by;
+		const char *who = by >= 0 ? r->sys[by].conf->name : source ? source : "agreed";
+		const char *action = res.opted_in_by >= 0 ? "opt-in" : "opt-out";
+		log_info("event=%s person=%lld channel=%s system=%s", action, person, channel, who);
+		if ((keyed && state_optout_set(r->st, phone, channel, res.opted_out, who, res.reason,
+					       r->id, &r->err)) ||
+		    state_optout_log(r->st, r->id, keyed ? phone : NULL, channel, person, action, who,
+				     res.reason, &r->err))
+			rc = -1;
+	}
+	for (int s = 0; s < r->nsys && rc == 0; s++) {
+		if (!res.refused[s])
+			continue;
+		log_warn("event=opt-in-refused person=%lld channel=%s system=%s", person, channel,
+			 r->sys[s].conf->name);
+		rc = state_optout_log(r->st, r->id, keyed ? phone : NULL, channel, person, "opt-in-refused",
+				      r->sys[s].conf->name, "the configuration does not let this system opt a "
+				      "number back in; the opt-out stays and is written back", &r->err);
+	}
+	if (rc == 0 && !str_eq(base->value[f], agreed->value[f])) {
+		struct provenance p = { res.opted_out_by >= 0 ? r->sys[res.opted_out_by].conf->name :
+					res.opted_in_by >= 0 ? r->sys[res.opted_in_by].conf->name : source,
+					r->cfg->rule[f].text, res.reason, NULL };
+		rc = state_agreed_put(r->st, person, field_get(f)->name, agreed->value[f], &p, r->id, &r->err);
+	}
+	free(source);
+	return rc;
+}
+
+static int merge_one_field(struct run *r, long long person, int f, const struct record *base,
+			   const struct person_view *pv, struct record *agreed)
+{
+	const struct record *recs = pv->recs;
+	const bool *present = pv->present;
 	const struct merge_rule *rule = &r->cfg->rule[f];
 	const char *name = field_get(f)->name;
 	struct merge_input in = { .kind = field_get(f)->kind, .base = base->value[f],
@@ -41,9 +114,14 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 	struct merge_result res;
 	int rc = 0;
 
+	if (field_is_optout(f))
+		return merge_optout_field(r, person, f, base, pv, agreed);
 	for (int s = 0; s < r->nsys; s++) {
 		in.value[s] = present[s] ? recs[s].value[f] : NULL;
 		in.updated_ms[s] = present[s] ? recs[s].updated_ms : -1;
+		in.prev[s] = pv->prev[s].value[f];
+		in.prev_known[s] = present[s] && pv->known[s];
+		in.fresh[s] = present[s] && !pv->known[s];
 	}
 	merge_field(rule, &in, &res);
 	if (res.value == NULL)
@@ -69,41 +147,62 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 	return rc;
 }
 
+static int load_view(struct run *r, long long person, struct person_view *pv)
+{
+	for (int s = 0; s < r->nsys; s++) {
+		const char *name = r->sys[s].conf->name;
+		char *id;
+		int rc = 0;
+		if (state_link_of(r->st, person, name, &id, &r->err))
+			return -1;
+		if (id != NULL)
+			rc = state_snapshot_get(r->st, name, id, &pv->recs[s], &pv->present[s], &r->err) ||
+			     (pv->present[s] &&
+			      state_snapshot_merged(r->st, name, id, &pv->prev[s], &pv->known[s], &r->err));
+		free(id);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
 static int reconcile_person(struct run *r, long long person)
 {
-	struct record base, agreed, recs[DF_MAX_SYSTEMS];
-	bool present[DF_MAX_SYSTEMS] = { false }, established = false;
+	struct record base, agreed;
+	struct person_view pv;
+	bool established = false;
 	int rc = -1;
 
+	memset(&pv, 0, sizeof(pv));
 	record_init(&base);
 	record_init(&agreed);
-	for (int s = 0; s < r->nsys; s++)
-		record_init(&recs[s]);
-	if (state_agreed_get(r->st, person, &base, &r->err))
-		goto out;
 	for (int s = 0; s < r->nsys; s++) {
-		char *id;
-		if (state_link_of(r->st, person, r->sys[s].conf->name, &id, &r->err))
-			goto out;
-		if (id != NULL &&
-		    state_snapshot_get(r->st, r->sys[s].conf->name, id, &recs[s], &present[s], &r->err)) {
-			free(id);
-			goto out;
-		}
-		free(id);
+		record_init(&pv.recs[s]);
+		record_init(&pv.prev[s]);
 	}
+	if (state_agreed_get(r->st, person, &base, &r->err) || load_view(r, person, &pv))
+		goto out;
 	for (int f = 0; f < fields_count(); f++) {
 		established |= base.value[f] != NULL;
-		if (merge_one_field(r, person, f, &base, recs, present, &agreed))
+		if (merge_one_field(r, person, f, &base, &pv, &agreed))
 			goto out;
 	}
-	if (plan_person(r, person, &agreed, recs, present, established) == 0)
-		rc = state_person_dirty(r->st, person, false, &r->err);
+	if (plan_person(r, person, &agreed, pv.recs, pv.present, established))
+		goto out;
+	/* Whatever the systems hold now is accounted for: from here on only
+	 * a difference from it is an edit. */
+	for (int s = 0; s < r->nsys; s++)
+		if (pv.present[s] &&
+		    state_snapshot_mark_merged(r->st, r->sys[s].conf->name, pv.recs[s].remote_id, &r->err))
+			goto out;
+	rc = state_person_dirty(r->st, person, false, &r->err);
 out:
 	record_clear(&base);
 	record_clear(&agreed);
-	for (int s = 0; s < r->nsys; s++)
-		record_clear(&recs[s]);
+	for (int s = 0; s < r->nsys; s++) {
+		record_clear(&pv.recs[s]);
+		record_clear(&pv.prev[s]);
+	}
 	return rc;
 }
 

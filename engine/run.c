@@ -81,8 +81,12 @@ static int reconcile_and_write(struct run *r, char *valve, size_t n)
 		bool dirty;
 		for (int s = 0; s < r->nsys; s++)
 			r->sys[s].planned_updates = 0;
-		if (state_begin(r->st, &r->err) || reconcile_dirty(r))
+		if (state_begin(r->st, &r->err))
 			return -1;
+		if (reconcile_dirty(r)) {
+			state_rollback(r->st);
+			return -1;
+		}
 		if (safety_valve(r, valve, n)) {
 			state_rollback(r->st);
 			return 0;

@@ -74,14 +74,14 @@ static int send_update(struct run *r, int s, const struct outbox_item *it, struc
 							 it->f[i].new_value };
 	if (sr->conn->update(sr->handle, cur, ch, n, out, err))
 		return -1;
-	if (out->remote_id == NULL) {
-		/* No copy in the answer: the snapshot takes the values we sent. */
+	/* What the answer does not state takes the value we sent, then the
+	 * snapshot's: the next poll's echo then equals the snapshot (I3). */
+	if (out->remote_id == NULL)
 		out->remote_id = xstrdup(cur->remote_id);
-		for (int f = 0; f < fields_count(); f++)
-			record_set(out, f, cur->value[f]);
-		for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
+		if (out->value[ch[i].field] == NULL)
 			record_set(out, ch[i].field, ch[i].new_value);
-	}
+	observe_fill(out, cur);
 	return 0;
 }
 
@@ -91,8 +91,14 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, st
 	const char *name = r->sys[s].conf->name, *why;
 	long long owner = 0;
 
-	if ((why = observe_normalize(r, s, got)) != NULL)
+	if ((why = observe_normalize(r, s, got)) != NULL) {
+		/* The answer is unreadable; the snapshot takes what we sent. */
 		log_warn("event=write-answer system=%s record=%s problem=\"%s\"", name, got->remote_id, why);
+		for (int f = 0; f < DF_MAX_FIELDS; f++)
+			record_take(got, f, NULL);
+		item_record(it, got);
+		observe_normalize(r, s, got);
+	}
 	if (state_begin(r->st, &r->err))
 		return -1;
 	if (created && state_link_get(r->st, name, got->remote_id, &owner, &r->err))
@@ -106,12 +112,15 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, st
 		r->sys[s].counts.writes_failed++;
 		return state_commit(r->st, &r->err);
 	}
+	/* A created record joins its person's next merge: the system may have
+	 * answered with an existing record holding other values. */
 	if (state_outbox_done(r->st, it->id, r->id, got->remote_id, &r->err) ||
 	    (created && owner == 0 &&
 	     state_link_put(r->st, name, got->remote_id, it->person, existed ? "found" : "created",
 			    r->id, &r->err)) ||
-	    (why == NULL && state_snapshot_put(r->st, name, got, r->id, &r->err)) ||
-	    (existed && state_person_dirty(r->st, it->person, true, &r->err)))
+	    state_snapshot_put(r->st, name, got, r->id, &r->err) ||
+	    (!existed && state_snapshot_mark_merged(r->st, name, got->remote_id, &r->err)) ||
+	    (created && state_person_dirty(r->st, it->person, true, &r->err)))
 		goto fail;
 	r->sys[s].counts.writes_done++;
 	log_info("event=write system=%s record=%s person=%lld op=%s%s", name, got->remote_id,

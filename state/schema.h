@@ -88,6 +88,45 @@ static const char *const migrations[] = {
 	"  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, person_id INTEGER,"
 	"  system TEXT NOT NULL, remote_id TEXT, kind TEXT NOT NULL, message TEXT NOT NULL);"
 	"CREATE INDEX notice_run ON notice(run_id);",
+
+	/* 3: the flows beyond contacts: the opt-out registry (I4) and its
+	 * history, calls and messages with their deliveries, call-list
+	 * membership, the sweep's progress. */
+	"CREATE TABLE optout ("
+	"  phone TEXT NOT NULL, channel TEXT NOT NULL,"
+	"  status TEXT NOT NULL, source TEXT NOT NULL, reason TEXT,"
+	"  run_id INTEGER NOT NULL, changed_at TEXT NOT NULL,"
+	"  PRIMARY KEY (phone, channel));"
+	"CREATE TABLE optout_log ("
+	"  id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, phone TEXT, channel TEXT NOT NULL,"
+	"  person_id INTEGER, action TEXT NOT NULL, system TEXT, reason TEXT);"
+	"CREATE INDEX optout_log_run ON optout_log(run_id);"
+	"CREATE TABLE event ("
+	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL,"
+	"  source_id TEXT NOT NULL, source_contact TEXT, phone TEXT,"
+	"  person_id INTEGER, payload TEXT NOT NULL, occurred_ms INTEGER,"
+	"  run_id INTEGER NOT NULL,"
+	"  UNIQUE (source, source_id));"
+	"CREATE TABLE delivery ("
+	"  id INTEGER PRIMARY KEY,"
+	"  event_id INTEGER NOT NULL REFERENCES event(id), target TEXT NOT NULL,"
+	"  status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_ms INTEGER NOT NULL DEFAULT 0, remote_id TEXT, last_error TEXT,"
+	"  run_id INTEGER NOT NULL, done_run INTEGER,"
+	"  UNIQUE (event_id, target));"
+	"CREATE INDEX delivery_open ON delivery(status) WHERE status IN ('waiting', 'pending');"
+	"CREATE TABLE list_member ("
+	"  person_id INTEGER NOT NULL, list_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL, run_id INTEGER NOT NULL,"
+	"  PRIMARY KEY (person_id, list_id));"
+	"ALTER TABLE snapshot ADD COLUMN swept_ms INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX snapshot_sweep ON snapshot(system, swept_ms);"
+	"ALTER TABLE run_system ADD COLUMN swept INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE run_system ADD COLUMN unlinked INTEGER NOT NULL DEFAULT 0;"
+	/* What each record held when its person was last merged: the merge
+	 * compares with it to tell a system's own edits (engine/merge.h). */
+	"ALTER TABLE snapshot ADD COLUMN merged TEXT;"
+	"UPDATE snapshot SET merged = fields;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

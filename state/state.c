@@ -27,6 +27,9 @@ enum stmt_id {
 	S_OBSERVED_ADD, S_CONFLICT_ADD, S_QUARANTINE_ADD, S_NOTICE_ADD,
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_FIELD_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
+	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
+	S_SNAP_MERGED, S_SNAP_MARK,
+	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
 	S_COUNT
 };
 
@@ -91,6 +94,30 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
 			    "status = CASE WHEN ?3 THEN 'failed' ELSE 'pending' END, last_error = ?4 WHERE id = ?1",
 	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+	[S_EVENT_ADD] = "INSERT INTO event (kind, source, source_id, source_contact, phone, payload, "
+			 "occurred_ms, run_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
+			 "ON CONFLICT (source, source_id) DO NOTHING",
+	[S_DELIVERY_ADD] = "INSERT INTO delivery (event_id, target, status, run_id) VALUES (?1,?2,'waiting',?3) "
+			    "ON CONFLICT (event_id, target) DO NOTHING",
+	[S_DELIVERY_DUE] = "SELECT id FROM delivery WHERE status IN ('waiting', 'pending') "
+			    "AND next_attempt_ms <= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	[S_DELIVERY_GET] = "SELECT d.target, d.status, d.attempts, e.id, e.person_id, e.kind, e.source, "
+			    "e.source_id, e.source_contact, e.phone, e.payload, e.occurred_ms "
+			    "FROM delivery d JOIN event e ON e.id = d.event_id WHERE d.id = ?1",
+	[S_EVENT_PERSON] = "UPDATE event SET person_id = ?2 WHERE id = ?1",
+	[S_DELIVERY_SET] = "UPDATE delivery SET status = ?2, attempts = attempts + ?3, next_attempt_ms = ?4, "
+			    "remote_id = coalesce(?5, remote_id), last_error = ?6, "
+			    "done_run = CASE WHEN ?2 = 'done' THEN ?7 ELSE done_run END WHERE id = ?1",
+	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
+	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
+	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
+			 "VALUES (?1,?2,?3,?4,?5,?6, strftime('%Y-%m-%dT%H:%M:%fZ','now')) "
+			 "ON CONFLICT (phone, channel) DO UPDATE SET status = excluded.status, "
+			 "source = excluded.source, reason = excluded.reason, run_id = excluded.run_id, "
+			 "changed_at = excluded.changed_at",
+	[S_OPTOUT_LOG] = "INSERT INTO optout_log (run_id, phone, channel, person_id, action, system, reason) "
+			 "VALUES (?1,?2,?3,?4,?5,?6,?7)",
 };
 
 /* Report queries: name -> SQL taking the run id as ?1. */
@@ -113,6 +140,13 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 			"WHERE run_id = ?1 ORDER BY id" },
 	{ "notices", "SELECT system, person_id, coalesce(remote_id, '') AS remote_id, kind, message FROM notice "
 		     "WHERE run_id = ?1 ORDER BY id" },
+	{ "optouts", "SELECT phone, channel, person_id, action, coalesce(system, '') AS system, "
+		     "coalesce(reason, '') AS reason FROM optout_log WHERE run_id = ?1 ORDER BY id" },
+	{ "deliveries", "SELECT d.id AS delivery_id, e.kind, e.source, e.source_id, d.target, "
+			"coalesce(e.person_id, '') AS person_id, d.status, d.attempts, coalesce(d.remote_id, '') AS remote_id, "
+			"coalesce(d.last_error, '') AS last_error FROM delivery d JOIN event e ON e.id = d.event_id "
+			"WHERE d.done_run = ?1 OR d.status IN ('waiting', 'pending') "
+			"OR (d.status = 'failed' AND d.run_id = ?1) ORDER BY d.id" },
 	{ "cursors", "SELECT system, stream, position_ms, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
 	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
 		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
@@ -278,7 +312,9 @@ int state_rollback(struct state *st)
 {
 	if (st->depth == 0)
 		return 0;
-	exec(st, "ROLLBACK TO work; RELEASE work", NULL);
+	/* Releasing the outermost savepoint would commit an (empty)
+	 * transaction and touch the file header; a dry run must not. */
+	exec(st, st->depth == 1 ? "ROLLBACK" : "ROLLBACK TO work; RELEASE work", NULL);
 	st->depth--;
 	return 0;
 }
@@ -446,6 +482,43 @@ int state_snapshot_seen(struct state *st, const char *system, const char *remote
 	sqlite3_bind_int64(s, 3, updated_ms);
 	sqlite3_bind_int64(s, 4, run);
 	return step_done(st, s, err, "touch snapshot");
+}
+
+int state_snapshot_merged(struct state *st, const char *system, const char *remote_id,
+			  struct record *prev, bool *known, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_MERGED, err);
+	int rc;
+
+	*known = false;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*known = true;
+		if (record_from_json(prev, (const char *)sqlite3_column_text(s, 0))) {
+			sqlite3_reset(s);
+			return df_fail(err, DF_FAIL_STATE, "state: merged copy of %s/%s is corrupt", system, remote_id);
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read merged copy");
+	return 0;
+}
+
+int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
+			       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_MARK, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	return step_done(st, s, err, "mark merged");
 }
 
 int state_snapshot_count(struct state *st, const char *system, long long *n, struct df_err *err)
@@ -799,6 +872,185 @@ int state_outbox_failed(struct state *st, long long id, long long next_ms, bool 
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
 {
 	return query_int(st, S_OUTBOX_COUNT, status, NULL, n, NULL, err);
+}
+
+int state_optout_get(struct state *st, const char *phone, const char *channel,
+		     bool *opted_out, char **source, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OPTOUT_GET, err);
+	int rc;
+
+	*opted_out = false;
+	*source = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, phone);
+	bind_text(s, 2, channel);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*opted_out = strcmp((const char *)sqlite3_column_text(s, 0), "opted-out") == 0;
+		*source = column_dup(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read opt-out registry");
+	return 0;
+}
+
+int state_optout_set(struct state *st, const char *phone, const char *channel, bool opted_out,
+		     const char *source, const char *reason, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OPTOUT_SET, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, phone);
+	bind_text(s, 2, channel);
+	bind_text(s, 3, opted_out ? "opted-out" : "opted-in");
+	bind_text(s, 4, source);
+	bind_text(s, 5, reason);
+	sqlite3_bind_int64(s, 6, run);
+	return step_done(st, s, err, "write opt-out registry");
+}
+
+int state_optout_log(struct state *st, long long run, const char *phone, const char *channel,
+		     long long person, const char *action, const char *system, const char *reason,
+		     struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OPTOUT_LOG, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	bind_text(s, 2, phone);
+	bind_text(s, 3, channel);
+	sqlite3_bind_int64(s, 4, person);
+	bind_text(s, 5, action);
+	bind_text(s, 6, system);
+	bind_text(s, 7, reason);
+	return step_done(st, s, err, "log opt-out");
+}
+
+int state_event_add(struct state *st, const char *kind, const char *source,
+		    const char *source_id, const char *source_contact, const char *phone,
+		    const char *payload, long long occurred_ms, long long run, long long *id,
+		    struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_EVENT_ADD, err);
+
+	*id = 0;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, source);
+	bind_text(s, 3, source_id);
+	bind_text(s, 4, source_contact);
+	bind_text(s, 5, phone);
+	bind_text(s, 6, payload);
+	sqlite3_bind_int64(s, 7, occurred_ms);
+	sqlite3_bind_int64(s, 8, run);
+	if (step_done(st, s, err, "store event"))
+		return -1;
+	if (sqlite3_changes(st->db) > 0)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int state_delivery_add(struct state *st, long long event, const char *target, long long run,
+		       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, event);
+	bind_text(s, 2, target);
+	sqlite3_bind_int64(s, 3, run);
+	return step_done(st, s, err, "journal delivery");
+}
+
+int state_delivery_due(struct state *st, long long now_ms, long long after, long long *ids,
+		       int max, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_DUE, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, after);
+	return collect_ids(st, s, 3, ids, max, n, err);
+}
+
+void delivery_item_clear(struct delivery_item *it)
+{
+	free(it->target);
+	free(it->status);
+	free(it->ev.kind);
+	free(it->ev.source);
+	free(it->ev.source_id);
+	free(it->ev.source_contact);
+	free(it->ev.phone);
+	free(it->ev.payload);
+	memset(it, 0, sizeof(*it));
+}
+
+int state_delivery_load(struct state *st, long long id, struct delivery_item *it,
+			struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_GET, err);
+
+	memset(it, 0, sizeof(*it));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_fail(st, err, "read delivery");
+	}
+	it->id = id;
+	it->target = column_dup(s, 0);
+	it->status = column_dup(s, 1);
+	it->attempts = sqlite3_column_int(s, 2);
+	it->ev.id = sqlite3_column_int64(s, 3);
+	it->ev.person = sqlite3_column_int64(s, 4);
+	it->ev.kind = column_dup(s, 5);
+	it->ev.source = column_dup(s, 6);
+	it->ev.source_id = column_dup(s, 7);
+	it->ev.source_contact = column_dup(s, 8);
+	it->ev.phone = column_dup(s, 9);
+	it->ev.payload = column_dup(s, 10);
+	it->ev.occurred_ms = sqlite3_column_int64(s, 11);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int state_event_person(struct state *st, long long event, long long person, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_EVENT_PERSON, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, event);
+	sqlite3_bind_int64(s, 2, person);
+	return step_done(st, s, err, "link event");
+}
+
+int state_delivery_set(struct state *st, long long id, const char *status, bool attempt,
+		       long long next_ms, const char *remote_id, const char *error, long long run,
+		       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DELIVERY_SET, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, status);
+	sqlite3_bind_int(s, 3, attempt);
+	sqlite3_bind_int64(s, 4, next_ms);
+	bind_text(s, 5, remote_id);
+	bind_text(s, 6, error);
+	sqlite3_bind_int64(s, 7, run);
+	return step_done(st, s, err, "record delivery");
 }
 
 int state_report(struct state *st, const char *query, long long run, state_row_fn row,

@@ -52,6 +52,13 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 		       long long run, struct df_err *err);
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
 			long long updated_ms, long long run, struct df_err *err);
+/* The record's values as of its person's last merge; *known false when
+ * it was linked since (fresh). */
+int state_snapshot_merged(struct state *st, const char *system, const char *remote_id,
+			  struct record *prev, bool *known, struct df_err *err);
+/* Records that the person was merged with the snapshot's current values. */
+int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
+			       struct df_err *err);
 int state_snapshot_count(struct state *st, const char *system, long long *n,
 			 struct df_err *err);
 
@@ -99,6 +106,48 @@ int state_quarantine_add(struct state *st, long long run, const char *system,
 int state_notice_add(struct state *st, long long run, long long person, const char *system,
 		     const char *remote_id, const char *kind, const char *message,
 		     struct df_err *err);
+
+/* The opt-out registry by E.164 phone and channel (I4) and its history.
+ * *opted_out is false and *source NULL when the registry has no row. */
+int state_optout_get(struct state *st, const char *phone, const char *channel,
+		     bool *opted_out, char **source, struct df_err *err);
+int state_optout_set(struct state *st, const char *phone, const char *channel, bool opted_out,
+		     const char *source, const char *reason, long long run, struct df_err *err);
+int state_optout_log(struct state *st, long long run, const char *phone, const char *channel,
+		     long long person, const char *action, const char *system, const char *reason,
+		     struct df_err *err);
+
+/* Calls and messages (event) and their deliveries to a target system. */
+struct event_row {
+	long long id, person;
+	char *kind, *source, *source_id, *source_contact, *phone, *payload;
+	long long occurred_ms;
+};
+/* Stores an event; *id is 0 when (source, source_id) was already known. */
+int state_event_add(struct state *st, const char *kind, const char *source,
+		    const char *source_id, const char *source_contact, const char *phone,
+		    const char *payload, long long occurred_ms, long long run, long long *id,
+		    struct df_err *err);
+int state_delivery_add(struct state *st, long long event, const char *target, long long run,
+		       struct df_err *err);
+/* Open deliveries (waiting or pending) due at now_ms with id > after. */
+int state_delivery_due(struct state *st, long long now_ms, long long after, long long *ids,
+		       int max, int *n, struct df_err *err);
+struct delivery_item {
+	long long id;
+	char *target, *status;
+	int attempts;
+	struct event_row ev;
+};
+int state_delivery_load(struct state *st, long long id, struct delivery_item *it,
+			struct df_err *err);
+void delivery_item_clear(struct delivery_item *it);
+int state_event_person(struct state *st, long long event, long long person, struct df_err *err);
+/* status: "waiting" (no target record yet), "done", "failed" or "pending"
+ * (retry at next_ms). attempt counts a sent request. */
+int state_delivery_set(struct state *st, long long id, const char *status, bool attempt,
+		       long long next_ms, const char *remote_id, const char *error, long long run,
+		       struct df_err *err);
 
 /* Outbox (I2). */
 int state_outbox_supersede(struct state *st, long long person, const char *system,

@@ -1,0 +1,231 @@
+/*
+ * texting.c - the texting system (SMS). In production it is served by the
+ * Verity platform, with its own endpoints and possibly its own base URL
+ * and token. The contract is OURS (tests/sim/README.md): Verity's texting
+ * API publishes no changed-since listing.
+ *
+ * For contacts the texting system is an opt-out register: its "records" are
+ * phone numbers (the E.164 phone is the record id) with one opt-out flag
+ * per channel, read from its opt-out events. An event states one channel;
+ * the others stay unknown (NULL) and keep the snapshot's value. Writing an
+ * opt-out is POST /api/v1/optouts; the API has no way to opt a number back
+ * in, so such a write is refused here and reported.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonmap.h"
+#include "../core/str.h"
+
+struct texting {
+	struct http_client *http;
+	const struct system_conf *sc;
+};
+
+static void *texting_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	struct texting *t = xcalloc(1, sizeof(*t));
+	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
+
+	(void)cfg;
+	t->sc = sc;
+	t->http = jm_http_open(sc, auth, err);
+	explicit_bzero(auth, strlen(auth));
+	free(auth);
+	if (t->http == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void texting_close(void *self)
+{
+	struct texting *t = self;
+
+	if (t) {
+		http_free(t->http);
+		free(t);
+	}
+}
+
+static long texting_requests(void *self)
+{
+	return http_requests_sent(((struct texting *)self)->http);
+}
+
+/* An opt-out event as a record of its phone: {phone, optout_<channel>}. */
+static int event_parse(void *self, json_object *o, struct record *r, struct df_err *err)
+{
+	char *phone = NULL, *channel = NULL, *type = NULL;
+	int f = -1, rc = -1;
+
+	(void)self;
+	if (jm_get_string(o, "phone", &phone, err) || jm_get_string(o, "channel", &channel, err) ||
+	    jm_get_string(o, "type", &type, err) || jm_read_time(o, "createdAt", r, err))
+		goto out;
+	for (int c = F_OPTOUT_SMS; c <= F_OPTOUT_EMAIL; c++)
+		if (channel && strcmp(channel, optout_channel(c)) == 0)
+			f = c;
+	if (str_blank(phone) || f < 0 || type == NULL || (strcmp(type, "optout") && strcmp(type, "optin"))) {
+		df_fail(err, DF_FAIL_INPUT, "opt-out event needs phone, channel sms|call|email and type optout|optin");
+		goto out;
+	}
+	r->remote_id = xstrdup(phone);
+	record_take(r, F_PHONE, phone);
+	phone = NULL;
+	record_set(r, f, strcmp(type, "optout") == 0 ? "true" : "false");
+	rc = 0;
+out:
+	free(phone);
+	free(channel);
+	free(type);
+	return rc;
+}
+
+/* Reads one page of a listing: GET path?updated_since&limit&cursor, the
+ * items under key, each parsed into a page entry. */
+static int list_page(struct texting *t, const char *path, const char *key, long long since_ms,
+		     char **cursor, struct connector_page *page,
+		     int (*parse)(void *, json_object *, struct record *, struct df_err *),
+		     struct df_err *err)
+{
+	struct http_response resp;
+	struct strbuf url;
+	char since[40];
+	json_object *o, *arr, *next;
+	int rc;
+
+	time_format_iso(since_ms, since, sizeof(since));
+	sb_init(&url);
+	sb_addf(&url, "%s?updated_since=", path);
+	http_query_escape(&url, since);
+	sb_addf(&url, "&limit=%d", t->sc->page_size);
+	if (*cursor) {
+		sb_add(&url, "&cursor=");
+		http_query_escape(&url, *cursor);
+	}
+	rc = http_request(t->http, "GET", url.buf, NULL, NULL, &resp, err);
+	sb_free(&url);
+	free(*cursor);
+	*cursor = NULL;
+	o = rc ? NULL : jm_parse(&resp, t->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no %s array", t->sc->name, key);
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", parse, t, err)) {
+			json_object_put(o);
+			return -1;
+		}
+	}
+	if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
+		*cursor = xstrdup(json_object_get_string(next));
+	json_object_put(o);
+	return 0;
+}
+
+static int texting_poll_contacts(void *self, long long since_ms, char **cursor,
+				 struct connector_page *page, struct df_err *err)
+{
+	return list_page(self, "/api/v1/optouts/events", "events", since_ms, cursor, page, event_parse, err);
+}
+
+static int texting_lookup(void *self, const struct record *want, struct record *found,
+			  struct df_err *err)
+{
+	struct texting *t = self;
+	struct http_response resp;
+	struct strbuf url;
+	json_object *o, *channels = NULL;
+	int rc;
+
+	if (str_blank(want->value[F_PHONE]))
+		return 0;
+	sb_init(&url);
+	sb_add(&url, "/api/v1/optouts?phone=");
+	http_query_escape(&url, want->value[F_PHONE]);
+	rc = http_request(t->http, "GET", url.buf, NULL, NULL, &resp, err);
+	sb_free(&url);
+	o = rc ? NULL : jm_parse(&resp, t->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	json_object_object_get_ex(o, "channels", &channels);
+	found->remote_id = xstrdup(want->value[F_PHONE]);
+	record_set(found, F_PHONE, want->value[F_PHONE]);
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && rc == 0; f++)
+		rc = jm_read_flag(channels, optout_channel(f), found, f, err);
+	json_object_put(o);
+	return rc;
+}
+
+static int post_optout(struct texting *t, const char *phone, int f, struct df_err *err)
+{
+	json_object *body = json_object_new_object();
+	struct http_response resp;
+	char *text;
+	int rc;
+
+	json_object_object_add(body, "phone", json_object_new_string(phone));
+	json_object_object_add(body, "channel", json_object_new_string(optout_channel(f)));
+	json_object_object_add(body, "source", json_object_new_string("api"));
+	text = jm_to_string(body);
+	json_object_put(body);
+	rc = http_request(t->http, "POST", "/api/v1/optouts", text, NULL, &resp, err);
+	free(text);
+	http_response_free(&resp);
+	return rc;
+}
+
+static int texting_update(void *self, const struct record *current, const struct field_change *ch,
+			  int nch, struct record *updated, struct df_err *err)
+{
+	struct texting *t = self;
+
+	(void)updated;
+	for (int i = 0; i < nch; i++) {
+		if (!field_is_optout(ch[i].field))
+			continue;
+		if (!str_eq(ch[i].new_value, "true"))
+			return df_fail(err, DF_FAIL_REMOTE, "%s: its API cannot opt %s back in (%s)",
+				       t->sc->name, current->remote_id, optout_channel(ch[i].field));
+		if (post_optout(t, current->remote_id, ch[i].field, err))
+			return -1;
+	}
+	return 0;
+}
+
+static int texting_create(void *self, const struct record *rec, struct record *created,
+			  struct df_err *err)
+{
+	struct texting *t = self;
+
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+		if (str_eq(rec->value[f], "true") && post_optout(t, rec->value[F_PHONE], f, err))
+			return -1;
+	return texting_lookup(t, rec, created, err);
+}
+
+const struct connector texting_connector = {
+	.name = "texting",
+	.max_page_size = 500,
+	.default_rate_limit = 100,
+	.needs_location = false,
+	.fields = FIELD_BIT(F_PHONE) | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) |
+		  FIELD_BIT(F_OPTOUT_EMAIL),
+	.writable = FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
+	.required_for_create = F_PHONE,
+	.optouts_only = true,
+	.open = texting_open,
+	.close = texting_close,
+	.poll_contacts = texting_poll_contacts,
+	.lookup = texting_lookup,
+	.create = texting_create,
+	.update = texting_update,
+	.requests = texting_requests,
+};

@@ -1,0 +1,114 @@
+/*
+ * deliver.c - calls and messages to the systems that take them (GHL).
+ *
+ * A delivery waits until its contact is linked in the target: a call whose
+ * Aloware contact is not linked yet is delivered by the run that links it.
+ * The connector looks for an earlier delivery of the same event before
+ * making one, so a crash between the target's write and our record of it
+ * never makes a second note or message. A failed delivery is retried by
+ * later runs with backoff and is never marked delivered before the target
+ * confirmed it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+#define BATCH 100
+
+/* The person an event belongs to: a call by its source contact's link, a
+ * message by its phone (one person only: an ambiguous number waits). */
+static int event_person(struct run *r, const struct event_row *ev, long long *person)
+{
+	long long ids[2];
+	int n = 0;
+
+	*person = ev->person;
+	if (*person)
+		return 0;
+	if (ev->source_contact != NULL)
+		return state_link_get(r->st, ev->source, ev->source_contact, person, &r->err);
+	if (ev->phone != NULL && state_match(r->st, "phone", ev->phone, ids, 2, &n, &r->err))
+		return -1;
+	*person = n == 1 ? ids[0] : 0;
+	return 0;
+}
+
+static void to_event(const struct event_row *row, struct event *ev)
+{
+	event_init(ev);
+	ev->kind = xstrdup(row->kind);
+	ev->source_id = xstrdup(row->source_id);
+	ev->contact_id = xstrdup(row->source_contact);
+	ev->phone = xstrdup(row->phone);
+	ev->occurred_ms = row->occurred_ms;
+	event_attrs_from_json(ev, row->payload);
+}
+
+static int deliver_one(struct run *r, long long id)
+{
+	struct delivery_item it;
+	struct event ev;
+	struct df_err e = { 0 };
+	char *target_id = NULL, *made = NULL;
+	long long person = 0;
+	int t, rc = -1;
+
+	event_init(&ev);
+	if (state_delivery_load(r->st, id, &it, &r->err))
+		return -1;
+	t = run_system_index(r, it.target);
+	if (t < 0 || r->sys[t].conn->deliver == NULL) {
+		rc = state_delivery_set(r->st, id, "failed", false, 0, NULL, "target system is not configured",
+					r->id, &r->err);
+		goto out;
+	}
+	if (event_person(r, &it.ev, &person) ||
+	    (person && person != it.ev.person && state_event_person(r->st, it.ev.id, person, &r->err)) ||
+	    (person && state_link_of(r->st, person, it.target, &target_id, &r->err)))
+		goto out;
+	if (target_id == NULL) {
+		rc = 0;         /* waits for its contact */
+		goto out;
+	}
+	to_event(&it.ev, &ev);
+	if (r->sys[t].conn->deliver(r->sys[t].handle, target_id, &ev, &made, &e) == 0) {
+		log_info("event=delivered kind=%s source=%s id=%s target=%s record=%s", it.ev.kind,
+			 it.ev.source, it.ev.source_id, it.target, made ? made : "-");
+		r->delivered++;
+		rc = state_delivery_set(r->st, id, "done", true, 0, made, NULL, r->id, &r->err);
+	} else {
+		bool final = e.fail == DF_FAIL_REMOTE || it.attempts + 1 >= r->cfg->write_max_attempts;
+		long long wait = (long long)r->cfg->write_backoff * 1000LL << (it.attempts < 16 ? it.attempts : 16);
+		log_warn("event=delivery-failed kind=%s id=%s target=%s final=%s reason=\"%s\"", it.ev.kind,
+			 it.ev.source_id, it.target, final ? "yes" : "no", e.msg);
+		r->writes_failed++;
+		rc = state_delivery_set(r->st, id, final ? "failed" : "pending", true, time_now_ms() + wait,
+					NULL, e.msg, r->id, &r->err);
+	}
+out:
+	free(target_id);
+	free(made);
+	event_clear(&ev);
+	delivery_item_clear(&it);
+	return rc;
+}
+
+int deliver_due(struct run *r)
+{
+	long long ids[BATCH], after = 0, now = time_now_ms();
+	int n;
+
+	do {
+		if (state_delivery_due(r->st, now, after, ids, BATCH, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++) {
+			after = ids[i];
+			if (deliver_one(r, ids[i]))
+				return -1;
+		}
+	} while (n == BATCH);
+	return 0;
+}

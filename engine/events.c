@@ -1,0 +1,81 @@
+/*
+ * events.c - calls and messages as they arrive from their source: stored
+ * once (the source's id is the key, so a re-read within the lookback costs
+ * nothing and delivers nothing twice), journalled for delivery to the
+ * systems that take them, and read for opt-outs: an inbound text that IS a
+ * stop keyword opts its number out of SMS in the registry (I4), and every
+ * person with that number is merged again in the same run.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine.h"
+#include "../core/normalize.h"
+#include "../core/str.h"
+
+bool events_is_stop(const char *body)
+{
+	static const char *const keywords[] = {
+		"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT-OUT", "OPTOUT",
+	};
+	const char *b = body, *e;
+
+	if (body == NULL)
+		return false;
+	while (isspace((unsigned char)*b))
+		b++;
+	e = b + strlen(b);
+	while (e > b && isspace((unsigned char)e[-1]))
+		e--;
+	/* The whole message, not a word in it: "don't stop" is no opt-out. */
+	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+		if (strlen(keywords[i]) == (size_t)(e - b) && strncasecmp(b, keywords[i], (size_t)(e - b)) == 0)
+			return true;
+	return false;
+}
+
+static int stop_keyword(struct run *r, int s, const char *phone, const char *source_id)
+{
+	long long persons[8];
+	int n = 0;
+
+	log_info("event=stop-keyword system=%s message=%s", r->sys[s].conf->name, source_id);
+	if (state_optout_set(r->st, phone, "sms", true, r->sys[s].conf->name, "STOP keyword", r->id, &r->err) ||
+	    state_optout_log(r->st, r->id, phone, "sms", 0, "opt-out", r->sys[s].conf->name,
+			     "inbound message is a stop keyword", &r->err) ||
+	    state_match(r->st, "phone", phone, persons, 8, &n, &r->err))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (state_person_dirty(r->st, persons[i], true, &r->err))
+			return -1;
+	return 0;
+}
+
+int observe_event(struct run *r, int s, const struct event *ev)
+{
+	char *phone = ev->phone ? phone_to_e164(ev->phone, r->cfg->default_country) : NULL;
+	char *payload = event_attrs_json(ev);
+	long long id = 0;
+	int rc = -1;
+
+	r->sys[s].counts.polled++;
+	if (state_event_add(r->st, ev->kind, r->sys[s].conf->name, ev->source_id, ev->contact_id, phone,
+			    payload, ev->occurred_ms, r->id, &id, &r->err))
+		goto out;
+	rc = 0;
+	if (id == 0)
+		goto out;       /* seen before */
+	r->sys[s].counts.changed++;
+	for (int t = 0; t < r->nsys && rc == 0; t++)
+		if (t != s && r->sys[t].conn->deliver != NULL)
+			rc = state_delivery_add(r->st, id, r->sys[t].conf->name, r->id, &r->err);
+	if (rc == 0 && strcmp(ev->kind, "message") == 0 && phone != NULL &&
+	    str_eq(event_get(ev, "direction"), "inbound") && events_is_stop(event_get(ev, "body")))
+		rc = stop_keyword(r, s, phone, ev->source_id);
+out:
+	free(phone);
+	free(payload);
+	return rc;
+}
