@@ -1,0 +1,646 @@
+/*
+ * test_config.c - loading and checking the configuration (core/config.c).
+ *
+ * Every test writes files into a fresh directory from mkdtemp in /tmp. One
+ * minimal valid configuration (three systems, inline tokens) is the start
+ * of every case; a case changes it with a few text edits, so each row shows
+ * only what it breaks. Errors must name the file, the line and the setting:
+ * the expected message is built from the line on which the case's marker
+ * text stands in the file actually written.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../core/config.h"
+#include "../../core/str.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char minimal[] =
+	"# minimal: three systems, inline tokens, every default\n"
+	"state_path = \"state.db\";\n"
+	"systems = {\n"
+	"  ghl = {\n"
+	"    base_url = \"http://127.0.0.1:9001\";\n"
+	"    location_id = \"loc-demo\";\n"
+	"    token = \"ghl-test-token\";\n"
+	"  };\n"
+	"  aloware = {\n"
+	"    base_url = \"http://127.0.0.1:9002\";\n"
+	"    token = \"aloware-test-token\";\n"
+	"  };\n"
+	"  verity = {\n"
+	"    base_url = \"https://verity.example.com\";\n"
+	"    token = \"verity-test-token\";\n"
+	"  };\n"
+	"};\n";
+
+/* Replace the first occurrence of from with to; from "" appends to. */
+struct edit {
+	const char *from, *to;
+};
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct df_err err;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof(*fx));
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_config-XXXXXX");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/dfreconcile.conf", fx->dir);
+	*state = fx;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	nftw(fx->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		fail_msg("cannot write %s", path);
+}
+
+/* Writes name (relative to the fixture's directory) holding text. */
+static void write_in_dir(struct fixture *fx, const char *name, const char *text)
+{
+	char *path = xasprintf("%s/%s", fx->dir, name);
+
+	write_file(path, text);
+	free(path);
+}
+
+/* The minimal configuration with edits applied; caller frees. */
+static char *config_text(const struct edit *edits, int n)
+{
+	struct strbuf sb;
+	char *text = xstrdup(minimal);
+
+	for (int i = 0; i < n && edits[i].from != NULL; i++) {
+		const char *at = edits[i].from[0] ? strstr(text, edits[i].from) : text + strlen(text);
+		if (at == NULL)
+			fail_msg("edit: \"%s\" is not in the configuration", edits[i].from);
+		sb_init(&sb);
+		sb_addn(&sb, text, (size_t)(at - text));
+		sb_add(&sb, edits[i].to);
+		sb_add(&sb, at + strlen(edits[i].from));
+		free(text);
+		text = sb_detach(&sb);
+	}
+	return text;
+}
+
+/* 1-based line of the first line of text holding marker. */
+static int line_of(const char *text, const char *marker)
+{
+	const char *at = strstr(text, marker);
+	int line = 1;
+
+	if (at == NULL)
+		fail_msg("marker \"%s\" is not in the configuration", marker);
+	for (const char *p = text; p < at; p++)
+		line += *p == '\n';
+	return line;
+}
+
+/* s with every "{dir}" replaced by dir; caller frees. */
+static char *with_dir(const char *s, const char *dir)
+{
+	struct strbuf sb;
+	const char *at;
+
+	sb_init(&sb);
+	while ((at = strstr(s, "{dir}")) != NULL) {
+		sb_addn(&sb, s, (size_t)(at - s));
+		sb_add(&sb, dir);
+		s = at + 5;
+	}
+	sb_add(&sb, s);
+	return sb_detach(&sb);
+}
+
+/* Writes the edited minimal configuration and loads it. */
+static struct config *load_edited(struct fixture *fx, const struct edit *edits, int n)
+{
+	char *text = config_text(edits, n);
+	struct config *cfg;
+
+	write_file(fx->path, text);
+	free(text);
+	df_err_clear(&fx->err);
+	cfg = config_load(fx->path, &fx->err);
+	if (cfg == NULL)
+		fail_msg("config_load: %s", fx->err.msg);
+	return cfg;
+}
+
+/* The valid minimal configuration */
+
+static void test_minimal_defaults(void **state)
+{
+	static const struct { int field; const char *rule; enum rule_kind kind; int system; } rules[] = {
+		{ F_FIRST_NAME, "two-way", RULE_TWO_WAY, -1 },
+		{ F_LAST_NAME, "two-way", RULE_TWO_WAY, -1 },
+		{ F_PHONE, "prefer-valid", RULE_PREFER_VALID, -1 },
+		{ F_EMAIL, "two-way", RULE_TWO_WAY, -1 },
+		{ F_ADDRESS1, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_CITY, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_STATE, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_POSTAL_CODE, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_COUNTRY, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_TIMEZONE, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
+		{ F_TAGS, "union", RULE_UNION, -1 },
+	};
+	static const struct { const char *name, *token; int rate_limit; const char *location; } sys[] = {
+		{ "ghl", "ghl-test-token", 100, "loc-demo" },
+		{ "aloware", "aloware-test-token", 50, NULL },
+		{ "verity", "verity-test-token", 100, NULL },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, NULL, 0);
+	char *want;
+
+	assert_int_equal(N(rules), F_NBUILTIN);
+	assert_string_equal(cfg->path, fx->path);
+	want = xasprintf("%s/state.db", fx->dir);
+	assert_string_equal(cfg->state_path, want);
+	free(want);
+	want = xasprintf("%s/state.db.lock", fx->dir);
+	assert_string_equal(cfg->lock_path, want);
+	free(want);
+	assert_string_equal(cfg->default_country, "US");
+	assert_string_equal(cfg->keep_tag_prefix, "SYS:");
+	assert_int_equal(cfg->log_level, LOG_INFO);
+	assert_true(cfg->max_change_share == 0.5);
+	assert_int_equal(cfg->safety_min_records, 20);
+	assert_int_equal(cfg->write_max_attempts, 10);
+	assert_int_equal(cfg->write_backoff, 60);
+	assert_int_equal(cfg->max_pages, 10000);
+
+	/* Without source_order the systems keep the file's order. */
+	assert_int_equal(cfg->nsys, 3);
+	for (int i = 0; i < N(sys); i++) {
+		const struct system_conf *sc = &cfg->sys[i];
+		assert_string_equal(sc->name, sys[i].name);
+		assert_int_equal(config_system(cfg, sys[i].name), i);
+		assert_string_equal(sc->token, sys[i].token);
+		assert_string_equal(sc->token_source, "inline");
+		if (sys[i].location)
+			assert_string_equal(sc->location_id, sys[i].location);
+		else
+			assert_null(sc->location_id);
+		assert_int_equal(sc->rate_limit, sys[i].rate_limit);
+		assert_true(sc->rate_window == 10.0);
+		assert_int_equal(sc->page_size, 100);
+		assert_int_equal(sc->lookback, 300);
+		assert_int_equal(sc->timeout, 30);
+		assert_int_equal(sc->max_attempts, 4);
+		assert_int_equal(sc->max_retry_after, 60);
+		assert_int_equal(sc->max_requests, 20000);
+		assert_true(sc->tls_verify);
+		assert_true(sc->create);
+	}
+	assert_string_equal(cfg->sys[2].base_url, "https://verity.example.com");
+	assert_int_equal(config_system(cfg, "hubspot"), -1);
+
+	assert_int_equal(fields_count(), F_NBUILTIN);
+	for (int i = 0; i < N(rules); i++) {
+		const struct merge_rule *r = &cfg->rule[rules[i].field];
+		if (strcmp(r->text, rules[i].rule) != 0 || r->kind != rules[i].kind ||
+		    r->system != rules[i].system)
+			fail_msg("field %s: rule \"%s\" (kind %d, system %d), want \"%s\" (kind %d, system %d)",
+				 field_get(rules[i].field)->name, r->text, r->kind, r->system,
+				 rules[i].rule, rules[i].kind, rules[i].system);
+	}
+	config_free(cfg);
+}
+
+/* source_order decides each system's index, and so the prefer: default. */
+static void test_source_order(void **state)
+{
+	static const struct edit edits[] = {
+		{ "", "source_order = [ \"verity\", \"ghl\", \"aloware\" ];\n" },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, edits, N(edits));
+	const char *names[DF_MAX_SYSTEMS];
+
+	assert_int_equal(cfg->nsys, 3);
+	config_system_names(cfg, names);
+	assert_string_equal(names[0], "verity");
+	assert_string_equal(names[1], "ghl");
+	assert_string_equal(names[2], "aloware");
+	assert_string_equal(cfg->sys[0].token, "verity-test-token");
+	assert_string_equal(cfg->sys[1].location_id, "loc-demo");
+	assert_int_equal(cfg->rule[F_ADDRESS1].system, 1);
+	assert_int_equal(cfg->rule[F_TIMEZONE].system, 1);
+	config_free(cfg);
+}
+
+/* Without ghl there is no system to prefer: address falls back to two-way. */
+static void test_defaults_without_ghl(void **state)
+{
+	static const struct edit edits[] = {
+		{ "  ghl = {\n    base_url = \"http://127.0.0.1:9001\";\n    location_id = \"loc-demo\";\n"
+		  "    token = \"ghl-test-token\";\n  };\n", "" },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, edits, N(edits));
+
+	assert_int_equal(cfg->nsys, 2);
+	assert_string_equal(cfg->sys[0].name, "aloware");
+	assert_int_equal(config_system(cfg, "ghl"), -1);
+	for (int f = F_ADDRESS1; f <= F_TIMEZONE; f++) {
+		assert_string_equal(cfg->rule[f].text, "two-way");
+		assert_int_equal(cfg->rule[f].system, -1);
+	}
+	assert_int_equal(cfg->rule[F_PHONE].kind, RULE_PREFER_VALID);
+	assert_int_equal(cfg->rule[F_TAGS].kind, RULE_UNION);
+	config_free(cfg);
+}
+
+static void test_settings_override_defaults(void **state)
+{
+	static const struct edit edits[] = {
+		{ "    location_id = \"loc-demo\";\n",
+		  "    location_id = \"loc-demo\";\n    page_size = 500;\n    rate_window = 2;\n"
+		  "    tls_verify = false;\n    create = false;\n" },
+		{ "state_path = \"state.db\";\n",
+		  "state_path = \"/var/lib/df/state.db\";\nlock_path = \"run.lock\";\n"
+		  "default_country = \"GB\";\nlog_level = \"debug\";\nkeep_tag_prefix = \"KEEP-\";\n"
+		  "safety = { max_change_share = 0.25; min_records = 5; };\n"
+		  "writes = { max_attempts = 3; backoff = 0; };\n" },
+		{ "", "fields = { email = \"always:aloware\"; city = \"newest\"; first_name = \"none\"; "
+		      "tags = \"union\"; };\n" },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, edits, N(edits));
+	char *want = xasprintf("%s/run.lock", fx->dir);
+
+	assert_string_equal(cfg->state_path, "/var/lib/df/state.db");
+	assert_string_equal(cfg->lock_path, want);
+	assert_string_equal(cfg->default_country, "GB");
+	assert_int_equal(cfg->log_level, LOG_DEBUG);
+	assert_string_equal(cfg->keep_tag_prefix, "KEEP-");
+	assert_true(cfg->max_change_share == 0.25);
+	assert_int_equal(cfg->safety_min_records, 5);
+	assert_int_equal(cfg->write_max_attempts, 3);
+	assert_int_equal(cfg->write_backoff, 0);
+	assert_int_equal(cfg->sys[0].page_size, 500);
+	assert_true(cfg->sys[0].rate_window == 2.0);
+	assert_false(cfg->sys[0].tls_verify);
+	assert_false(cfg->sys[0].create);
+	assert_true(cfg->sys[1].tls_verify);
+	assert_int_equal(cfg->rule[F_EMAIL].kind, RULE_ALWAYS);
+	assert_int_equal(cfg->rule[F_EMAIL].system, 1);
+	assert_string_equal(cfg->rule[F_EMAIL].text, "always:aloware");
+	assert_int_equal(cfg->rule[F_CITY].kind, RULE_NEWEST);
+	assert_int_equal(cfg->rule[F_FIRST_NAME].kind, RULE_NONE);
+	assert_int_equal(cfg->rule[F_PHONE].kind, RULE_PREFER_VALID);
+	free(want);
+	config_free(cfg);
+}
+
+/* Tokens from files */
+
+static void test_token_file_relative_to_config(void **state)
+{
+	struct fixture *fx = *state;
+	char *abs_token = xasprintf("%s/abs.token", fx->dir);
+	char *abs_line = xasprintf("    token_file = \"%s\";\n", abs_token);
+	const struct edit edits[] = {
+		{ "    token = \"ghl-test-token\";\n", "    token_file = \"secrets/ghl.token\";\n" },
+		{ "    token = \"verity-test-token\";\n", abs_line },
+	};
+	struct config *cfg;
+	char *want;
+
+	want = xasprintf("%s/secrets", fx->dir);
+	assert_int_equal(mkdir(want, 0700), 0);
+	free(want);
+	write_in_dir(fx, "secrets/ghl.token", "file-token-1\n");
+	write_in_dir(fx, "abs.token", "file-token-2 \r\n\n");
+	/* The working directory holds no such file: only the config's does. */
+	assert_int_not_equal(access("secrets/ghl.token", F_OK), 0);
+
+	cfg = load_edited(fx, edits, N(edits));
+	assert_string_equal(cfg->sys[0].token, "file-token-1");
+	want = xasprintf("%s/secrets/ghl.token", fx->dir);
+	assert_string_equal(cfg->sys[0].token_source, want);
+	free(want);
+	assert_string_equal(cfg->sys[2].token, "file-token-2");
+	assert_string_equal(cfg->sys[2].token_source, abs_token);
+	assert_string_equal(cfg->sys[1].token_source, "inline");
+	config_free(cfg);
+
+	/* A config named without a directory reads from the working one. */
+	char cwd[4096];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(fx->dir), 0);
+	cfg = config_load("dfreconcile.conf", &fx->err);
+	assert_int_equal(chdir(cwd), 0);
+	if (cfg == NULL)
+		fail_msg("config_load: %s", fx->err.msg);
+	assert_string_equal(cfg->sys[0].token, "file-token-1");
+	assert_string_equal(cfg->sys[0].token_source, "secrets/ghl.token");
+	assert_string_equal(cfg->state_path, "state.db");
+	config_free(cfg);
+	free(abs_line);
+	free(abs_token);
+}
+
+/* Errors: file, line, setting, reason */
+
+struct error_case {
+	const char *label;
+	struct edit edits[3];
+	const char *marker;     /* text on the line the error must name */
+	const char *setting;
+	const char *what;       /* "{dir}" stands for the fixture's directory */
+};
+
+static const struct error_case error_cases[] = {
+	{ "unknown system name",
+	  { { "  verity = {\n", "  hubspot = {\n" } },
+	  "hubspot = {", "systems.hubspot", "unknown system (known: ghl, aloware, verity)" },
+	{ "missing base_url",
+	  { { "    base_url = \"http://127.0.0.1:9002\";\n", "" } },
+	  "aloware = {", "systems.aloware", "base_url is required" },
+	{ "base_url without scheme",
+	  { { "\"http://127.0.0.1:9002\"", "\"127.0.0.1:9002\"" } },
+	  "127.0.0.1:9002", "systems.aloware.base_url", "must start with http:// or https://" },
+	{ "ghl without location_id",
+	  { { "    location_id = \"loc-demo\";\n", "" } },
+	  "ghl = {", "systems.ghl", "location_id is required for ghl" },
+	{ "page_size above the system's maximum",
+	  { { "    location_id = \"loc-demo\";\n", "    location_id = \"loc-demo\";\n    page_size = 900;\n" } },
+	  "page_size", "systems.ghl.page_size", "must be between 1 and 500" },
+	{ "page_size zero",
+	  { { "    token = \"verity-test-token\";\n", "    token = \"verity-test-token\";\n    page_size = 0;\n" } },
+	  "page_size", "systems.verity.page_size", "must be between 1 and 500" },
+	{ "page_size not a number",
+	  { { "    token = \"verity-test-token\";\n", "    token = \"verity-test-token\";\n    page_size = \"100\";\n" } },
+	  "page_size", "systems.verity.page_size", "must be a whole number" },
+	{ "tls_verify not a boolean",
+	  { { "    token = \"verity-test-token\";\n", "    token = \"verity-test-token\";\n    tls_verify = 0;\n" } },
+	  "tls_verify", "systems.verity.tls_verify", "must be true or false" },
+	{ "bad rule text",
+	  { { "", "fields = {\n  phone = \"sometimes\";\n};\n" } },
+	  "phone = \"sometimes\"", "fields.phone",
+	  "unknown rule \"sometimes\" (expected two-way, always:<system>, prefer:<system>-unless-blank, "
+	  "newest, union, prefer-valid, sticky-true or none)" },
+	{ "rule naming a system that is not configured",
+	  { { "", "fields = {\n  email = \"always:hubspot\";\n};\n" } },
+	  "always:hubspot", "fields.email", "rule \"always:hubspot\" names a system that is not configured" },
+	{ "union on a non-set field",
+	  { { "", "fields = {\n  email = \"union\";\n};\n" } },
+	  "email = \"union\"", "fields.email", "union is the rule for sets (tags) and only for them" },
+	{ "a set field without union",
+	  { { "", "fields = {\n  tags = \"two-way\";\n};\n" } },
+	  "tags = ", "fields.tags", "union is the rule for sets (tags) and only for them" },
+	{ "unknown field",
+	  { { "", "fields = {\n  nickname = \"two-way\";\n};\n" } },
+	  "nickname", "fields.nickname", "unknown field (custom fields go in custom_fields)" },
+	{ "source_order missing a system",
+	  { { "", "source_order = [ \"ghl\", \"aloware\" ];\n" } },
+	  "source_order", "source_order", "must list every configured system exactly once" },
+	{ "source_order naming an unknown system",
+	  { { "", "source_order = [ \"ghl\", \"aloware\", \"hubspot\" ];\n" } },
+	  "source_order", "source_order", "entry 3 is not a configured system" },
+	{ "source_order naming a system twice",
+	  { { "", "source_order = [ \"ghl\", \"aloware\", \"ghl\" ];\n" } },
+	  "source_order", "source_order", "lists ghl twice" },
+	{ "token and token_file both set",
+	  { { "    token = \"ghl-test-token\";\n", "    token = \"ghl-test-token\";\n    token_file = \"ghl.token\";\n" } },
+	  "ghl = {", "systems.ghl", "exactly one of token or token_file is required" },
+	{ "neither token nor token_file",
+	  { { "    token = \"aloware-test-token\";\n", "" } },
+	  "aloware = {", "systems.aloware", "exactly one of token or token_file is required" },
+	{ "blank inline token",
+	  { { "\"aloware-test-token\"", "\"  \"" } },
+	  "token = \"  \"", "systems.aloware.token", "must be a non-empty string" },
+	{ "missing token file",
+	  { { "    token = \"verity-test-token\";\n", "    token_file = \"missing.token\";\n" } },
+	  "missing.token", "systems.verity.token_file",
+	  "cannot read token file {dir}/missing.token: No such file or directory" },
+	{ "empty token file",
+	  { { "    token = \"verity-test-token\";\n", "    token_file = \"empty.token\";\n" } },
+	  "empty.token", "systems.verity.token_file", "token file {dir}/empty.token is empty" },
+	{ "unknown default_country",
+	  { { "", "default_country = \"ZZ\";\n" } },
+	  "default_country", "default_country",
+	  "unknown country \"ZZ\" (an ISO-3166 alpha-2 code such as US or GB)" },
+	{ "bad log_level",
+	  { { "", "log_level = \"loud\";\n" } },
+	  "log_level", "log_level", "must be error, warn, info or debug" },
+	{ "max_change_share above 1",
+	  { { "", "safety = {\n  max_change_share = 1.5;\n};\n" } },
+	  "max_change_share", "safety.max_change_share", "must be between 0 and 1" },
+	{ "custom field named like a built-in",
+	  { { "", "custom_fields = (\n  { name = \"phone\"; }\n);\n" } },
+	  "name = \"phone\"", "custom_fields[0]", "field phone is defined twice" },
+	{ "custom field defined twice",
+	  { { "", "custom_fields = (\n  { name = \"tier\"; },\n  { name = \"tier\"; }\n);\n" } },
+	  "{ name = \"tier\"; }\n);", "custom_fields[1]", "field tier is defined twice" },
+	{ "custom field without a name",
+	  { { "", "custom_fields = (\n  { rule = \"two-way\"; }\n);\n" } },
+	  "rule = ", "custom_fields[0]", "needs a name" },
+	{ "custom field with union",
+	  { { "", "custom_fields = (\n  { name = \"tier\";\n    rule = \"union\"; }\n);\n" } },
+	  "rule = \"union\"", "custom_fields[0].rule", "union is the rule for sets (tags) and only for them" },
+	{ "custom field key not a string",
+	  { { "", "custom_fields = (\n  { name = \"tier\";\n    aloware = 1; }\n);\n" } },
+	  "aloware = 1", "custom_fields[0].aloware", "must be a string" },
+};
+
+static void test_errors_name_file_line_setting(void **state)
+{
+	struct fixture *fx = *state;
+	int wrong = 0;
+
+	write_in_dir(fx, "empty.token", "\n");
+	for (int i = 0; i < N(error_cases); i++) {
+		const struct error_case *c = &error_cases[i];
+		char *text = config_text(c->edits, N(c->edits));
+		char *what = with_dir(c->what, fx->dir);
+		char *want = xasprintf("%s:%d: %s: %s", fx->path, line_of(text, c->marker), c->setting, what);
+		struct config *cfg;
+
+		write_file(fx->path, text);
+		df_err_clear(&fx->err);
+		cfg = config_load(fx->path, &fx->err);
+		if (cfg != NULL) {
+			print_error("%s: loaded, want \"%s\"\n", c->label, want);
+			wrong++;
+			config_free(cfg);
+		} else if (fx->err.fail != DF_FAIL_CONFIG || strcmp(fx->err.msg, want) != 0) {
+			print_error("%s:\n  got  [%s] \"%s\"\n  want [config] \"%s\"\n", c->label,
+				    df_fail_name(fx->err.fail), fx->err.msg, want);
+			wrong++;
+		}
+		free(want);
+		free(what);
+		free(text);
+	}
+	if (wrong)
+		fail_msg("%d of %d error cases wrong", wrong, N(error_cases));
+}
+
+/* Errors that have no line to point at, or come from libconfig itself. */
+static void test_errors_without_setting(void **state)
+{
+	static const struct edit no_state[] = { { "state_path = \"state.db\";\n", "" } };
+	static const struct edit syntax[] = { { "\"aloware-test-token\";", ";" } };
+	struct fixture *fx = *state;
+	char *text, *want;
+
+	text = config_text(no_state, N(no_state));
+	write_file(fx->path, text);
+	free(text);
+	assert_null(config_load(fx->path, &fx->err));
+	assert_int_equal(fx->err.fail, DF_FAIL_CONFIG);
+	want = xasprintf("%s: state_path is required", fx->path);
+	assert_string_equal(fx->err.msg, want);
+	free(want);
+
+	text = config_text(syntax, N(syntax));
+	write_file(fx->path, text);
+	want = xasprintf("%s:%d: syntax error", fx->path, line_of(text, "token = ;"));
+	free(text);
+	assert_null(config_load(fx->path, &fx->err));
+	assert_int_equal(fx->err.fail, DF_FAIL_CONFIG);
+	assert_string_equal(fx->err.msg, want);
+	free(want);
+
+	want = xasprintf("%s/nothing.conf", fx->dir);
+	assert_null(config_load(want, &fx->err));
+	assert_int_equal(fx->err.fail, DF_FAIL_CONFIG);
+	text = xasprintf("%s: cannot read: No such file or directory", want);
+	assert_string_equal(fx->err.msg, text);
+	free(text);
+	free(want);
+}
+
+/* A custom field's rule of the wrong type must be refused, not replaced by
+ * the default: the check names the setting like every other error. */
+static void test_custom_field_rule_must_be_text(void **state)
+{
+	static const struct edit edits[] = {
+		{ "", "custom_fields = (\n  { name = \"dnc\";\n    rule = true; }\n);\n" },
+	};
+	struct fixture *fx = *state;
+	char *text = config_text(edits, N(edits));
+	char *prefix = xasprintf("%s:%d: custom_fields[0].rule: ", fx->path, line_of(text, "rule = true"));
+	struct config *cfg;
+
+	write_file(fx->path, text);
+	free(text);
+	cfg = config_load(fx->path, &fx->err);
+	if (cfg != NULL) {
+		int f = field_find("dnc");
+		print_error("loaded with rule \"%s\" for dnc\n", f >= 0 ? cfg->rule[f].text : "?");
+		config_free(cfg);
+		free(prefix);
+		fail_msg("a non-text custom field rule was accepted");
+	}
+	assert_int_equal(fx->err.fail, DF_FAIL_CONFIG);
+	if (strncmp(fx->err.msg, prefix, strlen(prefix)) != 0)
+		fail_msg("got \"%s\", want it to start with \"%s\"", fx->err.msg, prefix);
+	free(prefix);
+}
+
+/* Custom fields */
+
+static void test_custom_fields(void **state)
+{
+	static const struct edit edits[] = {
+		{ "", "custom_fields = (\n"
+		      "  { name = \"investor_tier\"; rule = \"newest\"; ghl = \"cf_abc\"; aloware = \"csf1\"; },\n"
+		      "  { name = \"dnc\"; rule = \"sticky-true\"; verity = \"doNotCall\"; },\n"
+		      "  { name = \"nickname\"; ghl = \"cf_nick\"; }\n"
+		      ");\n" },
+	};
+	static const struct {
+		const char *name, *rule;
+		enum rule_kind kind;
+		const char *key[3];     /* ghl, aloware, verity */
+	} want[] = {
+		{ "investor_tier", "newest", RULE_NEWEST, { "cf_abc", "csf1", NULL } },
+		{ "dnc", "sticky-true", RULE_STICKY_TRUE, { NULL, NULL, "doNotCall" } },
+		{ "nickname", "two-way", RULE_TWO_WAY, { "cf_nick", NULL, NULL } },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, edits, N(edits));
+
+	assert_int_equal(fields_count(), F_NBUILTIN + N(want));
+	for (int i = 0; i < N(want); i++) {
+		int f = field_find(want[i].name);
+		assert_int_equal(f, F_NBUILTIN + i);
+		assert_true(field_get(f)->custom);
+		assert_int_equal(field_get(f)->kind, FIELD_TEXT);
+		assert_string_equal(cfg->rule[f].text, want[i].rule);
+		assert_int_equal(cfg->rule[f].kind, want[i].kind);
+		for (int s = 0; s < 3; s++) {
+			const char *got = cfg->sys[s].field_key[f];
+			if (!(got == NULL ? want[i].key[s] == NULL
+					  : want[i].key[s] != NULL && strcmp(got, want[i].key[s]) == 0))
+				fail_msg("%s: key in %s is %s, want %s", want[i].name, cfg->sys[s].name,
+					 got ? got : "NULL", want[i].key[s] ? want[i].key[s] : "NULL");
+		}
+	}
+	config_free(cfg);
+
+	/* Loading again starts from the built-in fields. */
+	cfg = load_edited(fx, NULL, 0);
+	assert_int_equal(fields_count(), F_NBUILTIN);
+	assert_int_equal(field_find("investor_tier"), -1);
+	config_free(cfg);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_minimal_defaults),
+		T(test_source_order),
+		T(test_defaults_without_ghl),
+		T(test_settings_override_defaults),
+		T(test_token_file_relative_to_config),
+		T(test_errors_name_file_line_setting),
+		T(test_errors_without_setting),
+		T(test_custom_field_rule_must_be_text),
+		T(test_custom_fields),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
