@@ -415,6 +415,312 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 	return rc;
 }
 
+/* Deliveries: calls become notes (and Call messages when a conversation
+ * provider is configured), texts go into the contact's conversation. Each
+ * carries the source's id (a note line, a message's altId) so that an
+ * earlier delivery is found before a second one is made. */
+
+static const char *const conv_hdr[] = { "Version: 2021-04-15", NULL };
+
+/* GET path (Version hdr) and parse; NULL with err on failure. */
+static json_object *get_json(struct ghl *g, const char *path, const char *const *hdr, struct df_err *err)
+{
+	struct http_response resp;
+	json_object *o = NULL;
+
+	if (http_request(g->http, "GET", path, NULL, hdr, &resp, err) == 0)
+		o = jm_parse(&resp, g->sc->name, err);
+	http_response_free(&resp);
+	return o;
+}
+
+static json_object *post_json(struct ghl *g, const char *path, json_object *body, const char *const *hdr,
+			      struct df_err *err)
+{
+	struct http_response resp;
+	json_object *o = NULL;
+	char *text = jm_to_string(body);
+
+	json_object_put(body);
+	if (http_request(g->http, "POST", path, text, hdr, &resp, err) == 0)
+		o = jm_parse(&resp, g->sc->name, err);
+	free(text);
+	http_response_free(&resp);
+	return o;
+}
+
+/* A string member of o copied, or NULL. */
+static char *member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return xstrdup(json_object_get_string(v));
+	return NULL;
+}
+
+static char *call_note(const struct event *ev)
+{
+	const char *dir = event_get(ev, "direction"), *dur = event_get(ev, "duration");
+	long secs = dur ? strtol(dur, NULL, 10) : 0;
+	char when[40];
+	struct strbuf sb;
+
+	time_format_iso(ev->occurred_ms, when, sizeof(when));
+	sb_init(&sb);
+	sb_addf(&sb, "%s call on %s (%ldm %lds)\n", str_eq(dir, "inbound") ? "Inbound" : "Outbound",
+		when, secs / 60, secs % 60);
+	if (event_get(ev, "disposition"))
+		sb_addf(&sb, "Disposition: %s\n", event_get(ev, "disposition"));
+	if (event_get(ev, "status"))
+		sb_addf(&sb, "Status: %s\n", event_get(ev, "status"));
+	if (!str_blank(event_get(ev, "recording_url")))
+		sb_addf(&sb, "Recording: %s\n", event_get(ev, "recording_url"));
+	sb_addf(&sb, "aloware_call_id: %s", ev->source_id);
+	return sb_detach(&sb);
+}
+
+/* The id of the contact's note carrying marker, or NULL. */
+static int find_note(struct ghl *g, const char *contact, const char *marker, char **id, struct df_err *err)
+{
+	char *path = xasprintf("/contacts/%s/notes", contact);
+	json_object *o = get_json(g, path, version_hdr, err), *arr;
+
+	free(path);
+	*id = NULL;
+	if (o == NULL)
+		return -1;
+	if (json_object_object_get_ex(o, "notes", &arr) && json_object_is_type(arr, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(arr) && *id == NULL; i++) {
+			json_object *n = json_object_array_get_idx(arr, i);
+			char *body = member(n, "body");
+			size_t ml = strlen(marker);
+			/* The marker is the note's last line. */
+			if (body && strlen(body) >= ml && strcmp(body + strlen(body) - ml, marker) == 0)
+				*id = member(n, "id");
+			free(body);
+		}
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/* The contact's conversation, created when it has none. */
+static int conversation_of(struct ghl *g, const char *contact, char **id, struct df_err *err)
+{
+	struct strbuf path;
+	json_object *o, *arr, *body;
+
+	*id = NULL;
+	sb_init(&path);
+	sb_add(&path, "/conversations/search?locationId=");
+	http_query_escape(&path, g->sc->location_id);
+	sb_add(&path, "&contactId=");
+	http_query_escape(&path, contact);
+	o = get_json(g, path.buf, conv_hdr, err);
+	sb_free(&path);
+	if (o == NULL)
+		return -1;
+	if (json_object_object_get_ex(o, "conversations", &arr) && json_object_is_type(arr, json_type_array) &&
+	    json_object_array_length(arr) > 0)
+		*id = member(json_object_array_get_idx(arr, 0), "id");
+	json_object_put(o);
+	if (*id)
+		return 0;
+	body = json_object_new_object();
+	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "contactId", json_object_new_string(contact));
+	o = post_json(g, "/conversations/", body, conv_hdr, err);
+	if (o == NULL)
+		return -1;
+	json_object *conv;
+	if (json_object_object_get_ex(o, "conversation", &conv))
+		*id = member(conv, "id");
+	json_object_put(o);
+	return *id ? 0 : df_fail(err, DF_FAIL_TEMP, "%s: conversation create answered no id", g->sc->name);
+}
+
+/* The id of the conversation's message with altId, or NULL. Pages are
+ * bounded: a conversation longer than that is searched no further. */
+static int find_message(struct ghl *g, const char *conv, const char *alt, char **id, struct df_err *err)
+{
+	char *cursor = NULL;
+
+	*id = NULL;
+	for (int page = 0; page < 50 && *id == NULL; page++) {
+		struct strbuf path;
+		json_object *o, *arr, *next;
+		sb_init(&path);
+		sb_add(&path, "/conversations/messages/export?locationId=");
+		http_query_escape(&path, g->sc->location_id);
+		sb_add(&path, "&conversationId=");
+		http_query_escape(&path, conv);
+		sb_add(&path, "&limit=500");
+		if (cursor) {
+			sb_add(&path, "&cursor=");
+			http_query_escape(&path, cursor);
+		}
+		o = get_json(g, path.buf, conv_hdr, err);
+		sb_free(&path);
+		free(cursor);
+		cursor = NULL;
+		if (o == NULL)
+			return -1;
+		if (json_object_object_get_ex(o, "messages", &arr) && json_object_is_type(arr, json_type_array)) {
+			for (size_t i = 0; i < json_object_array_length(arr) && *id == NULL; i++) {
+				json_object *m = json_object_array_get_idx(arr, i);
+				char *a = member(m, "altId");
+				if (a && strcmp(a, alt) == 0)
+					*id = member(m, "id");
+				free(a);
+			}
+		}
+		if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
+			cursor = xstrdup(json_object_get_string(next));
+		json_object_put(o);
+		if (cursor == NULL)
+			break;
+	}
+	free(cursor);
+	return 0;
+}
+
+/* Posts a message into conv unless one with the same altId is there. */
+static int post_message(struct ghl *g, const char *path, const char *conv, const char *alt,
+			json_object *body, char **id, struct df_err *err)
+{
+	json_object *o;
+
+	if (find_message(g, conv, alt, id, err)) {
+		json_object_put(body);
+		return -1;
+	}
+	if (*id) {
+		json_object_put(body);
+		return 0;
+	}
+	json_object_object_add(body, "conversationId", json_object_new_string(conv));
+	json_object_object_add(body, "altId", json_object_new_string(alt));
+	o = post_json(g, path, body, conv_hdr, err);
+	if (o == NULL)
+		return -1;
+	*id = member(o, "messageId");
+	json_object_put(o);
+	return 0;
+}
+
+static const char *call_status(const char *status)
+{
+	static const char *const allowed[] = { "pending", "completed", "answered", "busy", "no-answer",
+					       "failed", "canceled", "voicemail" };
+
+	for (size_t i = 0; status && i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (strcmp(status, allowed[i]) == 0)
+			return status;
+	return str_eq(status, "missed") ? "no-answer" : "completed";
+}
+
+static int deliver_call(struct ghl *g, const char *contact, const struct event *ev, char **made,
+			struct df_err *err)
+{
+	char *marker = xasprintf("aloware_call_id: %s", ev->source_id), *note = NULL, *conv = NULL, *msg = NULL;
+	int rc = find_note(g, contact, marker, &note, err);
+
+	if (rc == 0 && note == NULL) {
+		json_object *body = json_object_new_object(), *o, *n;
+		char *path = xasprintf("/contacts/%s/notes", contact), *text = call_note(ev);
+		json_object_object_add(body, "body", json_object_new_string(text));
+		o = post_json(g, path, body, version_hdr, err);
+		if (o != NULL && json_object_object_get_ex(o, "note", &n))
+			note = member(n, "id");
+		rc = o ? 0 : -1;
+		json_object_put(o);
+		free(path);
+		free(text);
+	}
+	if (rc == 0 && g->sc->conversation_provider_id && (rc = conversation_of(g, contact, &conv, err)) == 0) {
+		bool in = str_eq(event_get(ev, "direction"), "inbound");
+		json_object *body = json_object_new_object(), *call = json_object_new_object();
+		char date[40];
+		time_format_iso(ev->occurred_ms, date, sizeof(date));
+		json_object_object_add(call, "status", json_object_new_string(call_status(event_get(ev, "status"))));
+		json_object_object_add(body, "type", json_object_new_string("Call"));
+		json_object_object_add(body, "conversationProviderId",
+				       json_object_new_string(g->sc->conversation_provider_id));
+		json_object_object_add(body, "date", json_object_new_string(date));
+		json_object_object_add(body, "call", call);
+		if (in) {
+			json_object_object_add(body, "contactId", json_object_new_string(contact));
+			json_object_object_add(body, "direction", json_object_new_string("inbound"));
+		}
+		rc = post_message(g, in ? "/conversations/messages/inbound" : "/conversations/messages/outbound",
+				  conv, ev->source_id, body, &msg, err);
+	}
+	*made = note ? xasprintf("note:%s%s%s", note, msg ? " message:" : "", msg ? msg : "") : NULL;
+	free(marker);
+	free(note);
+	free(conv);
+	free(msg);
+	return rc;
+}
+
+static int deliver_text(struct ghl *g, const char *contact, const struct event *ev, char **made,
+			struct df_err *err)
+{
+	char *conv = NULL, *msg = NULL, date[40];
+	json_object *body;
+	int rc;
+
+	if (conversation_of(g, contact, &conv, err))
+		return -1;
+	time_format_iso(ev->occurred_ms, date, sizeof(date));
+	body = json_object_new_object();
+	json_object_object_add(body, "type", json_object_new_string("SMS"));
+	json_object_object_add(body, "contactId", json_object_new_string(contact));
+	json_object_object_add(body, "message", json_object_new_string(event_get(ev, "body") ? event_get(ev, "body") : ""));
+	json_object_object_add(body, "direction", json_object_new_string(
+		str_eq(event_get(ev, "direction"), "inbound") ? "inbound" : "outbound"));
+	json_object_object_add(body, "date", json_object_new_string(date));
+	rc = post_message(g, "/conversations/messages/inbound", conv, ev->source_id, body, &msg, err);
+	*made = msg ? xasprintf("message:%s", msg) : NULL;
+	free(conv);
+	free(msg);
+	return rc;
+}
+
+static int ghl_deliver(void *self, const char *contact, const struct event *ev, char **made,
+		       struct df_err *err)
+{
+	*made = NULL;
+	if (strcmp(ev->kind, "call") == 0)
+		return deliver_call(self, contact, ev, made, err);
+	if (strcmp(ev->kind, "message") == 0)
+		return deliver_text(self, contact, ev, made, err);
+	return df_fail(err, DF_FAIL_REMOTE, "ghl takes no %s events", ev->kind);
+}
+
+static int ghl_fetch(void *self, const struct record *current, struct record *out, bool *gone,
+		     struct df_err *err)
+{
+	struct ghl *g = self;
+	struct http_response resp;
+	char *path = xasprintf("/contacts/%s", current->remote_id);
+	int rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
+
+	*gone = false;
+	free(path);
+	/* GHL answers an unknown id with 400 "Contact with id X not found". */
+	if (rc && (resp.status == 400 || resp.status == 404) && resp.body && strstr(resp.body, "not found")) {
+		*gone = true;
+		df_err_clear(err);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = read_contact(g, &resp, out, err);
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
 const struct connector ghl_connector = {
 	.name = "ghl",
 	.max_page_size = 500,
@@ -438,4 +744,6 @@ const struct connector ghl_connector = {
 	.create = ghl_create,
 	.update = ghl_update,
 	.requests = ghl_requests,
+	.deliver = ghl_deliver,
+	.fetch = ghl_fetch,
 };

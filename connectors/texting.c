@@ -87,7 +87,7 @@ out:
  * items under key, each parsed into a page entry. */
 static int list_page(struct texting *t, const char *path, const char *key, long long since_ms,
 		     char **cursor, struct connector_page *page,
-		     int (*parse)(void *, json_object *, struct record *, struct df_err *),
+		     int (*add)(struct texting *, struct connector_page *, json_object *, struct df_err *),
 		     struct df_err *err)
 {
 	struct http_response resp;
@@ -118,7 +118,7 @@ static int list_page(struct texting *t, const char *path, const char *key, long 
 		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no %s array", t->sc->name, key);
 	}
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", parse, t, err)) {
+		if (add(t, page, json_object_array_get_idx(arr, i), err)) {
 			json_object_put(o);
 			return -1;
 		}
@@ -129,10 +129,15 @@ static int list_page(struct texting *t, const char *path, const char *key, long 
 	return 0;
 }
 
+static int add_optout(struct texting *t, struct connector_page *page, json_object *item, struct df_err *err)
+{
+	return jm_page_add(page, item, "id", event_parse, t, err);
+}
+
 static int texting_poll_contacts(void *self, long long since_ms, char **cursor,
 				 struct connector_page *page, struct df_err *err)
 {
-	return list_page(self, "/api/v1/optouts/events", "events", since_ms, cursor, page, event_parse, err);
+	return list_page(self, "/api/v1/optouts/events", "events", since_ms, cursor, page, add_optout, err);
 }
 
 static int texting_lookup(void *self, const struct record *want, struct record *found,
@@ -211,6 +216,62 @@ static int texting_create(void *self, const struct record *rec, struct record *c
 	return texting_lookup(t, rec, created, err);
 }
 
+/* A text message as an event of the contact's phone: the sender of an
+ * inbound message, the recipient of an outbound one. */
+static int message_parse(void *self, json_object *o, struct event *ev, struct df_err *err)
+{
+	struct record tmp;
+	const char *dir, *phone;
+	int rc;
+
+	(void)self;
+	record_init(&tmp);
+	rc = jm_read_id(o, "id", &tmp, err) || jm_read_time(o, "updatedAt", &tmp, err) ? -1 : 0;
+	ev->kind = xstrdup("message");
+	ev->source_id = tmp.remote_id;
+	ev->updated_ms = tmp.updated_ms;
+	tmp.remote_id = NULL;
+	if (rc == 0 && jm_read_time(o, "createdAt", &tmp, err))
+		rc = -1;
+	ev->occurred_ms = tmp.updated_ms;
+	record_clear(&tmp);
+	if (rc || jm_event_attr(o, "direction", ev, "direction", err) ||
+	    jm_event_attr(o, "from", ev, "from", err) || jm_event_attr(o, "to", ev, "to", err) ||
+	    jm_event_attr(o, "body", ev, "body", err) || jm_event_attr(o, "status", ev, "status", err) ||
+	    jm_event_attr(o, "conversationId", ev, "conversation_id", err))
+		return -1;
+	dir = event_get(ev, "direction");
+	if (!str_eq(dir, "inbound") && !str_eq(dir, "outbound"))
+		return df_fail(err, DF_FAIL_INPUT, "message direction is neither inbound nor outbound");
+	phone = event_get(ev, str_eq(dir, "inbound") ? "from" : "to");
+	if (str_blank(phone))
+		return df_fail(err, DF_FAIL_INPUT, "message has no contact phone");
+	ev->phone = xstrdup(phone);
+	return 0;
+}
+
+static int add_message(struct texting *t, struct connector_page *page, json_object *item, struct df_err *err)
+{
+	return jm_page_add_event(page, item, "id", message_parse, t, err);
+}
+
+static int texting_poll_events(void *self, const char *stream, long long since_ms, char **cursor,
+			       struct connector_page *page, struct df_err *err)
+{
+	if (strcmp(stream, "messages") != 0)
+		return df_fail(err, DF_FAIL_REMOTE, "texting has no %s stream", stream);
+	return list_page(self, "/api/v1/messages", "messages", since_ms, cursor, page, add_message, err);
+}
+
+static int texting_fetch(void *self, const struct record *current, struct record *out, bool *gone,
+			 struct df_err *err)
+{
+	*gone = false;
+	return texting_lookup(self, current, out, err);
+}
+
+static const char *const texting_streams[] = { "messages", NULL };
+
 const struct connector texting_connector = {
 	.name = "texting",
 	.max_page_size = 500,
@@ -228,4 +289,7 @@ const struct connector texting_connector = {
 	.create = texting_create,
 	.update = texting_update,
 	.requests = texting_requests,
+	.streams = texting_streams,
+	.poll_events = texting_poll_events,
+	.fetch = texting_fetch,
 };

@@ -258,6 +258,27 @@ static int verity_update(void *self, const struct record *current, const struct 
 	return rc;
 }
 
+static int verity_fetch(void *self, const struct record *current, struct record *out, bool *gone,
+			struct df_err *err)
+{
+	struct verity *v = self;
+	struct http_response resp;
+	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	int rc = http_request(v->http, "GET", path, NULL, NULL, &resp, err);
+
+	*gone = false;
+	free(path);
+	if (rc && resp.status == 404) {
+		*gone = true;
+		df_err_clear(err);
+		rc = 0;
+	} else if (rc == 0) {
+		rc = read_contact(v, &resp, out, err);
+	}
+	http_response_free(&resp);
+	return rc;
+}
+
 const struct connector verity_connector = {
 	.name = "verity",
 	.max_page_size = 500,
@@ -281,4 +302,5 @@ const struct connector verity_connector = {
 	.create = verity_create,
 	.update = verity_update,
 	.requests = verity_requests,
+	.fetch = verity_fetch,
 };

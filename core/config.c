@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <libconfig.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +346,55 @@ static int load_fields(struct loader *ld, config_t *lc)
 	return 0;
 }
 
+/* call_lists = { system = "aloware"; rules = ( { tag; match; list_id; } ); } */
+static int load_lists(struct loader *ld, config_t *lc)
+{
+	config_setting_t *grp = config_lookup(lc, "call_lists"), *rules;
+	struct config *cfg = ld->cfg;
+	int sys;
+
+	if (grp == NULL)
+		return 0;
+	cfg->lists_system = xstrdup("aloware");
+	if (get_string(ld, grp, "system", &cfg->lists_system))
+		return -1;
+	sys = config_system(cfg, cfg->lists_system);
+	if (sys < 0 || connector_find(cfg->lists_system)->list_change == NULL)
+		return bad(ld, grp, "%s is not a configured system with call lists", cfg->lists_system);
+	rules = config_setting_get_member(grp, "rules");
+	if (rules == NULL || !config_setting_is_list(rules))
+		return bad(ld, grp, "rules must be a list of { tag = ...; list_id = ...; } groups");
+	cfg->nlists = config_setting_length(rules);
+	cfg->lists = xcalloc((size_t)cfg->nlists + 1, sizeof(*cfg->lists));
+	for (int i = 0; i < cfg->nlists; i++) {
+		config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
+		struct list_rule *lr = &cfg->lists[i];
+		char *match = NULL;
+		if (get_string(ld, g, "tag", &lr->tag) || get_string(ld, g, "list_id", &lr->list_id) ||
+		    get_string(ld, g, "match", &match))
+			return -1;
+		if (lr->tag == NULL || lr->list_id == NULL) {
+			free(match);
+			return bad(ld, g, "needs tag and list_id");
+		}
+		lr->match = match == NULL || strcmp(match, "case-insensitive") == 0 ? MATCH_NOCASE :
+			    strcmp(match, "exact") == 0 ? MATCH_EXACT : strcmp(match, "regex") == 0 ? MATCH_REGEX : -1;
+		free(match);
+		if ((int)lr->match < 0)
+			return bad(ld, config_setting_get_member(g, "match"),
+				   "must be exact, case-insensitive or regex");
+		if (lr->match == MATCH_REGEX) {
+			lr->regex = xmalloc(sizeof(regex_t));
+			if (regcomp(lr->regex, lr->tag, REG_EXTENDED | REG_NOSUB) != 0) {
+				free(lr->regex);
+				lr->regex = NULL;
+				return bad(ld, config_setting_get_member(g, "tag"), "is not a valid regular expression");
+			}
+		}
+	}
+	return 0;
+}
+
 /* optouts.opt_in: "never", "same-system" or a comma-separated list of
  * systems whose clearing of an opt-out is an opt-in. */
 static int load_optouts(struct loader *ld, config_t *lc)
@@ -450,7 +500,7 @@ struct config *config_load(const char *path, struct df_err *err)
 		rc = -1;
 	} else {
 		rc = load_top(&ld, &lc) || load_systems(&ld, &lc) || load_fields(&ld, &lc) ||
-		     load_custom_fields(&ld, &lc) || load_optouts(&ld, &lc) ? -1 : 0;
+		     load_custom_fields(&ld, &lc) || load_optouts(&ld, &lc) || load_lists(&ld, &lc) ? -1 : 0;
 	}
 	config_destroy(&lc);
 	if (rc) {
@@ -478,6 +528,15 @@ void config_free(struct config *cfg)
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			free(sc->field_key[f]);
 	}
+	for (int i = 0; cfg->lists && i < cfg->nlists; i++) {
+		free(cfg->lists[i].tag);
+		free(cfg->lists[i].list_id);
+		if (cfg->lists[i].regex)
+			regfree(cfg->lists[i].regex);
+		free(cfg->lists[i].regex);
+	}
+	free(cfg->lists);
+	free(cfg->lists_system);
 	free(cfg->path);
 	free(cfg->state_path);
 	free(cfg->lock_path);

@@ -40,6 +40,13 @@ struct system_conf {
 	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */
 };
 
+struct list_rule {
+	char *tag;              /* tag text, or a regular expression */
+	enum { MATCH_EXACT, MATCH_NOCASE, MATCH_REGEX } match;
+	void *regex;            /* compiled regex_t for MATCH_REGEX */
+	char *list_id;          /* the call list in the lists system */
+};
+
 struct config {
 	char *path;
 	char *state_path;
@@ -57,6 +64,9 @@ struct config {
 	int max_pages;                  /* per system per run */
 	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
 	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
+	char *lists_system;             /* the system holding call lists */
+	int nlists;
+	struct list_rule *lists;        /* GHL tag -> call list */
 };
 
 /* Reads and checks path. On error returns NULL with err (class CONFIG)

@@ -97,6 +97,14 @@ int reconcile_dirty(struct run *r);
 int plan_person(struct run *r, long long person, const struct record *agreed,
 		const struct record *recs, const bool *present, bool established);
 
+/* lists.c: tags -> call lists. lists_wanted fills out (room for nrules)
+ * with the lists the tags call for, none when opted out; returns the count. */
+bool lists_rule_matches(const struct list_rule *lr, const char *tag);
+int lists_wanted(const struct list_rule *rules, int nrules, const char *tags, bool opted_out,
+		 const char **out);
+int plan_lists(struct run *r, long long person, const struct record *agreed,
+	       const struct record *recs, const bool *present);
+
 /* write.c: send what is due; dry runs print it instead. */
 int write_due(struct run *r);
 int write_print_plan(struct run *r, FILE *out);

@@ -125,5 +125,5 @@ int plan_person(struct run *r, long long person, const struct record *agreed,
 			       : plan_create(r, person, s, agreed, from_contacts))
 			return -1;
 	}
-	return 0;
+	return plan_lists(r, person, agreed, recs, present);
 }

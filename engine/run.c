@@ -95,7 +95,7 @@ static int reconcile_and_write(struct run *r, char *valve, size_t n)
 			return -1;
 		if (r->opt->dry_run)
 			return 0;
-		if (write_due(r) || any_dirty(r, &dirty))
+		if (write_due(r) || deliver_due(r) || any_dirty(r, &dirty))
 			return -1;
 		if (!dirty)
 			break;

@@ -143,6 +143,60 @@ static int record_failure(struct run *r, int s, const struct outbox_item *it, co
 	return state_outbox_failed(r->st, it->id, time_now_ms() + wait, final, e->msg, &r->err);
 }
 
+static const char *item_value(const struct outbox_item *it, const char *name, bool old)
+{
+	for (int i = 0; i < it->nfields; i++)
+		if (it->f[i].name && strcmp(it->f[i].name, name) == 0)
+			return old ? it->f[i].old_value : it->f[i].new_value;
+	return NULL;
+}
+
+/* A call-list change; membership is recorded when the system confirmed. */
+static int write_list(struct run *r, int s, const struct outbox_item *it, const struct record *cur)
+{
+	const struct system_run *sr = &r->sys[s];
+	bool add = strcmp(it->op, "list-add") == 0;
+	const char *list = item_value(it, "list", !add), *keep = item_value(it, "keep", false);
+	char **kv = NULL;
+	int nkeep = 0, rc;
+	struct df_err e = { 0 };
+
+	/* keep is comma-separated (list ids hold no commas). */
+	if (keep) {
+		char *copy = xstrdup(keep);
+		for (char *p = copy; *p; p++)
+			if (*p == ',')
+				*p = '\n';
+		nkeep = set_split(copy, &kv);
+		free(copy);
+	}
+	if (list == NULL || sr->conn->list_change == NULL) {
+		free(kv);
+		return state_outbox_failed(r->st, it->id, 0, true, "list write without a list system", &r->err);
+	}
+	if (sr->conn->list_change(sr->handle, cur, list, add, (const char *const *)kv, nkeep, &e)) {
+		free(kv);
+		return record_failure(r, s, it, &e);
+	}
+	rc = state_begin(r->st, &r->err) ? -1 : 0;
+	if (rc == 0 && (state_outbox_done(r->st, it->id, r->id, NULL, &r->err) ||
+			state_list_member_set(r->st, it->person, list, add, r->id, &r->err) ||
+			(!add && nkeep > 0 &&
+			 state_notice_add(r->st, r->id, it->person, sr->conf->name, cur->remote_id, "list-remove",
+					  "this system removes a contact from every list at once: removed from all, "
+					  "then re-added to the lists its tags still call for", &r->err)))) {
+		state_rollback(r->st);
+		rc = -1;
+	} else if (rc == 0) {
+		r->sys[s].counts.writes_done++;
+		log_info("event=write system=%s record=%s person=%lld op=%s list=%s", sr->conf->name,
+			 cur->remote_id, it->person, it->op, list);
+		rc = state_commit(r->st, &r->err);
+	}
+	free(kv);
+	return rc;
+}
+
 static int write_one(struct run *r, long long id)
 {
 	struct outbox_item it;
@@ -166,7 +220,9 @@ static int write_one(struct run *r, long long id)
 			rc = state_outbox_failed(r->st, id, 0, true, "record has no snapshot", &r->err);
 		goto out;
 	}
-	if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
+	if (strncmp(it.op, "list-", 5) == 0)
+		rc = write_list(r, s, &it, &cur);
+	else if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
 		rc = record_success(r, s, &it, &got, create, existed);
 	else
 		rc = record_failure(r, s, &it, &e);

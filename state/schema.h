@@ -126,7 +126,12 @@ static const char *const migrations[] = {
 	/* What each record held when its person was last merged: the merge
 	 * compares with it to tell a system's own edits (engine/merge.h). */
 	"ALTER TABLE snapshot ADD COLUMN merged TEXT;"
-	"UPDATE snapshot SET merged = fields;",
+	"UPDATE snapshot SET merged = fields;"
+	/* Deletes: a record found gone is marked (gone_run) until the safety
+	 * valve has counted them; its link then stays as a tombstone
+	 * (deleted_run) so the person is not re-created where it was deleted. */
+	"ALTER TABLE snapshot ADD COLUMN gone_run INTEGER;"
+	"ALTER TABLE link ADD COLUMN deleted_run INTEGER;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

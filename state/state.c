@@ -29,6 +29,9 @@ enum stmt_id {
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
 	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
 	S_SNAP_MERGED, S_SNAP_MARK,
+	S_LIST_MEMBERS, S_LIST_SET,
+	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
+	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
 	S_COUNT
 };
@@ -54,9 +57,12 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4 "
 			"WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1",
-	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2",
-	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2",
-	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5)",
+	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
+	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
+	/* A tombstone of the same person and system gives way to a new link. */
+	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5) "
+		       "ON CONFLICT DO UPDATE SET remote_id = excluded.remote_id, how = excluded.how, "
+		       "run_id = excluded.run_id, deleted_run = NULL WHERE deleted_run IS NOT NULL",
 	[S_PERSON_NEW] = "INSERT INTO person (created_run, dirty) VALUES (?1, 1)",
 	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1",
 	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
@@ -94,6 +100,24 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
 			    "status = CASE WHEN ?3 THEN 'failed' ELSE 'pending' END, last_error = ?4 WHERE id = ?1",
 	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+	[S_SWEEP_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
+			   "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
+			   "WHERE s.system = ?1 AND s.gone_run IS NULL ORDER BY s.swept_ms, s.remote_id LIMIT ?2",
+	[S_SWEPT] = "UPDATE snapshot SET swept_ms = ?3 WHERE system = ?1 AND remote_id = ?2",
+	[S_MARK_GONE] = "UPDATE snapshot SET gone_run = ?3 WHERE system = ?1 AND remote_id = ?2",
+	[S_MARK_UNSEEN] = "UPDATE snapshot SET gone_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
+			   "AND gone_run IS NULL",
+	[S_GONE_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1 AND gone_run = ?2",
+	[S_GONE_CLEAR] = "UPDATE snapshot SET gone_run = NULL WHERE gone_run = ?1",
+	[S_GONE_NEXT] = "SELECT s.system, s.remote_id, coalesce(l.person_id, 0) FROM snapshot s "
+			 "LEFT JOIN link l ON l.system = s.system AND l.remote_id = s.remote_id "
+			 "WHERE s.gone_run = ?1 LIMIT 1",
+	[S_UNLINK_SNAP] = "DELETE FROM snapshot WHERE system = ?1 AND remote_id = ?2",
+	[S_UNLINK_LINK] = "UPDATE link SET deleted_run = ?3 WHERE system = ?1 AND remote_id = ?2",
+	[S_LINK_DELETED] = "SELECT count(*) FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NOT NULL",
+	[S_LIST_MEMBERS] = "SELECT list_id FROM list_member WHERE person_id = ?1 AND status = 'member' ORDER BY list_id",
+	[S_LIST_SET] = "INSERT INTO list_member (person_id, list_id, status, run_id) VALUES (?1,?2,?3,?4) "
+			"ON CONFLICT (person_id, list_id) DO UPDATE SET status = excluded.status, run_id = excluded.run_id",
 	[S_EVENT_ADD] = "INSERT INTO event (kind, source, source_id, source_contact, phone, payload, "
 			 "occurred_ms, run_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
 			 "ON CONFLICT (source, source_id) DO NOTHING",
@@ -801,6 +825,7 @@ void outbox_item_clear(struct outbox_item *it)
 	free(it->remote_id);
 	free(it->op);
 	for (int i = 0; i < it->nfields; i++) {
+		free(it->f[i].name);
 		free(it->f[i].old_value);
 		free(it->f[i].new_value);
 	}
@@ -832,6 +857,7 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
 		it->f[it->nfields].field = field_find((const char *)sqlite3_column_text(s, 0));
+		it->f[it->nfields].name = column_dup(s, 0);
 		it->f[it->nfields].old_value = column_dup(s, 1);
 		it->f[it->nfields].new_value = column_dup(s, 2);
 		it->nfields++;
@@ -929,6 +955,177 @@ int state_optout_log(struct state *st, long long run, const char *phone, const c
 	bind_text(s, 6, system);
 	bind_text(s, 7, reason);
 	return step_done(st, s, err, "log opt-out");
+}
+
+int state_sweep_batch(struct state *st, const char *system, int max, char ***ids, int *n,
+		      struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SWEEP_BATCH, err);
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	sqlite3_bind_int(s, 2, max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = column_dup(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "choose records to sweep");
+	return 0;
+}
+
+/* UPDATE/DELETE by (system, remote_id) with an optional integer third. */
+static int by_record(struct state *st, enum stmt_id id, const char *system, const char *remote_id,
+		     long long third, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	if (sqlite3_bind_parameter_count(s) >= 3)
+		sqlite3_bind_int64(s, 3, third);
+	return step_done(st, s, err, "update record");
+}
+
+int state_snapshot_swept(struct state *st, const char *system, const char *remote_id,
+			 long long now_ms, struct df_err *err)
+{
+	return by_record(st, S_SWEPT, system, remote_id, now_ms, err);
+}
+
+int state_mark_gone(struct state *st, const char *system, const char *remote_id, long long run,
+		    struct df_err *err)
+{
+	return by_record(st, S_MARK_GONE, system, remote_id, run, err);
+}
+
+int state_mark_unseen(struct state *st, const char *system, long long run, long long *n,
+		      struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_MARK_UNSEEN, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	sqlite3_bind_int64(s, 2, run);
+	if (step_done(st, s, err, "mark unseen records"))
+		return -1;
+	*n = sqlite3_changes(st->db);
+	return 0;
+}
+
+int state_gone_count(struct state *st, const char *system, long long run, long long *n,
+		     struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_GONE_COUNT, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	sqlite3_bind_int64(s, 2, run);
+	rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "count gone records");
+}
+
+int state_gone_clear(struct state *st, long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_GONE_CLEAR, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	return step_done(st, s, err, "clear gone marks");
+}
+
+int state_gone_next(struct state *st, long long run, char **system, char **remote_id,
+		    long long *person, bool *found, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_GONE_NEXT, err);
+	int rc;
+
+	*found = false;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		*system = column_dup(s, 0);
+		*remote_id = column_dup(s, 1);
+		*person = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read gone records");
+	return 0;
+}
+
+int state_unlink(struct state *st, const char *system, const char *remote_id, long long run,
+		 struct df_err *err)
+{
+	return by_record(st, S_UNLINK_SNAP, system, remote_id, 0, err) ||
+	       by_record(st, S_UNLINK_LINK, system, remote_id, run, err) ? -1 : 0;
+}
+
+int state_link_deleted(struct state *st, long long person, const char *system, bool *deleted,
+		       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LINK_DELETED, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	bind_text(s, 2, system);
+	rc = sqlite3_step(s);
+	*deleted = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "read tombstone");
+}
+
+int state_list_members(struct state *st, long long person, char ***lists, int *n,
+		       struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LIST_MEMBERS, err);
+	int rc;
+
+	*lists = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*lists = xrealloc(*lists, (size_t)(*n + 1) * sizeof(**lists));
+		(*lists)[(*n)++] = column_dup(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "read list membership");
+	return 0;
+}
+
+int state_list_member_set(struct state *st, long long person, const char *list, bool member,
+			  long long run, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LIST_SET, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	bind_text(s, 2, list);
+	bind_text(s, 3, member ? "member" : "removed");
+	sqlite3_bind_int64(s, 4, run);
+	return step_done(st, s, err, "write list membership");
 }
 
 int state_event_add(struct state *st, const char *kind, const char *source,

@@ -76,6 +76,32 @@ int state_person_dirty(struct state *st, long long person, bool dirty, struct df
 /* Up to max dirty persons, lowest id first. */
 int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct df_err *err);
 
+/* Deletes and the sweep. */
+/* Up to max linked records of system, least recently swept first
+ * (remote ids; free each and the array). */
+int state_sweep_batch(struct state *st, const char *system, int max, char ***ids, int *n,
+		      struct df_err *err);
+int state_snapshot_swept(struct state *st, const char *system, const char *remote_id,
+			 long long now_ms, struct df_err *err);
+int state_mark_gone(struct state *st, const char *system, const char *remote_id, long long run,
+		    struct df_err *err);
+/* Marks gone every linked record of system not seen since run started. */
+int state_mark_unseen(struct state *st, const char *system, long long run, long long *n,
+		      struct df_err *err);
+int state_gone_count(struct state *st, const char *system, long long run, long long *n,
+		     struct df_err *err);
+int state_gone_clear(struct state *st, long long run, struct df_err *err);
+/* The next gone record of the run: its system, id (caller frees) and person;
+ * *found false when none are left. */
+int state_gone_next(struct state *st, long long run, char **system, char **remote_id,
+		    long long *person, bool *found, struct df_err *err);
+/* Drops the snapshot and turns the link into a tombstone. */
+int state_unlink(struct state *st, const char *system, const char *remote_id, long long run,
+		 struct df_err *err);
+/* Whether the person's record in system was deleted there. */
+int state_link_deleted(struct state *st, long long person, const char *system, bool *deleted,
+		       struct df_err *err);
+
 /* Persons whose agreed value or any linked record's value of field
  * ("phone" or "email") equals value; at most max returned in ids. */
 int state_match(struct state *st, const char *field, const char *value,
@@ -149,6 +175,12 @@ int state_delivery_set(struct state *st, long long id, const char *status, bool 
 		       long long next_ms, const char *remote_id, const char *error, long long run,
 		       struct df_err *err);
 
+/* Call-list membership as this tool last made it (person, list). */
+int state_list_members(struct state *st, long long person, char ***lists, int *n,
+		       struct df_err *err);     /* free each and the array */
+int state_list_member_set(struct state *st, long long person, const char *list, bool member,
+			  long long run, struct df_err *err);
+
 /* Outbox (I2). */
 int state_outbox_supersede(struct state *st, long long person, const char *system,
 			   struct df_err *err);
@@ -166,7 +198,7 @@ struct outbox_item {
 	int nfields;
 	struct {
 		int field;              /* index in the field table, -1 if unknown */
-		char *old_value, *new_value;
+		char *name, *old_value, *new_value;
 	} f[DF_MAX_FIELDS];
 };
 /* Pending writes due at now_ms with id > after, lowest id first. */

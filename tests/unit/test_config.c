@@ -180,6 +180,9 @@ static void test_minimal_defaults(void **state)
 		{ F_COUNTRY, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
 		{ F_TIMEZONE, "prefer:ghl-unless-blank", RULE_PREFER_UNLESS_BLANK, 0 },
 		{ F_TAGS, "union", RULE_UNION, -1 },
+		{ F_OPTOUT_SMS, "sticky-true", RULE_STICKY_TRUE, -1 },
+		{ F_OPTOUT_CALL, "sticky-true", RULE_STICKY_TRUE, -1 },
+		{ F_OPTOUT_EMAIL, "sticky-true", RULE_STICKY_TRUE, -1 },
 	};
 	static const struct { const char *name, *token; int rate_limit; const char *location; } sys[] = {
 		{ "ghl", "ghl-test-token", 100, "loc-demo" },
@@ -392,7 +395,7 @@ struct error_case {
 static const struct error_case error_cases[] = {
 	{ "unknown system name",
 	  { { "  verity = {\n", "  hubspot = {\n" } },
-	  "hubspot = {", "systems.hubspot", "unknown system (known: ghl, aloware, verity)" },
+	  "hubspot = {", "systems.hubspot", "unknown system (known: ghl, aloware, verity, texting)" },
 	{ "missing base_url",
 	  { { "    base_url = \"http://127.0.0.1:9002\";\n", "" } },
 	  "aloware = {", "systems.aloware", "base_url is required" },
@@ -586,7 +589,7 @@ static void test_custom_fields(void **state)
 	static const struct edit edits[] = {
 		{ "", "custom_fields = (\n"
 		      "  { name = \"investor_tier\"; rule = \"newest\"; ghl = \"cf_abc\"; aloware = \"csf1\"; },\n"
-		      "  { name = \"dnc\"; rule = \"sticky-true\"; verity = \"doNotCall\"; },\n"
+		      "  { name = \"dnc\"; rule = \"newest\"; verity = \"doNotCall\"; },\n"
 		      "  { name = \"nickname\"; ghl = \"cf_nick\"; }\n"
 		      ");\n" },
 	};
@@ -596,7 +599,7 @@ static void test_custom_fields(void **state)
 		const char *key[3];     /* ghl, aloware, verity */
 	} want[] = {
 		{ "investor_tier", "newest", RULE_NEWEST, { "cf_abc", "csf1", NULL } },
-		{ "dnc", "sticky-true", RULE_STICKY_TRUE, { NULL, NULL, "doNotCall" } },
+		{ "dnc", "newest", RULE_NEWEST, { NULL, NULL, "doNotCall" } },
 		{ "nickname", "two-way", RULE_TWO_WAY, { "cf_nick", NULL, NULL } },
 	};
 	struct fixture *fx = *state;
