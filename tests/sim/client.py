@@ -12,6 +12,10 @@ or, equivalently, ``with simulators(tmp_path) as sim: ...``.
 
 ``Sim`` only drives the ``/_sim/`` control API; the code under test talks to
 ``sim.base_url(system)`` itself.  Only 127.0.0.1 is ever contacted.
+
+The record methods take an optional ``collection`` (e.g. ``sim.seed("aloware",
+calls, collection="calls")``); without one they work on the system's default
+collection (contacts; texting: messages).
 """
 from __future__ import annotations
 
@@ -25,7 +29,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+# The three contact systems.  Kept as it was: existing test code builds one
+# reconciler config section per entry (with a token per entry).
 SYSTEMS = ("ghl", "aloware", "verity")
+# Every simulated system, the texting system included.
+ALL_SYSTEMS = SYSTEMS + ("texting",)
 SIMULATOR = Path(__file__).resolve().with_name("simulators.py")
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -46,7 +54,7 @@ class Sim:
     def __init__(self, port_file):
         with open(port_file, encoding="utf-8") as handle:
             info = json.load(handle)
-        self.ports = {name: int(info[name]) for name in SYSTEMS}
+        self.ports = {name: int(info[name]) for name in ALL_SYSTEMS if name in info}
         self.pid = info.get("pid")
 
     def base_url(self, system: str) -> str:
@@ -68,25 +76,36 @@ class Sim:
                 payload = raw.decode(errors="replace")
             raise SimError(exc.code, payload) from None
 
-    # ----- records -----
-    def seed(self, system: str, records: list, raw: bool = False) -> list:
+    # ----- records (collection=None: the system's default collection) -----
+    @staticmethod
+    def _with_collection(body: dict, collection) -> dict:
+        return body if collection is None else {**body, "collection": collection}
+
+    @staticmethod
+    def _query(collection) -> str:
+        return "" if collection is None else "?" + urllib.parse.urlencode(
+            {"collection": collection})
+
+    def seed(self, system: str, records: list, raw: bool = False, collection=None) -> list:
         """Store records (stored shape); returns their ids."""
-        return self._call(system, "POST", "/seed", {"records": records, "raw": raw})["ids"]
+        body = self._with_collection({"records": records, "raw": raw}, collection)
+        return self._call(system, "POST", "/seed", body)["ids"]
 
-    def edit(self, system: str, id, fields: dict) -> dict:
+    def edit(self, system: str, id, fields: dict, collection=None) -> dict:
         """Change fields as a user would (None clears); returns the record."""
-        return self._call(system, "POST", "/edit", {"id": id, "fields": fields})
+        body = self._with_collection({"id": id, "fields": fields}, collection)
+        return self._call(system, "POST", "/edit", body)
 
-    def delete(self, system: str, id) -> None:
-        self._call(system, "POST", "/delete", {"id": id})
+    def delete(self, system: str, id, collection=None) -> None:
+        self._call(system, "POST", "/delete", self._with_collection({"id": id}, collection))
 
-    def records(self, system: str) -> list:
-        return self._call(system, "GET", "/records")["records"]
+    def records(self, system: str, collection=None) -> list:
+        return self._call(system, "GET", "/records" + self._query(collection))["records"]
 
-    def record(self, system: str, id) -> dict | None:
+    def record(self, system: str, id, collection=None) -> dict | None:
         """The stored record, or None if there is none with that id."""
         try:
-            path = "/records/" + urllib.parse.quote(str(id), safe="")
+            path = "/records/" + urllib.parse.quote(str(id), safe="") + self._query(collection)
             return self._call(system, "GET", path)["record"]
         except SimError as exc:
             if exc.status == 404:
@@ -99,7 +118,7 @@ class Sim:
         return self._call(system, "GET", "/requests")
 
     def reset_requests(self, system: str | None = None) -> None:
-        for name in (system,) if system else SYSTEMS:
+        for name in (system,) if system else self.ports:
             self._call(name, "POST", "/requests/reset", {})
 
     # ----- faults, config, clock -----
@@ -124,7 +143,7 @@ class Sim:
 
     def reset(self) -> None:
         """Reset every system: records, counts, faults, config, clock."""
-        for name in SYSTEMS:
+        for name in self.ports:
             self._call(name, "POST", "/reset", {})
 
 
@@ -143,8 +162,9 @@ def _command_line(port_file: Path, options: dict) -> list[str]:
 def start_simulators(tmpdir, **options):
     """Launch simulators.py; returns (process, Sim) once it listens.
 
-    options map to command-line flags: ghl_port, ghl_token, aloware_token,
-    verity_token, location_id, seed (a file path), verbose=True, ...
+    options map to command-line flags: ghl_port, ghl_token, aloware_port,
+    aloware_token, verity_port, verity_token, texting_port, texting_token,
+    location_id, seed (a file path), verbose=True, ...
     stderr goes to <tmpdir>/simulators.log.  Raises RuntimeError if the
     simulator is not listening within 10 s.
     """

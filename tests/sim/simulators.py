@@ -1,23 +1,28 @@
 #!/usr/bin/python3
-"""In-memory simulators of the GoHighLevel (GHL), Aloware and Verity contact APIs.
+"""In-memory simulators of the GoHighLevel (GHL), Aloware, Verity and texting APIs.
 
 Used by the integration tests and the demo script; see README.md in this directory
 for the HTTP contracts.  Standard library only (Python 3.11).
 
 Design
 ------
-* One process serves three systems, each on its own 127.0.0.1 port, each with a
+* One process serves four systems, each on its own 127.0.0.1 port, each with a
   ThreadingHTTPServer.  The port numbers are written atomically to ``--port-file``
   once every server is listening.
 * Every system is one class derived from ``System``: ``GhlSystem``,
-  ``AlowareSystem`` and ``VeritySystem``.  The base class owns everything the
-  systems share -- the record store, the simulated clock, request counting,
-  fault injection, rate limiting, the ``/_sim/`` control API and the
-  ``updated_since`` listing used by Aloware and Verity.  A subclass adds only its
-  route table, authentication, error-body format, record shape and endpoint
-  handlers.  The single ``HttpAdapter`` (a BaseHTTPRequestHandler) holds no
-  per-system logic: it turns the HTTP request into a ``Request`` and writes back
-  the ``Response`` the system returns.
+  ``AlowareSystem``, ``VeritySystem`` and ``TextingSystem``.  The base class owns
+  everything the systems share -- the record stores, the simulated clock, request
+  counting, fault injection, rate limiting, the ``/_sim/`` control API and the
+  ``updated_since`` listing used by Aloware, Verity and texting.  A subclass adds
+  only its route table, authentication, error-body format, record shapes and
+  endpoint handlers.
+* A system holds one or more ``Collection``s (record stores): contacts for the
+  three contact systems, plus GHL notes/conversations/messages, Aloware
+  calls/lists and texting messages/opt-out events.  The first collection is the
+  default one, used when a control call names none.
+* The single ``HttpAdapter`` (a BaseHTTPRequestHandler) holds no per-system
+  logic: it turns the HTTP request into a ``Request`` and writes back the
+  ``Response`` the system returns.
 * State lives in memory.  Each system has one re-entrant lock, held while a
   request is handled (except while a ``delay`` fault sleeps), so handlers never
   need finer locking.  Responses are serialised to bytes while the lock is
@@ -56,14 +61,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-SYSTEM_NAMES = ("ghl", "aloware", "verity")
+SYSTEM_NAMES = ("ghl", "aloware", "verity", "texting")
 DEFAULT_TOKENS = {
     "ghl": "ghl-test-token",
     "aloware": "aloware-test-token",
     "verity": "verity-test-token",
+    "texting": "texting-test-token",
 }
 DEFAULT_LOCATION = "loc-demo"
-GHL_VERSION = "2021-07-28"
+GHL_VERSION = "2021-07-28"                 # /contacts/*
+GHL_CONVERSATIONS_VERSION = "2021-04-15"   # /conversations/*
+E164 = re.compile(r"\+[1-9]\d{1,14}")
 MAX_PAGE_SIZE = 500
 DEFAULT_LIST_LIMIT = 100
 GHL_PAGE_WINDOW = 10_000  # page-number paging is capped at 10,000 records
@@ -331,21 +339,52 @@ def status_phrase(status: int) -> str:
 
 
 # --------------------------------------------------------------------------
-# Shared base of the three systems
+# Shared base of the systems
 # --------------------------------------------------------------------------
+
+
+class Collection:
+    """One record store of a system (contacts, notes, calls, messages, ...).
+
+    ``created``/``updated`` name the timestamp fields; either may be None (GHL
+    notes and messages have no update time, Aloware lists no timestamps at
+    all).  ``blank`` returns a record with every field at its default,
+    ``format_id`` turns a counter into an id, ``derive`` recomputes derived
+    fields of a well-formed record, and ``written``/``removed`` are told the
+    storage key after a record was stored/changed or deleted.
+    """
+
+    def __init__(self, name: str, *, blank, format_id, id_field: str = "id",
+                 created: str | None = None, updated: str | None = None,
+                 derive=None, written=None, removed=None):
+        self.name = name
+        self.ID = id_field
+        self.CREATED = created
+        self.UPDATED = updated
+        self.blank = blank
+        self.format_id = format_id
+        self.derive = derive or (lambda record: None)
+        self.written = written or (lambda key: None)
+        self.removed = removed or (lambda key: None)
+        self.records: dict[str, dict] = {}
+        self.raw_keys: set[str] = set()
+        self.id_counter = 0
+        self.raw_counter = 0
 
 
 class System:
     """State and behaviour shared by every simulated system.
 
-    Subclasses set ``name``, ``CREATED``/``UPDATED`` (timestamp field names),
-    ``ROUTES`` (first match wins, so literal paths come before ``{id}`` ones) and
-    implement ``blank_record``, ``format_id``, ``authenticate`` and
-    ``error_body``.  Route handlers take ``(req, **path_params)`` and return a
-    ``Response`` or raise ``HttpError``.
+    Subclasses set ``name``, ``CREATED``/``UPDATED`` (timestamp field names of
+    the default collection), ``ROUTES`` (first match wins, so literal paths come
+    before ``{id}`` ones) and implement ``blank_record``, ``format_id``,
+    ``authenticate`` and ``error_body``.  A subclass with more than one
+    collection extends ``make_collections``.  Route handlers take
+    ``(req, **path_params)`` and return a ``Response`` or raise ``HttpError``.
     """
 
     name = ""
+    DEFAULT_COLLECTION = "contacts"
     ID = "id"
     CREATED = ""
     UPDATED = ""
@@ -375,10 +414,12 @@ class System:
         self.reset_state()
 
     def reset_state(self) -> None:
-        self.records: dict[str, dict] = {}
-        self.raw_keys: set[str] = set()
-        self.id_counter = 0
-        self.raw_counter = 0
+        self.collections: dict[str, Collection] = {
+            coll.name: coll for coll in self.make_collections()}
+        self.default = self.collections[self.DEFAULT_COLLECTION]
+        # The default collection's store, used by the endpoint code.
+        self.records: dict[str, dict] = self.default.records
+        self.raw_keys: set[str] = self.default.raw_keys
         self.clock_offset = 0.0
         self.last_stamp: int | None = None
         self.config = dict(DEFAULT_CONFIG)
@@ -386,6 +427,13 @@ class System:
         self.counts: Counter = Counter()
         self.log: list[dict] = []
         self.admitted: deque = deque()  # simulated times of rate-limited admissions
+
+    def make_collections(self) -> list[Collection]:
+        """The system's collections; the default one (contacts) first."""
+        return [Collection(self.DEFAULT_COLLECTION, blank=self.blank_record,
+                           format_id=self.format_id, id_field=self.ID,
+                           created=self.CREATED, updated=self.UPDATED, derive=self.derive,
+                           written=self.record_written, removed=self.record_removed)]
 
     # ----- hooks for subclasses ------------------------------------------
 
@@ -430,77 +478,86 @@ class System:
         self.last_stamp = ms
         return iso_from_ms(ms)
 
-    # ----- record store ----------------------------------------------------
+    # ----- record store (coll=None means the default collection) -----------
 
-    def new_id(self):
+    def new_id(self, coll: Collection | None = None):
+        coll = coll or self.default
         while True:
-            self.id_counter += 1
-            candidate = self.format_id(self.id_counter)
-            if record_key(candidate) not in self.records:
+            coll.id_counter += 1
+            candidate = coll.format_id(coll.id_counter)
+            if record_key(candidate) not in coll.records:
                 return candidate
 
-    def build(self, fields: dict) -> dict:
+    def build(self, fields: dict, coll: Collection | None = None) -> dict:
         """A well-formed record from (a subset of) stored-shape fields.
 
         Missing id and timestamps are assigned; a missing created time copies the
         updated time.  Given timestamps are kept.
         """
-        record = self.blank_record()
+        coll = coll or self.default
+        record = coll.blank()
         record.update(copy.deepcopy(fields))
-        if record.get(self.ID) is None:
-            record[self.ID] = self.new_id()
-        if not record.get(self.UPDATED):
-            record[self.UPDATED] = self.stamp()
-        if not record.get(self.CREATED):
-            record[self.CREATED] = record[self.UPDATED]
-        self.derive(record)
+        if record.get(coll.ID) is None:
+            record[coll.ID] = self.new_id(coll)
+        if coll.UPDATED and not record.get(coll.UPDATED):
+            record[coll.UPDATED] = self.stamp()
+        if coll.CREATED and not record.get(coll.CREATED):
+            record[coll.CREATED] = record[coll.UPDATED] if coll.UPDATED else self.stamp()
+        coll.derive(record)
         return record
 
-    def store(self, record: dict, raw: bool = False) -> str:
-        key = record_key(record.get(self.ID))
+    def store(self, record: dict, raw: bool = False, coll: Collection | None = None) -> str:
+        coll = coll or self.default
+        key = record_key(record.get(coll.ID))
         if key is None:
-            self.raw_counter += 1
-            key = f"~raw-{self.raw_counter}"
-        self.records[key] = record
+            coll.raw_counter += 1
+            key = f"~raw-{coll.raw_counter}"
+        coll.records[key] = record
         if raw:
-            self.raw_keys.add(key)
+            coll.raw_keys.add(key)
         else:
-            self.raw_keys.discard(key)
-        self.record_written(key)
+            coll.raw_keys.discard(key)
+        coll.written(key)
         return key
 
-    def create(self, fields: dict) -> dict:
-        record = self.build(fields)
-        self.store(record)
+    def create(self, fields: dict, coll: Collection | None = None) -> dict:
+        record = self.build(fields, coll)
+        self.store(record, coll=coll)
         return record
 
-    def touch(self, key: str) -> None:
-        """Bump a record's update time after it changed."""
-        record = self.records[key]
-        record[self.UPDATED] = self.stamp()
-        if key not in self.raw_keys:
-            self.derive(record)
-        self.record_written(key)
+    def touch(self, key: str, coll: Collection | None = None) -> None:
+        """Bump a record's update time (if it has one) after it changed."""
+        coll = coll or self.default
+        record = coll.records[key]
+        if coll.UPDATED:
+            record[coll.UPDATED] = self.stamp()
+        if key not in coll.raw_keys:
+            coll.derive(record)
+        coll.written(key)
 
-    def remove(self, key: str) -> None:
-        del self.records[key]
-        self.raw_keys.discard(key)
-        self.record_removed(key)
+    def remove(self, key: str, coll: Collection | None = None) -> None:
+        coll = coll or self.default
+        del coll.records[key]
+        coll.raw_keys.discard(key)
+        coll.removed(key)
 
-    def find_key(self, record_id) -> str | None:
+    def find_key(self, record_id, coll: Collection | None = None) -> str | None:
+        coll = coll or self.default
         key = record_key(record_id)
-        return key if key in self.records else None
+        return key if key in coll.records else None
 
-    def sorted_items(self) -> list[tuple[str, dict]]:
-        return sorted(self.records.items(),
-                      key=lambda item: (id_sort_key(item[1].get(self.ID)), item[0]))
+    def sorted_items(self, coll: Collection | None = None) -> list[tuple[str, dict]]:
+        coll = coll or self.default
+        return sorted(coll.records.items(),
+                      key=lambda item: (id_sort_key(item[1].get(coll.ID)), item[0]))
 
-    def seed(self, records: list, raw: bool = False) -> list:
+    def seed(self, records: list, raw: bool = False, coll: Collection | None = None) -> list:
+        coll = coll or self.default
         ids = []
         for given in records:
-            record = copy.deepcopy(given) if raw else self.build(given)
-            self.store(record, raw)
-            ids.append(record.get(self.ID))
+            record = copy.deepcopy(given) if raw else self.build(given, coll)
+            self.store(record, raw, coll)
+            ids.append(record.get(coll.ID))
         return ids
 
     # ----- errors ---------------------------------------------------------
@@ -595,8 +652,9 @@ class System:
 
     # ----- shared listing: GET ?updated_since=&limit=&cursor= ---------------
 
-    def list_page(self, query: dict) -> tuple[list, str | None]:
+    def list_page(self, query: dict, coll: Collection | None = None) -> tuple[list, str | None]:
         """Records with updated >= updated_since, (updated, id) ascending, one page."""
+        coll = coll or self.default
         since = 0
         if query.get("updated_since"):
             since = to_ms(query["updated_since"])
@@ -612,10 +670,10 @@ class System:
             if after is None:
                 raise self.fail(422, "invalid cursor")
         rows = []
-        for key, record in self.records.items():
-            ms = ms_or_zero(record.get(self.UPDATED))
+        for key, record in coll.records.items():
+            ms = ms_or_zero(record.get(coll.UPDATED))
             if ms >= since:
-                rows.append(((ms, id_sort_key(record.get(self.ID)), key), record))
+                rows.append(((ms, id_sort_key(record.get(coll.ID)), key), record))
         rows.sort(key=lambda row: row[0])
         if after is not None:
             rows = [row for row in rows if row[0] > after]
@@ -625,49 +683,66 @@ class System:
 
     # ----- control API (/_sim/...) -----------------------------------------
 
+    def _control_collection(self, name) -> Collection:
+        """The collection a control call names (body field or ?collection=)."""
+        if name is None or name == "":
+            return self.default
+        coll = self.collections.get(name) if isinstance(name, str) else None
+        if coll is None:
+            raise control_error(400, f"unknown collection {name!r} for {self.name}; "
+                                     f"one of: {', '.join(self.collections)}")
+        return coll
+
     def ctl_seed(self, req: Request) -> Response:
         body = req.json()
+        coll = self._control_collection(body.get("collection"))
         records = body.get("records")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise control_error(400, "records must be a list of JSON objects")
-        return Response(200, {"ids": self.seed(records, raw=bool(body.get("raw")))})
+        return Response(200, {"ids": self.seed(records, raw=bool(body.get("raw")), coll=coll)})
 
-    def _control_key(self, record_id) -> str:
-        key = self.find_key(record_id)
+    def _control_key(self, record_id, coll: Collection) -> str:
+        key = self.find_key(record_id, coll)
         if key is None:
-            raise control_error(404, f"no {self.name} record with id {record_id!r}")
+            what = self.name if coll is self.default else f"{self.name} {coll.name}"
+            raise control_error(404, f"no {what} record with id {record_id!r}")
         return key
 
     def ctl_edit(self, req: Request) -> Response:
         body = req.json()
+        coll = self._control_collection(body.get("collection"))
         fields = body.get("fields")
         if not isinstance(fields, dict):
             raise control_error(400, "fields must be a JSON object")
-        if self.ID in fields:
+        if coll.ID in fields:
             raise control_error(400, "the id cannot be edited")
-        key = self._control_key(body.get("id"))
-        record, defaults = self.records[key], self.blank_record()
+        key = self._control_key(body.get("id"), coll)
+        record, defaults = coll.records[key], coll.blank()
         for field, value in fields.items():
             record[field] = copy.deepcopy(defaults.get(field) if value is None else value)
-        if fields.get(self.UPDATED) is None:
-            self.touch(key)  # sets the update time and re-derives
+        if not coll.UPDATED or fields.get(coll.UPDATED) is None:
+            self.touch(key, coll)  # sets the update time (if any) and re-derives
         else:  # an explicit update time given by the test is kept
-            if key not in self.raw_keys:
-                self.derive(record)
-            self.record_written(key)
+            if key not in coll.raw_keys:
+                coll.derive(record)
+            coll.written(key)
         return Response(200, record)
 
     def ctl_delete(self, req: Request) -> Response:
-        key = self._control_key(req.json().get("id"))
-        record_id = self.records[key].get(self.ID)
-        self.remove(key)
+        body = req.json()
+        coll = self._control_collection(body.get("collection"))
+        key = self._control_key(body.get("id"), coll)
+        record_id = coll.records[key].get(coll.ID)
+        self.remove(key, coll)
         return Response(200, {"deleted": record_id})
 
     def ctl_records(self, req: Request) -> Response:
-        return Response(200, {"records": [record for _, record in self.sorted_items()]})
+        coll = self._control_collection(req.query.get("collection"))
+        return Response(200, {"records": [record for _, record in self.sorted_items(coll)]})
 
     def ctl_record(self, req: Request, id: str) -> Response:
-        return Response(200, {"record": self.records[self._control_key(id)]})
+        coll = self._control_collection(req.query.get("collection"))
+        return Response(200, {"record": coll.records[self._control_key(id, coll)]})
 
     def ctl_requests(self, req: Request) -> Response:
         return Response(200, {"counts": dict(sorted(self.counts.items())),
@@ -717,7 +792,8 @@ class System:
         return Response(200, {"config": self.config})
 
     def ctl_set_config(self, req: Request) -> Response:
-        changes = req.json()
+        changes = dict(req.json())
+        changes.pop("collection", None)  # settings are per system, not per collection
         for field, value in changes.items():
             if field not in DEFAULT_CONFIG:
                 raise control_error(400, f"unknown config key {field}")
@@ -767,6 +843,54 @@ GHL_401 = {"statusCode": 401, "message": "Invalid token: access token is invalid
            "error": "Unauthorized"}
 GHL_RANGE_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 GHL_DATE_FIELDS = ("dateAdded", "dateUpdated")
+GHL_DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
+GHL_DND_STATUSES = ("active", "inactive", "permanent")
+# The messageType enum in the order of the older spec (before TYPE_RCS was
+# inserted); the numeric `type` of a message is the 1-based position, which
+# matches the spec's note that types 1 and 10 are Call and (campaign) voicemail.
+GHL_MESSAGE_TYPES = (
+    "TYPE_CALL", "TYPE_SMS", "TYPE_EMAIL", "TYPE_SMS_REVIEW_REQUEST", "TYPE_WEBCHAT",
+    "TYPE_SMS_NO_SHOW_REQUEST", "TYPE_CAMPAIGN_SMS", "TYPE_CAMPAIGN_CALL",
+    "TYPE_CAMPAIGN_EMAIL", "TYPE_CAMPAIGN_VOICEMAIL", "TYPE_FACEBOOK",
+    "TYPE_CAMPAIGN_FACEBOOK", "TYPE_CAMPAIGN_MANUAL_CALL", "TYPE_CAMPAIGN_MANUAL_SMS",
+    "TYPE_GMB", "TYPE_CAMPAIGN_GMB", "TYPE_REVIEW", "TYPE_INSTAGRAM", "TYPE_WHATSAPP",
+    "TYPE_CUSTOM_SMS", "TYPE_CUSTOM_EMAIL", "TYPE_CUSTOM_PROVIDER_SMS",
+    "TYPE_CUSTOM_PROVIDER_EMAIL", "TYPE_IVR_CALL", "TYPE_ACTIVITY_CONTACT",
+    "TYPE_ACTIVITY_INVOICE", "TYPE_ACTIVITY_PAYMENT", "TYPE_ACTIVITY_OPPORTUNITY",
+    "TYPE_LIVE_CHAT", "TYPE_LIVE_CHAT_INFO_MESSAGE", "TYPE_ACTIVITY_APPOINTMENT",
+    "TYPE_FACEBOOK_COMMENT", "TYPE_INSTAGRAM_COMMENT", "TYPE_CUSTOM_CALL",
+    "TYPE_INTERNAL_COMMENT", "TYPE_ACTIVITY_EMPLOYEE_ACTION_LOG", "TYPE_TIKTOK",
+    "TYPE_TIKTOK_COMMENT", "TYPE_ACTIVITY_WHATSAPP", "TYPE_FORM_SUBMISSION",
+    "TYPE_SMS_REACTION", "TYPE_RCS")
+GHL_MESSAGE_TYPE_CODES = {name: index + 1 for index, name in enumerate(GHL_MESSAGE_TYPES)}
+# ProcessMessageBodyDto.type -> stored messageType
+GHL_INBOUND_TYPES = {
+    "SMS": "TYPE_SMS", "RCS": "TYPE_RCS", "Email": "TYPE_EMAIL", "WhatsApp": "TYPE_WHATSAPP",
+    "GMB": "TYPE_GMB", "IG": "TYPE_INSTAGRAM", "FB": "TYPE_FACEBOOK",
+    "Custom": "TYPE_CUSTOM_PROVIDER_SMS", "WebChat": "TYPE_WEBCHAT",
+    "Live_Chat": "TYPE_LIVE_CHAT", "Call": "TYPE_CALL", "IVR_Call": "TYPE_IVR_CALL",
+    "Campaign_Call": "TYPE_CAMPAIGN_CALL", "Campaign_VoiceMail": "TYPE_CAMPAIGN_VOICEMAIL",
+    "TIKTOK": "TYPE_TIKTOK", "ALL_IN_ONE_CHAT": "TYPE_LIVE_CHAT",
+    "FORM_SUBMISSION": "TYPE_FORM_SUBMISSION",
+}
+GHL_CALL_TYPES = frozenset({"Call", "IVR_Call", "Campaign_Call", "Campaign_VoiceMail"})
+GHL_CALL_STATUSES = ("pending", "completed", "answered", "busy", "no-answer", "failed",
+                     "canceled", "voicemail")
+# export ?channel= -> the messageTypes it selects
+GHL_EXPORT_CHANNELS = {
+    "SMS": frozenset({"TYPE_SMS", "TYPE_CUSTOM_SMS", "TYPE_CUSTOM_PROVIDER_SMS",
+                      "TYPE_CAMPAIGN_SMS", "TYPE_CAMPAIGN_MANUAL_SMS"}),
+    "Call": frozenset({"TYPE_CALL", "TYPE_IVR_CALL", "TYPE_CUSTOM_CALL", "TYPE_CAMPAIGN_CALL",
+                       "TYPE_CAMPAIGN_MANUAL_CALL", "TYPE_CAMPAIGN_VOICEMAIL"}),
+    "Email": frozenset({"TYPE_EMAIL", "TYPE_CUSTOM_EMAIL", "TYPE_CUSTOM_PROVIDER_EMAIL",
+                        "TYPE_CAMPAIGN_EMAIL"}),
+    "WhatsApp": frozenset({"TYPE_WHATSAPP"}),
+    "Instagram": frozenset({"TYPE_INSTAGRAM", "TYPE_INSTAGRAM_COMMENT"}),
+    "Facebook": frozenset({"TYPE_FACEBOOK", "TYPE_FACEBOOK_COMMENT", "TYPE_CAMPAIGN_FACEBOOK"}),
+}
+GHL_EXPORT_MIN, GHL_EXPORT_MAX, GHL_EXPORT_DEFAULT = 10, 500, 100
+GHL_CONVERSATION_SEARCH_LIMIT = 20
+NOTE_FIELDS = {"body": str, "userId": str, "title": str, "color": str, "pinned": bool}
 
 
 class GhlSystem(System):
@@ -782,6 +906,13 @@ class GhlSystem(System):
         ("DELETE", "/contacts/{id}", "delete_contact"),
         ("POST", "/contacts/{id}/tags", "add_tags"),
         ("DELETE", "/contacts/{id}/tags", "delete_tags"),
+        ("POST", "/contacts/{id}/notes", "add_note"),
+        ("GET", "/contacts/{id}/notes", "list_notes"),
+        ("GET", "/conversations/search", "search_conversations"),
+        ("POST", "/conversations/", "create_conversation"),
+        ("GET", "/conversations/messages/export", "export_messages"),
+        ("POST", "/conversations/messages/inbound", "add_inbound_message"),
+        ("POST", "/conversations/messages/outbound", "add_outbound_call"),
     ))
 
     # Write DTO fields.  Everything not in FIELD_TYPES is a nullable string.
@@ -804,6 +935,20 @@ class GhlSystem(System):
         super().reset_state()
         # search index: per contact, [(visible_at_ms, snapshot)] in write order
         self.versions: dict[str, list[tuple[float, dict]]] = {}
+        self.notes = self.collections["notes"]
+        self.conversations = self.collections["conversations"]
+        self.messages = self.collections["messages"]
+
+    def make_collections(self) -> list[Collection]:
+        return super().make_collections() + [
+            Collection("notes", blank=self.blank_note, format_id=lambda n: f"note{n:016d}",
+                       created="dateAdded"),
+            Collection("conversations", blank=self.blank_conversation,
+                       format_id=lambda n: f"conv{n:016d}",
+                       created="dateAdded", updated="dateUpdated"),
+            Collection("messages", blank=self.blank_message, format_id=lambda n: f"msg{n:017d}",
+                       created="dateAdded", derive=self.derive_message),
+        ]
 
     # ----- hooks -----------------------------------------------------------
 
@@ -822,6 +967,32 @@ class GhlSystem(System):
 
     def format_id(self, n: int) -> str:
         return f"ghl{n:017d}"  # 20 characters, sorts in creation order
+
+    @staticmethod
+    def blank_note() -> dict:
+        return {"id": None, "body": None, "userId": None, "dateAdded": None,
+                "contactId": None, "title": None, "color": None, "pinned": False}
+
+    def blank_conversation(self) -> dict:
+        return {"id": None, "locationId": self.location_id, "contactId": None,
+                "dateAdded": None, "dateUpdated": None, "deleted": False,
+                "lastMessageDate": None, "lastMessageBody": None, "lastMessageType": None,
+                "type": "TYPE_PHONE", "unreadCount": 0, "assignedTo": None}
+
+    def blank_message(self) -> dict:
+        return {"id": None, "type": GHL_MESSAGE_TYPE_CODES["TYPE_SMS"], "messageType": "TYPE_SMS",
+                "locationId": self.location_id, "contactId": None, "conversationId": None,
+                "dateAdded": None, "body": None, "contentType": "text/plain",
+                "direction": "inbound", "status": "delivered", "attachments": [],
+                "altId": None, "meta": {}, "source": "api", "userId": None,
+                "conversationProviderId": None}
+
+    @staticmethod
+    def derive_message(record: dict) -> None:
+        """The numeric type always follows messageType (when that is a known value)."""
+        code = GHL_MESSAGE_TYPE_CODES.get(record.get("messageType"))
+        if code is not None:
+            record["type"] = code
 
     def derive(self, record: dict) -> None:
         record["firstNameLowerCase"] = lower_or_none(record.get("firstName"))
@@ -845,9 +1016,11 @@ class GhlSystem(System):
     def authenticate(self, req: Request) -> None:
         if not bearer_matches(req, self.token):
             raise HttpError(401, GHL_401)
-        if self.config["strict_version"] and req.headers.get("Version") != GHL_VERSION:
+        version = GHL_CONVERSATIONS_VERSION if req.segments[:1] == ["conversations"] \
+            else GHL_VERSION
+        if self.config["strict_version"] and req.headers.get("Version") != version:
             raise self.unprocessable(
-                [f"version header must be one of the following values: {GHL_VERSION}"])
+                [f"version header must be one of the following values: {version}"])
 
     def error_body(self, status: int, message, **extra) -> dict:
         return {"statusCode": status, "message": message, **extra}
@@ -887,12 +1060,40 @@ class GhlSystem(System):
                     isinstance(entry, dict) and (entry.get("id") or entry.get("key"))
                     for entry in value):
                 errors.append("each value in customFields must be an object with an id or key")
+            elif field == "dndSettings":
+                errors += self._dnd_settings_errors(value)
         if location_required and not is_nonempty_str(body.get("locationId")):
             errors.append("locationId should not be empty")
         if errors:
             raise self.unprocessable(errors)
         if location_required:
             self._check_location(body["locationId"])
+
+    @staticmethod
+    def _dnd_settings_errors(value: dict) -> list[str]:
+        errors = []
+        for channel, setting in value.items():
+            if channel not in GHL_DND_CHANNELS:
+                errors.append(f"property dndSettings.{channel} should not exist")
+            elif setting is not None and not (
+                    isinstance(setting, dict)
+                    and setting.get("status") in GHL_DND_STATUSES
+                    and all(isinstance(setting.get(k), (str, type(None)))
+                            for k in ("message", "code"))):
+                errors.append(f"dndSettings.{channel}.status must be one of the following "
+                              f"values: {', '.join(GHL_DND_STATUSES)}")
+        return errors
+
+    @staticmethod
+    def _merge_dnd_settings(stored, written: dict) -> dict:
+        """Per channel: the written setting replaces that channel's; null removes it."""
+        merged = dict(stored) if isinstance(stored, dict) else {}
+        for channel, setting in written.items():
+            if setting is None:
+                merged.pop(channel, None)
+            else:
+                merged[channel] = setting
+        return merged
 
     @staticmethod
     def _merge_custom_fields(stored, written: list) -> list:
@@ -917,8 +1118,9 @@ class GhlSystem(System):
             elif field == "customFields":
                 record["customFields"] = self._merge_custom_fields(
                     record.get("customFields"), value or [])
-            elif field == "dndSettings":
-                record["dndSettings"] = value or {}
+            elif field == "dndSettings":  # merged per channel; null clears all
+                record["dndSettings"] = {} if value is None else self._merge_dnd_settings(
+                    record.get("dndSettings"), value)
             elif field == "dnd":
                 record["dnd"] = bool(value)
             else:
@@ -1131,12 +1333,267 @@ class GhlSystem(System):
     def delete_tags(self, req: Request, id: str) -> Response:
         return self._change_tags(req, id, remove_tags, 200)
 
+    # ----- notes (NotesDTO) --------------------------------------------------
+
+    def add_note(self, req: Request, id: str) -> Response:
+        body = req.json()
+        errors = []
+        for field, value in body.items():
+            wanted = NOTE_FIELDS.get(field)
+            if wanted is None:
+                errors.append(f"property {field} should not exist")
+            elif value is not None and not isinstance(value, wanted):
+                errors.append(f"{field} must be {self.TYPE_WORDS[wanted]}")
+        if not is_nonempty_str(body.get("body")):
+            errors.append("body should not be empty")
+        if errors:
+            raise self.unprocessable(errors)
+        key = self._existing(id)
+        fields = {field: body[field] for field in NOTE_FIELDS if body.get(field) is not None}
+        note = self.create({**fields, "contactId": self.records[key].get("id")}, self.notes)
+        return Response(201, {"note": note})
+
+    def list_notes(self, req: Request, id: str) -> Response:
+        contact_id = self.records[self._existing(id)].get("id")
+        notes = [note for _, note in self._sorted_by(self.notes, "dateAdded")
+                 if note.get("contactId") == contact_id]
+        return Response(200, {"notes": notes})
+
+    @staticmethod
+    def _sorted_by(coll: Collection, field: str, descending: bool = False) -> list:
+        """(key, record) of a collection ordered by (field in ms, id)."""
+        rows = [((ms_or_zero(record.get(field)), id_sort_key(record.get("id")), key), record)
+                for key, record in coll.records.items()]
+        rows.sort(key=lambda row: row[0], reverse=descending)
+        return [(sort_key[2], record) for sort_key, record in rows]
+
+    # ----- conversations -----------------------------------------------------
+
+    def _conversation_of(self, contact_id) -> dict | None:
+        """The (non-deleted) conversation of a contact, lowest id first."""
+        for _, conversation in self.sorted_items(self.conversations):
+            if conversation.get("contactId") == contact_id and conversation.get("deleted") is not True:
+                return conversation
+        return None
+
+    def _existing_conversation(self, conversation_id) -> str:
+        key = self.find_key(conversation_id, self.conversations)
+        if key is None:
+            raise self.fail(400, f"Conversation with id {conversation_id} not found")
+        return key
+
+    def _conversation_view(self, conversation: dict) -> dict:
+        """ConversationSchema: the stored conversation plus the contact's details."""
+        contact_key = self.find_key(conversation.get("contactId"))
+        contact = self.records[contact_key] if contact_key else {}
+        full_name = display_name(contact.get("firstName"), contact.get("lastName")) or None
+        return {
+            "id": conversation.get("id"), "contactId": conversation.get("contactId"),
+            "locationId": conversation.get("locationId"),
+            "lastMessageBody": conversation.get("lastMessageBody"),
+            "lastMessageType": conversation.get("lastMessageType"),
+            "type": conversation.get("type"), "unreadCount": conversation.get("unreadCount"),
+            "fullName": full_name, "contactName": full_name or contact.get("companyName"),
+            "email": contact.get("email"), "phone": contact.get("phone"),
+        }
+
+    def search_conversations(self, req: Request) -> Response:
+        query = req.query
+        errors = []
+        if not query.get("locationId"):
+            errors.append("locationId should not be empty")
+        limit_text = query.get("limit") or str(GHL_CONVERSATION_SEARCH_LIMIT)
+        if not _INTEGER.fullmatch(limit_text) or int(limit_text) < 1:
+            errors.append("limit must be a positive integer")
+        if query.get("sort") not in (None, "", "asc", "desc"):
+            errors.append("sort must be one of the following values: asc, desc")
+        if errors:
+            raise self.unprocessable(errors)
+        self._check_location(query["locationId"])
+        contact_id = query.get("contactId")
+        matches = [conversation for _, conversation in self._sorted_by(
+                       self.conversations, "dateUpdated", descending=query.get("sort") != "asc")
+                   if not contact_id or conversation.get("contactId") == contact_id]
+        views = [self._conversation_view(c) for c in matches[:int(limit_text)]]
+        return Response(200, {"conversations": views, "total": len(matches)})
+
+    def create_conversation(self, req: Request) -> Response:
+        body = req.json()
+        errors = [f"property {field} should not exist" for field in body
+                  if field not in ("locationId", "contactId")]
+        for field in ("locationId", "contactId"):
+            if not is_nonempty_str(body.get(field)):
+                errors.append(f"{field} should not be empty")
+        if errors:
+            raise self.unprocessable(errors)
+        self._check_location(body["locationId"])
+        contact_id = self.records[self._existing(body["contactId"])].get("id")
+        existing = self._conversation_of(contact_id)
+        if existing is not None:
+            raise self.fail(400, "Conversation already exists", conversationId=existing.get("id"))
+        conversation = self.create({"locationId": body["locationId"], "contactId": contact_id},
+                                   self.conversations)
+        view = {field: conversation[field] for field in (
+            "id", "dateAdded", "dateUpdated", "deleted", "contactId", "locationId",
+            "lastMessageDate", "assignedTo")}
+        return Response(201, {"success": True, "conversation": view})
+
+    # ----- messages ----------------------------------------------------------
+
+    def _call_errors(self, call) -> list[str]:
+        if call is None:
+            return []
+        if not isinstance(call, dict):
+            return ["call must be an object"]
+        errors = [f"call.{field} must be a string" for field in ("to", "from")
+                  if call.get(field) is not None and not isinstance(call.get(field), str)]
+        if call.get("status") is not None and call.get("status") not in GHL_CALL_STATUSES:
+            errors.append("call.status must be one of the following values: "
+                          + ", ".join(GHL_CALL_STATUSES))
+        return errors
+
+    def _message_common_errors(self, body: dict) -> list[str]:
+        errors = []
+        if not is_nonempty_str(body.get("conversationId")):
+            errors.append("conversationId should not be empty")
+        for field in ("altId", "message", "conversationProviderId"):
+            if body.get(field) is not None and not isinstance(body[field], str):
+                errors.append(f"{field} must be a string")
+        if body.get("date") is not None and (not isinstance(body["date"], str)
+                                             or to_ms(body["date"]) is None):
+            errors.append("date must be a valid ISO 8601 date string")
+        attachments = body.get("attachments")
+        if attachments is not None and not (isinstance(attachments, list) and all(
+                isinstance(url, str) for url in attachments)):
+            errors.append("attachments must be an array of strings")
+        return errors + self._call_errors(body.get("call"))
+
+    def _store_message(self, body: dict, conversation_key: str, message_type: str,
+                       direction: str) -> Response:
+        conversation = self.conversations.records[conversation_key]
+        date_ms = to_ms(body["date"]) if body.get("date") is not None else None
+        is_call = message_type in GHL_EXPORT_CHANNELS["Call"]
+        call = body.get("call") or {}
+        message = self.create({
+            "messageType": message_type,
+            "locationId": conversation.get("locationId") or self.location_id,
+            "contactId": conversation.get("contactId"),
+            "conversationId": conversation.get("id"),
+            "dateAdded": iso_from_ms(date_ms) if date_ms is not None else None,
+            "body": body.get("message"),
+            "direction": direction,
+            "attachments": [] if is_call else list(body.get("attachments") or []),
+            "altId": body.get("altId"),
+            "meta": {"callStatus": call.get("status")} if is_call else {},
+            "conversationProviderId": body.get("conversationProviderId"),
+        }, self.messages)
+        last = conversation.get("lastMessageDate")
+        if last is None or ms_or_zero(message["dateAdded"]) >= ms_or_zero(last):
+            conversation["lastMessageDate"] = message["dateAdded"]
+            conversation["lastMessageBody"] = message["body"]
+            conversation["lastMessageType"] = message_type
+        self.touch(conversation_key, self.conversations)
+        return Response(200, {"success": True, "conversationId": message["conversationId"],
+                              "messageId": message["id"], "message": "Message processed",
+                              "contactId": message["contactId"],
+                              "dateAdded": message["dateAdded"]})
+
+    def add_inbound_message(self, req: Request) -> Response:
+        body = req.json()
+        kind = body.get("type")
+        errors = []
+        if kind not in GHL_INBOUND_TYPES:
+            errors.append("type must be a valid enum value")
+            if kind is None or kind == "":
+                errors.append("type should not be empty")
+        if not is_nonempty_str(body.get("contactId")):
+            errors.append("contactId should not be empty")
+        if body.get("direction") is not None and body["direction"] not in ("inbound", "outbound"):
+            errors.append("direction must be one of the following values: inbound, outbound")
+        errors += self._message_common_errors(body)
+        if errors:
+            raise self.unprocessable(errors)
+        if kind != "SMS" and not body.get("conversationProviderId"):
+            raise self.fail(400, "No conversationProviderId passed in body")
+        key = self._existing_conversation(body["conversationId"])
+        if self.conversations.records[key].get("contactId") != body["contactId"]:
+            raise self.fail(400, f"Contact with id {body['contactId']} does not belong to "
+                                 f"conversation {body['conversationId']}")
+        return self._store_message(body, key, GHL_INBOUND_TYPES[kind],
+                                   body.get("direction") or "inbound")
+
+    def add_outbound_call(self, req: Request) -> Response:
+        body = req.json()
+        errors = [] if body.get("type") == "Call" else ["type must be a valid enum value"]
+        errors += self._message_common_errors(body)
+        if errors:
+            raise self.unprocessable(errors)
+        if not body.get("conversationProviderId"):
+            raise self.fail(400, "No conversationProviderId passed in body")
+        key = self._existing_conversation(body["conversationId"])
+        return self._store_message(body, key, "TYPE_CALL", "outbound")
+
+    def export_messages(self, req: Request) -> Response:
+        query = req.query
+        errors = []
+        if not query.get("locationId"):
+            errors.append("locationId should not be empty")
+        limit_text = query.get("limit") or str(GHL_EXPORT_DEFAULT)
+        if not _INTEGER.fullmatch(limit_text):
+            errors.append("limit must be a number conforming to the specified constraints")
+        elif int(limit_text) < GHL_EXPORT_MIN:
+            errors.append(f"limit must not be less than {GHL_EXPORT_MIN}")
+        elif int(limit_text) > GHL_EXPORT_MAX:
+            errors.append(f"limit must not be greater than {GHL_EXPORT_MAX}")
+        channel = query.get("channel") or None
+        if channel is not None and channel not in GHL_EXPORT_CHANNELS:
+            errors.append("channel must be one of the following values: "
+                          + ", ".join(GHL_EXPORT_CHANNELS))
+        if query.get("sortBy") not in (None, "", "createdAt", "updatedAt"):
+            errors.append("sortBy must be one of the following values: createdAt, updatedAt")
+        if query.get("sortOrder") not in (None, "", "asc", "desc"):
+            errors.append("sortOrder must be one of the following values: asc, desc")
+        after = None
+        if query.get("cursor"):
+            after = decode_cursor(query["cursor"])
+            if after is None:
+                errors.append("cursor is invalid")
+        if errors:
+            raise self.unprocessable(errors)
+        self._check_location(query["locationId"])
+        descending = query.get("sortOrder") == "desc"
+        wanted = GHL_EXPORT_CHANNELS.get(channel)
+        rows = []
+        for key, message in self.messages.records.items():
+            if query.get("conversationId") and message.get("conversationId") != query["conversationId"]:
+                continue
+            if query.get("contactId") and message.get("contactId") != query["contactId"]:
+                continue
+            message_type = message.get("messageType")
+            if wanted is not None and message_type not in wanted:
+                continue
+            if wanted is None and message_type in GHL_EXPORT_CHANNELS["Email"]:
+                continue  # without a channel, every non-email message
+            rows.append(((ms_or_zero(message.get("dateAdded")), id_sort_key(message.get("id")),
+                          key), message))
+        rows.sort(key=lambda row: row[0], reverse=descending)
+        total = len(rows)
+        if after is not None:
+            rows = [row for row in rows if (row[0] < after if descending else row[0] > after)]
+        limit = int(limit_text)
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+        return Response(200, {"messages": [message for _, message in page],
+                              "nextCursor": next_cursor, "total": total})
+
 
 # --------------------------------------------------------------------------
 # Aloware (public webhook API; the /contacts listing is OURS)
 # --------------------------------------------------------------------------
 
 ALOWARE_BAD_PHONE = "Phone number is empty or invalid."
+ALOWARE_NO_CONTACT = {"message": "The requested contact id does not exist."}
+ALOWARE_NO_LIST = {"message": "The requested list id does not exist."}
 
 
 class AlowareSystem(System):
@@ -1146,6 +1603,9 @@ class AlowareSystem(System):
         ("GET", "/api/v1/webhook/contact/phone-number", "lookup_by_phone"),
         ("POST", "/api/v1/webhook/forms", "submit_form"),
         ("GET", "/api/v1/contacts", "list_contacts"),
+        ("GET", "/api/v1/calls", "list_calls"),
+        ("POST", "/api/v1/webhook/powerdialer-add-contact-to-lists", "add_to_lists"),
+        ("POST", "/api/v1/webhook/powerdialer-remove-contact-from-lists", "remove_from_lists"),
     ))
     # Lead-form fields that are stored on the contact.
     FORM_FIELDS = ("first_name", "last_name", "email", "company_name", "website",
@@ -1164,6 +1624,29 @@ class AlowareSystem(System):
 
     def format_id(self, n: int) -> int:
         return 1000 + n
+
+    def make_collections(self) -> list[Collection]:
+        return super().make_collections() + [
+            Collection("calls", blank=self.blank_call, format_id=lambda n: 5000 + n,
+                       created="created_at", updated="updated_at"),
+            Collection("lists", blank=self.blank_list, format_id=lambda n: n),
+        ]
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.calls = self.collections["calls"]
+        self.lists = self.collections["lists"]
+
+    @staticmethod
+    def blank_call() -> dict:
+        return {"id": None, "contact_id": None, "direction": "inbound", "type": None,
+                "disposition": None, "status": None, "duration": 0, "talk_time": 0,
+                "created_at": None, "ended_at": None, "updated_at": None,
+                "recording_url": None, "has_recording": False}
+
+    @staticmethod
+    def blank_list() -> dict:
+        return {"id": None, "name": None, "contact_ids": []}
 
     def authenticate(self, req: Request) -> None:
         if req.method == "GET":
@@ -1222,6 +1705,50 @@ class AlowareSystem(System):
         contacts, next_cursor = self.list_page(req.query)
         return Response(200, {"data": contacts, "next_cursor": next_cursor})
 
+    def list_calls(self, req: Request) -> Response:
+        calls, next_cursor = self.list_page(req.query, self.calls)
+        return Response(200, {"data": calls, "next_cursor": next_cursor})
+
+    # ----- Power Dialer lists (no contact's updated_at is bumped) -------------
+
+    def _contact_id(self, given) -> object:
+        """The stored id of the contact `given` names (1001 or "1001"); else 404."""
+        key = self.find_key(given) if not isinstance(given, bool) else None
+        if key is None:
+            raise HttpError(404, ALOWARE_NO_CONTACT)
+        return self.records[key].get("id")
+
+    @staticmethod
+    def _members(power_list: dict) -> list:
+        members = power_list.get("contact_ids")
+        return members if isinstance(members, list) else []
+
+    def add_to_lists(self, req: Request) -> Response:
+        body = req.json()
+        list_id = body.get("list_id")
+        list_key = self.find_key(list_id, self.lists) if not isinstance(list_id, bool) else None
+        if list_key is None:
+            raise HttpError(404, ALOWARE_NO_LIST)
+        given = body.get("contact_ids")
+        if not isinstance(given, list):
+            raise HttpError(422, {"message": "The contact ids field must be an array."})
+        contact_ids = [self._contact_id(contact_id) for contact_id in given]  # all or nothing
+        power_list = self.lists.records[list_key]
+        members = list(self._members(power_list))
+        for contact_id in contact_ids:
+            if contact_id not in members:
+                members.append(contact_id)
+        power_list["contact_ids"] = members
+        return Response(200, {"message": "Contacts have been added to the list."})
+
+    def remove_from_lists(self, req: Request) -> Response:
+        contact_id = self._contact_id(req.json().get("contact_id"))
+        for power_list in self.lists.records.values():
+            if contact_id in self._members(power_list):
+                power_list["contact_ids"] = [member for member in power_list["contact_ids"]
+                                             if member != contact_id]
+        return Response(200, {"message": "The contact has been removed from the Power Dialer lists."})
+
 
 # --------------------------------------------------------------------------
 # Verity (no public contact API exists: this whole contract is OURS)
@@ -1240,7 +1767,8 @@ class VeritySystem(System):
     ))
     STRING_FIELDS = frozenset({"firstName", "lastName", "phoneE164", "email", "address1",
                                "city", "state", "postalCode", "country", "timezone"})
-    WRITABLE = STRING_FIELDS | {"tags", "customFields", "optedOut"}
+    WRITABLE = STRING_FIELDS | {"tags", "customFields", "optedOut", "optOuts"}
+    OPT_OUT_CHANNELS = ("sms", "call", "email")
 
     def blank_record(self) -> dict:
         return {
@@ -1248,8 +1776,15 @@ class VeritySystem(System):
             "email": None, "address1": None, "city": None, "state": None,
             "postalCode": None, "country": None, "timezone": None,
             "tags": [], "customFields": {}, "optedOut": False,
+            "optOuts": {channel: False for channel in self.OPT_OUT_CHANNELS},
             "createdAt": None, "updatedAt": None,
         }
+
+    def derive(self, record: dict) -> None:
+        """A partial optOuts object (seed, control edit) gets the missing channels as false."""
+        if isinstance(record.get("optOuts"), dict):
+            record["optOuts"] = {**{channel: False for channel in self.OPT_OUT_CHANNELS},
+                                 **record["optOuts"]}
 
     def format_id(self, n: int) -> str:
         return f"ver_{n:06d}"  # zero-padded so ids sort in creation order
@@ -1279,6 +1814,13 @@ class VeritySystem(System):
             elif field == "customFields":
                 ok = value is None or (isinstance(value, dict) and all(
                     v is None or isinstance(v, str) for v in value.values()))
+            elif field == "optOuts":
+                ok = isinstance(value, dict)
+                unknown = [channel for channel in (value if ok else {})
+                           if channel not in self.OPT_OUT_CHANNELS]
+                if unknown:
+                    raise self.fail(400, f"unknown optOuts channel {unknown[0]}")
+                ok = ok and all(isinstance(v, bool) for v in value.values())
             else:  # optedOut
                 ok = isinstance(value, bool)
             if not ok:
@@ -1310,6 +1852,9 @@ class VeritySystem(System):
                     record.get(field), value)
             elif field == "tags":
                 record[field] = value or []
+            elif field == "optOuts":  # merged per channel
+                stored = record.get(field)
+                record[field] = {**(stored if isinstance(stored, dict) else {}), **value}
             else:
                 record[field] = value
 
@@ -1347,7 +1892,109 @@ class VeritySystem(System):
         return Response(200, {"contact": self.records[key]})
 
 
-SYSTEM_CLASSES = {"ghl": GhlSystem, "aloware": AlowareSystem, "verity": VeritySystem}
+# --------------------------------------------------------------------------
+# Texting (message and opt-out store of the texting provider: contract OURS)
+# --------------------------------------------------------------------------
+
+OPT_OUT_CHANNELS = ("sms", "call", "email")
+OPT_OUT_SOURCES = ("keyword", "api", "admin")
+
+
+class TextingSystem(System):
+    name = "texting"
+    DEFAULT_COLLECTION = "messages"
+    CREATED, UPDATED = "createdAt", "updatedAt"
+    ROUTES = make_routes((
+        ("GET", "/api/v1/messages", "list_messages"),
+        ("GET", "/api/v1/optouts/events", "list_optout_events"),
+        ("GET", "/api/v1/optouts", "optout_state"),
+        ("POST", "/api/v1/optouts", "add_optout"),
+    ))
+
+    def blank_record(self) -> dict:
+        return {"id": None, "conversationId": None, "direction": "inbound", "from": None,
+                "to": None, "body": None, "status": None, "createdAt": None, "updatedAt": None}
+
+    def format_id(self, n: int) -> str:
+        return f"msg_{n:06d}"
+
+    def derive(self, record: dict) -> None:
+        """A message without a status gets "received" (inbound) or "queued" (outbound)."""
+        if record.get("status") is None:
+            record["status"] = "queued" if record.get("direction") == "outbound" else "received"
+
+    def make_collections(self) -> list[Collection]:
+        return super().make_collections() + [
+            Collection("events", blank=self.blank_event, format_id=lambda n: f"opt_{n:06d}",
+                       created="createdAt", updated="updatedAt"),
+        ]
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.events = self.collections["events"]
+
+    @staticmethod
+    def blank_event() -> dict:
+        return {"id": None, "phone": None, "channel": "sms", "type": "optout", "source": "api",
+                "reason": None, "createdAt": None, "updatedAt": None}
+
+    def authenticate(self, req: Request) -> None:
+        if not bearer_matches(req, self.token):
+            raise HttpError(401, {"error": "unauthorized"})
+
+    def error_body(self, status: int, message, **extra) -> dict:
+        return {"error": message, **extra}
+
+    def _opted_out(self, phone: str) -> dict:
+        """{channel: bool} for a phone: the last event per channel (createdAt, id) wins."""
+        state = {channel: False for channel in OPT_OUT_CHANNELS}
+        rows = [((ms_or_zero(event.get("createdAt")), id_sort_key(event.get("id")), key), event)
+                for key, event in self.events.records.items() if event.get("phone") == phone]
+        for _, event in sorted(rows, key=lambda row: row[0]):
+            if event.get("channel") in state and event.get("type") in ("optout", "optin"):
+                state[event["channel"]] = event["type"] == "optout"
+        return state
+
+    def _valid_phone(self, phone) -> str:
+        if not (isinstance(phone, str) and E164.fullmatch(phone)):
+            raise self.fail(400, "phone must be an E.164 number such as +15550001111")
+        return phone
+
+    def list_messages(self, req: Request) -> Response:
+        messages, next_cursor = self.list_page(req.query)
+        return Response(200, {"messages": messages, "nextCursor": next_cursor})
+
+    def list_optout_events(self, req: Request) -> Response:
+        events, next_cursor = self.list_page(req.query, self.events)
+        return Response(200, {"events": events, "nextCursor": next_cursor})
+
+    def optout_state(self, req: Request) -> Response:
+        phone = self._valid_phone(req.query.get("phone"))
+        return Response(200, {"phone": phone, "channels": self._opted_out(phone)})
+
+    def add_optout(self, req: Request) -> Response:
+        body = req.json()
+        for field in body:
+            if field not in ("phone", "channel", "source", "reason"):
+                raise self.fail(400, f"unknown field {field}")
+        phone = self._valid_phone(body.get("phone"))
+        channel = body.get("channel")
+        if channel not in OPT_OUT_CHANNELS:
+            raise self.fail(400, f"channel must be one of {', '.join(OPT_OUT_CHANNELS)}")
+        source = body.get("source")
+        if source is not None and source not in OPT_OUT_SOURCES:
+            raise self.fail(400, f"source must be one of {', '.join(OPT_OUT_SOURCES)}")
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise self.fail(400, "reason must be a string")
+        if not self._opted_out(phone)[channel]:  # idempotent: no event when already out
+            self.create({"phone": phone, "channel": channel, "type": "optout",
+                         "source": source or "api", "reason": reason}, self.events)
+        return Response(200, {"phone": phone, "channel": channel, "optedOut": True})
+
+
+SYSTEM_CLASSES = {"ghl": GhlSystem, "aloware": AlowareSystem, "verity": VeritySystem,
+                  "texting": TextingSystem}
 
 
 # --------------------------------------------------------------------------
@@ -1408,17 +2055,26 @@ class SimServer(ThreadingHTTPServer):
 
 
 def load_seed_file(path: str, systems: dict[str, System]) -> None:
-    """{"ghl": [records] | {"records": [...], "raw": bool}, "aloware": ..., "verity": ...}"""
+    """{"ghl": [records] | {"records": [...], "raw": bool, "collection": name}, ...}
+
+    A key may also name a collection: {"aloware.calls": [...], "texting.events": ...}.
+    """
     with open(path, encoding="utf-8") as handle:
         seed = json.load(handle)
     for name, entry in seed.items():
-        if name not in systems:
+        system_name, _, collection = name.partition(".")
+        if system_name not in systems:
             raise SystemExit(f"seed file: unknown system {name!r}")
+        system = systems[system_name]
         records, raw = (entry.get("records", []), bool(entry.get("raw"))) \
             if isinstance(entry, dict) else (entry, False)
+        if isinstance(entry, dict) and entry.get("collection"):
+            collection = entry["collection"]
+        if collection and collection not in system.collections:
+            raise SystemExit(f"seed file: {system_name} has no collection {collection!r}")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise SystemExit(f"seed file: {name} must be a list of JSON objects")
-        systems[name].seed(records, raw)
+        system.seed(records, raw, system.collections[collection] if collection else None)
 
 
 def write_port_file(path: str, ports: dict) -> None:
@@ -1431,7 +2087,7 @@ def write_port_file(path: str, ports: dict) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port-file", required=True,
-                        help="where to write {ghl, aloware, verity, pid} once listening")
+                        help="where to write {ghl, aloware, verity, texting, pid} once listening")
     for name in SYSTEM_NAMES:
         parser.add_argument(f"--{name}-port", type=int, default=0, help="0 = any free port")
         parser.add_argument(f"--{name}-token", default=DEFAULT_TOKENS[name])
