@@ -104,9 +104,13 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 			 field_get(req)->name);
 		return notice(r, person, s, NULL, "cannot-create", msg);
 	}
+	/* A create may set what an update cannot (Aloware's phone); a new
+	 * record starts without opt-outs, so only those in force are sent. */
 	for (int f = 0; f < fields_count(); f++)
 		if (r->cfg->rule[f].kind != RULE_NONE && connector_carries(sr->conn, sr->conf, f) &&
-		    !str_blank(agreed->value[f]))
+		    !str_blank(agreed->value[f]) &&
+		    !(field_is_optout(f) && (!str_eq(agreed->value[f], "true") ||
+					     !connector_can_write(sr->conn, sr->conf, f))))
 			want[n++] = f;
 	return journal(r, person, s, NULL, "create", agreed, NULL, want, n, false);
 }

@@ -84,8 +84,10 @@ static const char *const sql[S_COUNT] = {
 	[S_CONFLICT_ADD] = "INSERT INTO conflict (run_id, person_id, field, base, candidates, winner, value, rule, reason) "
 			   "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
 	[S_QUARANTINE_ADD] = "INSERT INTO quarantine (run_id, system, remote_id, kind, reason) VALUES (?1,?2,?3,?4,?5)",
+	/* Said once per run, however often the person is merged. */
 	[S_NOTICE_ADD] = "INSERT INTO notice (run_id, person_id, system, remote_id, kind, message) "
-			 "VALUES (?1,?2,?3,?4,?5,?6)",
+			 "SELECT ?1,?2,?3,?4,?5,?6 WHERE NOT EXISTS (SELECT 1 FROM notice WHERE run_id = ?1 "
+			 "AND person_id IS ?2 AND system = ?3 AND kind = ?5 AND message = ?6)",
 	[S_OUTBOX_SUPERSEDE] = "UPDATE outbox SET status = 'superseded' "
 			       "WHERE person_id = ?1 AND system = ?2 AND status = 'pending'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
