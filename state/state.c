@@ -31,7 +31,7 @@ enum stmt_id {
 	S_SNAP_MERGED, S_SNAP_MARK,
 	S_LIST_MEMBERS, S_LIST_SET,
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
-	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED,
+	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
 	S_COUNT
 };
@@ -59,10 +59,10 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
-	/* A tombstone of the same person and system gives way to a new link. */
-	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5) "
-		       "ON CONFLICT DO UPDATE SET remote_id = excluded.remote_id, how = excluded.how, "
-		       "run_id = excluded.run_id, deleted_run = NULL WHERE deleted_run IS NOT NULL",
+	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5)",
+	/* A tombstone gives way to a new link of the same person and system. */
+	[S_LINK_UNBURY] = "DELETE FROM link WHERE deleted_run IS NOT NULL AND system = ?1 "
+			   "AND (person_id = ?2 OR remote_id = ?3)",
 	[S_PERSON_NEW] = "INSERT INTO person (created_run, dirty) VALUES (?1, 1)",
 	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1",
 	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
@@ -581,9 +581,14 @@ int state_link_of(struct state *st, long long person, const char *system, char *
 int state_link_put(struct state *st, const char *system, const char *remote_id,
 		   long long person, const char *how, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_LINK_PUT, err);
+	sqlite3_stmt *s = stmt(st, S_LINK_UNBURY, err);
 
 	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	sqlite3_bind_int64(s, 2, person);
+	bind_text(s, 3, remote_id);
+	if (step_done(st, s, err, "clear tombstone") || (s = stmt(st, S_LINK_PUT, err)) == NULL)
 		return -1;
 	bind_text(s, 1, system);
 	bind_text(s, 2, remote_id);
