@@ -118,6 +118,10 @@ struct connector {
 	int (*list_change)(void *self, const struct record *contact, const char *list_id, bool add,
 			   const char *const *keep, int nkeep, struct df_err *err);
 
+	/* Deletes a record (a delete propagated from another system). NULL
+	 * when the system's API cannot delete. */
+	int (*remove)(void *self, const struct record *current, struct df_err *err);
+
 	/* Reads the current copy of one linked record (the sweep). *gone is set
 	 * when the system no longer has it. */
 	int (*fetch)(void *self, const struct record *current, struct record *out, bool *gone,

@@ -721,6 +721,18 @@ static int ghl_fetch(void *self, const struct record *current, struct record *ou
 	return rc;
 }
 
+static int ghl_remove(void *self, const struct record *current, struct df_err *err)
+{
+	struct ghl *g = self;
+	struct http_response resp;
+	char *path = xasprintf("/contacts/%s", current->remote_id);
+	int rc = http_request(g->http, "DELETE", path, NULL, version_hdr, &resp, err);
+
+	free(path);
+	http_response_free(&resp);
+	return rc;
+}
+
 const struct connector ghl_connector = {
 	.name = "ghl",
 	.max_page_size = 500,
@@ -745,5 +757,6 @@ const struct connector ghl_connector = {
 	.update = ghl_update,
 	.requests = ghl_requests,
 	.deliver = ghl_deliver,
+	.remove = ghl_remove,
 	.fetch = ghl_fetch,
 };

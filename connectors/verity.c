@@ -279,6 +279,18 @@ static int verity_fetch(void *self, const struct record *current, struct record 
 	return rc;
 }
 
+static int verity_remove(void *self, const struct record *current, struct df_err *err)
+{
+	struct verity *v = self;
+	struct http_response resp;
+	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	int rc = http_request(v->http, "DELETE", path, NULL, NULL, &resp, err);
+
+	free(path);
+	http_response_free(&resp);
+	return rc;
+}
+
 const struct connector verity_connector = {
 	.name = "verity",
 	.max_page_size = 500,
@@ -303,4 +315,5 @@ const struct connector verity_connector = {
 	.update = verity_update,
 	.requests = verity_requests,
 	.fetch = verity_fetch,
+	.remove = verity_remove,
 };

@@ -177,6 +177,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->create = true;
 	sc->listing = true;
 	sc->sweep = -1;
+	sc->sweep_interval = -1;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
 	    get_string(ld, grp, "location_id", &sc->location_id) ||
 	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
@@ -191,6 +192,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_bool(ld, grp, "create", &sc->create) ||
 	    get_bool(ld, grp, "listing", &sc->listing) ||
 	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
+	    get_int(ld, grp, "sweep_interval", &sc->sweep_interval, 0, 30 * 86400) ||
 	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
 	    get_string(ld, grp, "conversation_provider_id", &sc->conversation_provider_id))
 		return -1;
@@ -198,6 +200,8 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	 * one it is a slow drift check. */
 	if (sc->sweep < 0)
 		sc->sweep = sc->listing ? 5 : 50;
+	if (sc->sweep_interval < 0)
+		sc->sweep_interval = sc->listing ? 3600 : 0;
 	if (sc->base_url == NULL)
 		return bad(ld, grp, "base_url is required");
 	if (strncmp(sc->base_url, "http://", 7) != 0 && strncmp(sc->base_url, "https://", 8) != 0)

@@ -35,6 +35,7 @@ struct system_conf {
 	bool create;                    /* create missing contacts here */
 	bool listing;                   /* it serves a changed-since listing */
 	int sweep;                      /* linked records re-read per run */
+	int sweep_interval;             /* s before a record is re-read again */
 	bool propagate_deletes;         /* a delete here deletes elsewhere */
 	char *conversation_provider_id; /* GHL: for Call messages */
 	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */

@@ -97,6 +97,13 @@ int reconcile_dirty(struct run *r);
 int plan_person(struct run *r, long long person, const struct record *agreed,
 		const struct record *recs, const bool *present, bool established);
 
+/* sweep.c: re-read a slice of linked records per system; mark records
+ * gone (sweep, or missing from a full listing); the valve counts the marks
+ * (true: tripped, why says so, marks cleared); then unlink them. */
+int sweep_all(struct run *r);
+bool deletes_valve(struct run *r, double share, char *why, size_t n);
+int deletes_apply(struct run *r);
+
 /* lists.c: tags -> call lists. lists_wanted fills out (room for nrules)
  * with the lists the tags call for, none when opted out; returns the count. */
 bool lists_rule_matches(const struct list_rule *lr, const char *tag);

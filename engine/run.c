@@ -39,11 +39,16 @@ static void close_systems(struct run *r)
 		r->sys[s].conn->close(r->sys[s].handle);
 }
 
+static double allowed_share(const struct run *r)
+{
+	return r->opt->max_change_share >= 0 ? r->opt->max_change_share : r->cfg->max_change_share;
+}
+
 /* I6: more planned updates than the allowed share of a system's records
  * means something upstream went wrong; write nothing. */
 static bool safety_valve(struct run *r, char *why, size_t n)
 {
-	double share = r->opt->max_change_share >= 0 ? r->opt->max_change_share : r->cfg->max_change_share;
+	double share = allowed_share(r);
 
 	for (int s = 0; s < r->nsys; s++) {
 		long long total = 0;
@@ -136,7 +141,9 @@ static int run_stages(struct run *r)
 		return EXIT_FATAL;
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
-	if (poll_all(r) || reconcile_and_write(r, valve, sizeof(valve))) {
+	if (poll_all(r) || sweep_all(r) ||
+	    (!deletes_valve(r, allowed_share(r), valve, sizeof(valve)) &&
+	     (deletes_apply(r) || reconcile_and_write(r, valve, sizeof(valve))))) {
 		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
 		finish(r, EXIT_FATAL, r->err.msg);
 		return EXIT_FATAL;

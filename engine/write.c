@@ -197,6 +197,30 @@ static int write_list(struct run *r, int s, const struct outbox_item *it, const 
 	return rc;
 }
 
+/* A delete propagated from another system (propagate_deletes). */
+static int write_delete(struct run *r, int s, const struct outbox_item *it, const struct record *cur)
+{
+	const struct system_run *sr = &r->sys[s];
+	struct df_err e = { 0 };
+
+	if (sr->conn->remove == NULL || sr->conn->remove(sr->handle, cur, &e)) {
+		if (sr->conn->remove == NULL)
+			df_fail(&e, DF_FAIL_REMOTE, "%s cannot delete through its API", sr->conf->name);
+		return record_failure(r, s, it, &e);
+	}
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (state_outbox_done(r->st, it->id, r->id, NULL, &r->err) ||
+	    state_unlink(r->st, sr->conf->name, cur->remote_id, r->id, &r->err)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	r->sys[s].counts.writes_done++;
+	log_info("event=write system=%s record=%s person=%lld op=delete", sr->conf->name, cur->remote_id,
+		 it->person);
+	return state_commit(r->st, &r->err);
+}
+
 static int write_one(struct run *r, long long id)
 {
 	struct outbox_item it;
@@ -222,6 +246,8 @@ static int write_one(struct run *r, long long id)
 	}
 	if (strncmp(it.op, "list-", 5) == 0)
 		rc = write_list(r, s, &it, &cur);
+	else if (strcmp(it.op, "delete") == 0)
+		rc = write_delete(r, s, &it, &cur);
 	else if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
 		rc = record_success(r, s, &it, &got, create, existed);
 	else

@@ -20,7 +20,8 @@ struct section {
 static const struct section sections[] = {
 	{ "systems", "systems",
 	  "  {system}: polled {polled}, changed {changed}, quarantined {quarantined}, "
-	  "writes done {writes_done}, failed {writes_failed}, requests {requests}" },
+	  "writes done {writes_done}, failed {writes_failed}, swept {swept}, unlinked {unlinked}, "
+	  "requests {requests}" },
 	{ "observed", "changes seen",
 	  "  {system} {remote_id} (person {person_id}) {field}: \"{old_value}\" -> \"{new_value}\"" },
 	{ "conflicts", "conflicts",
@@ -29,6 +30,11 @@ static const struct section sections[] = {
 	{ "writes", "writes",
 	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}) [{status}, {attempts} attempt(s)] "
 	  "{field}: \"{old_value}\" -> \"{new_value}\" (rule {rule}) {last_error}" },
+	{ "optouts", "opt-outs",
+	  "  {phone} {channel} (person {person_id}): {action} by {system}: {reason}" },
+	{ "deliveries", "calls and messages (delivered this run, or waiting)",
+	  "  #{delivery_id} {kind} {source} {source_id} -> {target} (person {person_id}) [{status}, "
+	  "{attempts} attempt(s)] {remote_id} {last_error}" },
 	{ "quarantine", "quarantined records",
 	  "  {system} {remote_id}: {kind}: {reason}" },
 	{ "notices", "not done",
@@ -147,7 +153,7 @@ int report_status(struct state *st, FILE *out, struct df_err *err)
 {
 	struct text_ctx cur = { out, "  {system} {stream}: position {position_ms} ms (run {run_id})", 0 };
 	struct text_ctx runs = { out, "  run {id} {mode} {started_at} .. {finished_at} {status} exit {exit_code} {message}", 0 };
-	struct text_ctx pend = { out, sections[6].line, 0 };
+	struct text_ctx pend = { out, sections[sizeof(sections) / sizeof(sections[0]) - 1].line, 0 };
 	long long pending = 0, failed = 0;
 
 	fprintf(out, "cursors:\n");

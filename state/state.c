@@ -42,15 +42,17 @@ static const char *const sql[S_COUNT] = {
 	[S_RUN_FINISH] = "UPDATE run SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
 			 "status = ?2, exit_code = ?3, message = ?4 WHERE id = ?1",
 	[S_RUN_SYSTEM] = "INSERT OR REPLACE INTO run_system (run_id, system, polled, changed, "
-			 "quarantined, writes_done, writes_failed, requests) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+			 "quarantined, writes_done, writes_failed, requests, swept, unlinked) "
+			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
 	[S_LAST_RUN] = "SELECT max(id) FROM run",
 	[S_CURSOR_GET] = "SELECT position_ms FROM cursor WHERE system = ?1 AND stream = ?2",
 	[S_CURSOR_SET] = "INSERT INTO cursor (system, stream, position_ms, run_id) VALUES (?1,?2,?3,?4) "
 			 "ON CONFLICT (system, stream) DO UPDATE SET position_ms = excluded.position_ms, "
 			 "run_id = excluded.run_id",
 	[S_SNAP_GET] = "SELECT fields, remote_updated_ms FROM snapshot WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_PUT] = "INSERT INTO snapshot (system, remote_id, fields, phone, email, remote_updated_ms, seen_run) "
-		       "VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (system, remote_id) DO UPDATE SET "
+	/* A new record counts as just swept: it was read a moment ago. */
+	[S_SNAP_PUT] = "INSERT INTO snapshot (system, remote_id, fields, phone, email, remote_updated_ms, seen_run, "
+		       "swept_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
 		       "seen_run = excluded.seen_run",
@@ -104,7 +106,8 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
 	[S_SWEEP_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
 			   "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
-			   "WHERE s.system = ?1 AND s.gone_run IS NULL ORDER BY s.swept_ms, s.remote_id LIMIT ?2",
+			   "WHERE s.system = ?1 AND s.gone_run IS NULL AND s.swept_ms <= ?3 "
+			   "ORDER BY s.swept_ms, s.remote_id LIMIT ?2",
 	[S_SWEPT] = "UPDATE snapshot SET swept_ms = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_MARK_GONE] = "UPDATE snapshot SET gone_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_MARK_UNSEEN] = "UPDATE snapshot SET gone_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
@@ -149,7 +152,8 @@ static const char *const sql[S_COUNT] = {
 /* Report queries: name -> SQL taking the run id as ?1. */
 static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "run", "SELECT id, started_at, finished_at, mode, status, exit_code, message FROM run WHERE id = ?1" },
-	{ "systems", "SELECT system, polled, changed, quarantined, writes_done, writes_failed, requests "
+	{ "systems", "SELECT system, polled, changed, quarantined, writes_done, writes_failed, swept, "
+		     "unlinked, requests "
 		     "FROM run_system WHERE run_id = ?1 ORDER BY rowid" },
 	{ "observed", "SELECT system, remote_id, person_id, field, old_value, new_value FROM observed "
 		      "WHERE run_id = ?1 ORDER BY rowid" },
@@ -388,6 +392,8 @@ int state_run_system_add(struct state *st, long long run, const char *system,
 	sqlite3_bind_int64(s, 6, c->writes_done);
 	sqlite3_bind_int64(s, 7, c->writes_failed);
 	sqlite3_bind_int64(s, 8, c->requests);
+	sqlite3_bind_int64(s, 9, c->swept);
+	sqlite3_bind_int64(s, 10, c->unlinked);
 	return step_done(st, s, err, "record run counts");
 }
 
@@ -491,6 +497,7 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 	if (rec->updated_ms >= 0)
 		sqlite3_bind_int64(s, 6, rec->updated_ms);
 	sqlite3_bind_int64(s, 7, run);
+	sqlite3_bind_int64(s, 8, time_now_ms());
 	rc = step_done(st, s, err, "write snapshot");
 	free(json);
 	return rc;
@@ -964,8 +971,8 @@ int state_optout_log(struct state *st, long long run, const char *phone, const c
 	return step_done(st, s, err, "log opt-out");
 }
 
-int state_sweep_batch(struct state *st, const char *system, int max, char ***ids, int *n,
-		      struct df_err *err)
+int state_sweep_batch(struct state *st, const char *system, int max, long long before_ms,
+		      char ***ids, int *n, struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_SWEEP_BATCH, err);
 	int rc;
@@ -976,6 +983,7 @@ int state_sweep_batch(struct state *st, const char *system, int max, char ***ids
 		return -1;
 	bind_text(s, 1, system);
 	sqlite3_bind_int(s, 2, max);
+	sqlite3_bind_int64(s, 3, before_ms);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(**ids));
 		(*ids)[(*n)++] = column_dup(s, 0);

@@ -33,7 +33,7 @@ long long state_run_start(struct state *st, const char *mode, struct df_err *err
 int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
 		     const char *message, struct df_err *err);
 struct run_counts {
-	long polled, changed, quarantined, writes_done, writes_failed, requests;
+	long polled, changed, quarantined, writes_done, writes_failed, requests, swept, unlinked;
 };
 int state_run_system_add(struct state *st, long long run, const char *system,
 			 const struct run_counts *c, struct df_err *err);
@@ -77,10 +77,10 @@ int state_person_dirty(struct state *st, long long person, bool dirty, struct df
 int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct df_err *err);
 
 /* Deletes and the sweep. */
-/* Up to max linked records of system, least recently swept first
- * (remote ids; free each and the array). */
-int state_sweep_batch(struct state *st, const char *system, int max, char ***ids, int *n,
-		      struct df_err *err);
+/* Up to max linked records of system last swept at or before before_ms,
+ * least recently swept first (remote ids; free each and the array). */
+int state_sweep_batch(struct state *st, const char *system, int max, long long before_ms,
+		      char ***ids, int *n, struct df_err *err);
 int state_snapshot_swept(struct state *st, const char *system, const char *remote_id,
 			 long long now_ms, struct df_err *err);
 int state_mark_gone(struct state *st, const char *system, const char *remote_id, long long run,

@@ -1764,6 +1764,7 @@ class VeritySystem(System):
         ("GET", "/api/v1/contacts/{id}", "get_contact"),
         ("POST", "/api/v1/contacts", "create_contact"),
         ("PATCH", "/api/v1/contacts/{id}", "patch_contact"),
+        ("DELETE", "/api/v1/contacts/{id}", "delete_contact"),
     ))
     STRING_FIELDS = frozenset({"firstName", "lastName", "phoneE164", "email", "address1",
                                "city", "state", "postalCode", "country", "timezone"})
@@ -1870,6 +1871,10 @@ class VeritySystem(System):
                    if (phone and record.get("phoneE164") == phone)
                    or (email and lower_or_none(record.get("email")) == email)]
         return Response(200, {"contacts": matches})
+
+    def delete_contact(self, req: Request, id: str) -> Response:
+        self.remove(self._existing(id))
+        return Response(200, {"deleted": True})
 
     def get_contact(self, req: Request, id: str) -> Response:
         return Response(200, {"contact": self.records[self._existing(id)]})
