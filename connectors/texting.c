@@ -161,10 +161,16 @@ static int texting_lookup(void *self, const struct record *want, struct record *
 	if (o == NULL)
 		return -1;
 	json_object_object_get_ex(o, "channels", &channels);
-	found->remote_id = xstrdup(want->value[F_PHONE]);
 	record_set(found, F_PHONE, want->value[F_PHONE]);
-	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && rc == 0; f++)
+	bool any = false;
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && rc == 0; f++) {
 		rc = jm_read_flag(channels, optout_channel(f), found, f, err);
+		any |= str_eq(found->value[f], "true");
+	}
+	/* The register knows every number; it holds a record only of those
+	 * with an opt-out. */
+	if (any)
+		found->remote_id = xstrdup(want->value[F_PHONE]);
 	json_object_put(o);
 	return rc;
 }
@@ -267,7 +273,12 @@ static int texting_fetch(void *self, const struct record *current, struct record
 			 struct df_err *err)
 {
 	*gone = false;
-	return texting_lookup(self, current, out, err);
+	if (texting_lookup(self, current, out, err))
+		return -1;
+	/* A number without opt-outs is still the same register entry. */
+	if (out->remote_id == NULL)
+		out->remote_id = xstrdup(current->remote_id);
+	return 0;
 }
 
 static const char *const texting_streams[] = { "messages", NULL };

@@ -279,7 +279,8 @@ void merge_optout(const struct optout_input *in, struct optout_result *out)
 	out->opted_out = true;
 	out->reason = flag_on(in->base) ? "opt-out stays (sticky)" : "opt-out from the registry";
 	for (int s = 0; s < in->nsys; s++) {
-		if (in->value[s] == NULL || flag_on(in->value[s]) || !flag_on(in->base))
+		if (in->value[s] == NULL || flag_on(in->value[s]) || !flag_on(in->base) ||
+		    !in->prev_known[s] || !flag_on(in->prev[s]))
 			continue;
 		/* s turned the flag off. */
 		if (in->may_opt_in[s] && out->opted_in_by < 0) {

@@ -73,13 +73,17 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
  * record shows it any more. A system that turns the flag off opts the
  * person back in only when may_opt_in[s] says the configuration allows that
  * system (for example the one that recorded the opt-out); otherwise its
- * change is refused and the opt-out is written back to it.
+ * change is refused and the opt-out is written back to it. Only a system
+ * that held the opt-out at the last merge can turn it off: a record linked
+ * since (fresh) that shows none simply has not been told yet.
  */
 struct optout_input {
 	const char *base;                       /* agreed flag, NULL if none */
 	bool registry_out;                      /* the registry holds an opt-out */
 	int nsys;
 	const char *value[DF_MAX_SYSTEMS];      /* "true"/"false"/NULL */
+	const char *prev[DF_MAX_SYSTEMS];       /* its value at the last merge */
+	bool prev_known[DF_MAX_SYSTEMS];        /* false: a fresh record */
 	bool may_opt_in[DF_MAX_SYSTEMS];
 };
 

@@ -68,6 +68,8 @@ static int merge_optout_field(struct run *r, long long person, int f, const stru
 		return -1;
 	for (int s = 0; s < r->nsys; s++) {
 		in.value[s] = present[s] ? recs[s].value[f] : NULL;
+		in.prev[s] = pv->prev[s].value[f];
+		in.prev_known[s] = present[s] && pv->known[s];
 		in.may_opt_in[s] = may_opt_in(r, s, source);
 	}
 	merge_optout(&in, &res);
