@@ -2,14 +2,19 @@
 """The built-in demo: dfreconcile against local simulators of GHL, Aloware
 and Verity (tests/sim), end to end over real HTTP on 127.0.0.1.
 
-1. start the simulators seeded with a few hundred contacts: some only in one
-   system, some in two or three under different ids (phones written
-   differently), some with conflicting values, some with invalid phones, one
-   malformed record;
+1. start the simulators of GHL, Aloware, Verity and the texting system,
+   seeded with a few hundred contacts: some only in one system, some in two
+   or three under different ids (phones written differently), some with
+   conflicting values, some with invalid phones, one malformed record; GHL
+   tags that map to Aloware call lists;
 2. run a full reconcile and print its report;
-3. edit records in each system as users would (including one conflicting
-   edit of the same field in two systems) and run again;
-4. print the second report and the request counts, stop the simulators.
+3. as users would: edit records in each system (one conflicting edit of the
+   same field in two systems), log Aloware calls, exchange texts (one of them
+   a STOP), opt a contact out in Verity, move GHL tags, delete a GHL contact;
+   run again;
+4. print the second report (calls and messages delivered, list changes,
+   opt-outs applied, what could not be done) and the status, stop the
+   simulators.
 
 The state file and config stay in build/demo/ for a look with sqlite3.
 """
@@ -58,18 +63,27 @@ def verity(i, **extra):
 
 
 def seed(sim):
-    """About 400 contacts across the three systems."""
+    """About 400 contacts across the systems, and two Aloware call lists."""
     g = [ghl(i) for i in range(0, 150)]                      # 0-149 in GHL
     a = [aloware(i) for i in range(100, 200)]                # 100-199 in Aloware (100-149 shared)
     v = [verity(i) for i in range(140, 260)]                 # 140-259 in Verity (140-149 in all three)
     a[5]["first_name"] = "Annabel"                           # conflicting values before the first run
     v[3]["lastName"] = "Different"
+    for i in (100, 101, 102):                                # GHL tags that map to call lists
+        g[i]["tags"] = ["demo", "CALL_NOW"]
+    g[103]["tags"] = ["demo", "hot-lead"]
     g += [ghl(300 + i, phone=bad) for i, bad in enumerate(["555-01", "call me", "+0123", "12"])]
+    sim.seed("aloware", [{"id": 101, "name": "DF_CALL_NOW", "contact_ids": []},
+                         {"id": 102, "name": "DF_HOT", "contact_ids": []}], collection="lists")
     sim.seed("ghl", g)
     sim.seed("aloware", a)
     sim.seed("verity", v)
     sim.seed("verity", [{"id": "ver_bad", "firstName": "Broken", "phoneE164": 5551234,
                          "updatedAt": sim.now("verity")}], raw=True)
+
+
+def by_phone(records, key, phone):
+    return next(r for r in records if r.get(key) == phone)
 
 
 def edit(sim):
@@ -82,10 +96,29 @@ def edit(sim):
     sim.edit("aloware", a[0]["id"], {"email": "new.address@example.com"})
     sim.edit("verity", v[0]["id"], {"customFields": {"investorTier": "gold"}})
     # The same person's first name changed in GHL and Verity: a conflict.
-    target = next(r for r in v if r["phoneE164"] == "+15552000145")
+    target = by_phone(v, "phoneE164", "+15552000145")
     gtarget = next(r for r in g if r.get("email") == target["email"])
     sim.edit("ghl", gtarget["id"], {"firstName": "Maximilian"})
     sim.edit("verity", target["id"], {"firstName": "Max"})
+    # Tags: one contact leaves the call list, another joins it.
+    sim.edit("ghl", by_phone(g, "phone", "(555) 200-0100")["id"], {"tags": ["demo"]})
+    sim.edit("ghl", by_phone(g, "phone", "(555) 200-0104")["id"], {"tags": ["demo", "call_now"]})
+    # Calls logged in Aloware, texts in the texting system.
+    for phone, direction, seconds in (("+15552000110", "outbound", 125), ("+15552000111", "inbound", 42)):
+        contact = by_phone(a, "phone_number", phone)
+        sim.seed("aloware", [{"contact_id": contact["id"], "direction": direction, "duration": seconds,
+                              "disposition": "Interested", "status": "completed",
+                              "recording_url": "https://recordings.example/" + phone[1:]}],
+                 collection="calls")
+    sim.seed("texting", [
+        {"direction": "inbound", "from": "+15552000120", "to": "+15550009999", "body": "Is the fund still open?"},
+        {"direction": "outbound", "from": "+15550009999", "to": "+15552000120", "body": "It is. Shall I call you?"},
+        {"direction": "inbound", "from": "+15552000101", "to": "+15550009999", "body": "STOP"},
+        {"direction": "inbound", "from": "+15552000121", "to": "+15550009999", "body": "don't stop the updates"},
+    ], collection="messages")
+    # An opt-out recorded in Verity; a contact deleted in GHL.
+    sim.edit("verity", by_phone(v, "phoneE164", "+15552000150")["id"], {"optOuts": {"call": True}})
+    sim.delete("ghl", g[25]["id"])  # the sweep re-reads GHL 20 a run: 21-40 in run 2
 
 
 def write_config(workdir, sim):
@@ -93,14 +126,21 @@ def write_config(workdir, sim):
     conf.write_text(f"""# Written by tests/demo.py
 state_path = "state.db";
 default_country = "US";
-source_order = ["ghl", "aloware", "verity"];
+source_order = ["ghl", "aloware", "verity", "texting"];
 systems = {{
   ghl = {{ base_url = "{sim.base_url('ghl')}"; token = "ghl-test-token"; location_id = "loc-demo";
-          rate_limit = 0; page_size = 100; }};
+          rate_limit = 0; page_size = 100; conversation_provider_id = "demo-provider";
+          sweep = 20; sweep_interval = 0; }};
   aloware = {{ base_url = "{sim.base_url('aloware')}"; token = "aloware-test-token"; rate_limit = 0; }};
   verity = {{ base_url = "{sim.base_url('verity')}"; token = "verity-test-token"; rate_limit = 0; }};
+  texting = {{ base_url = "{sim.base_url('texting')}"; token = "texting-test-token"; rate_limit = 0; }};
 }};
 custom_fields = ( {{ name = "investor_tier"; ghl = "cf_tier"; aloware = "csf1"; verity = "investorTier"; }} );
+call_lists = {{
+  system = "aloware";
+  rules = ( {{ tag = "call_now"; match = "case-insensitive"; list_id = "101"; }},
+            {{ tag = "^hot"; match = "regex"; list_id = "102"; }} );
+}};
 """)
     return conf
 
