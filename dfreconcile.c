@@ -19,7 +19,9 @@
 static const char usage[] =
 	"usage: dfreconcile [-c FILE] [-v|-q] [COMMAND [OPTIONS]]\n"
 	"\n"
-	"Reconciles contacts across GoHighLevel, Aloware and Verity.\n"
+	"Reconciles GoHighLevel, Aloware, Verity and the texting system: contacts\n"
+	"both ways, Aloware calls and texts into GHL, GHL tags to Aloware call\n"
+	"lists, and opt-outs (STOP, DND, DNC) to every system.\n"
 	"\n"
 	"commands:\n"
 	"  run [--full] [--dry-run] [--max-change-share X]\n"
