@@ -74,7 +74,7 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 		case 'n': ro.dry_run = true; break;
 		case 'm':
 			ro.max_change_share = strtod(optarg, &end);
-			if (*end || end == optarg || ro.max_change_share < 0 || ro.max_change_share > 1)
+			if (*end || end == optarg || !(ro.max_change_share >= 0 && ro.max_change_share <= 1))
 				return usage_error("--max-change-share takes a number from 0 to 1, not \"%s\"", optarg);
 			break;
 		default: return usage_error("%s", "unknown option to run");
@@ -122,7 +122,7 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	st = state_open(cfg->state_path, &err);
+	st = state_open_existing(cfg->state_path, &err);
 	if (st == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
 		return EXIT_FATAL;
@@ -178,7 +178,9 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "check-config"))
 		return usage_error("unknown command \"%s\"", cmd);
 
-	cfg = config_load(path, &err);
+	/* Only a run talks to the systems and needs their tokens. */
+	cfg = strcmp(cmd, "report") == 0 || strcmp(cmd, "status") == 0 ? config_load_public(path, &err)
+									 : config_load(path, &err);
 	if (cfg == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
 		return EXIT_USAGE;

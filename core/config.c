@@ -20,6 +20,7 @@
 
 struct loader {
 	const char *file;
+	bool secrets;           /* read tokens (not for report or status) */
 	struct config *cfg;
 	struct df_err *err;
 	char dir[4096];
@@ -64,6 +65,27 @@ static int bad(struct loader *ld, const config_setting_t *s, const char *fmt, ..
 	}
 	free(path);
 	return -1;
+}
+
+/* A misspelt setting would silently fall back to a default: refuse it.
+ * extra, when not NULL, is a second list (system names in custom fields). */
+static int known_keys(struct loader *ld, const config_setting_t *grp, const char *const *keys,
+		      const struct config *extra)
+{
+	if (grp == NULL || !config_setting_is_group(grp))
+		return 0;
+	for (int i = 0; i < config_setting_length(grp); i++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(s);
+		bool ok = false;
+		for (int k = 0; keys[k] && !ok; k++)
+			ok = strcmp(keys[k], name) == 0;
+		for (int k = 0; extra && k < extra->nsys && !ok; k++)
+			ok = strcmp(extra->sys[k].name, name) == 0;
+		if (!ok)
+			return bad(ld, s, "unknown setting");
+	}
+	return 0;
 }
 
 static char *resolve_path(struct loader *ld, const char *p)
@@ -146,6 +168,10 @@ static int read_token_file(struct loader *ld, const config_setting_t *s, const c
 	if (f == NULL)
 		return bad(ld, s, "cannot read token file %s: %s", path, strerror(errno));
 	n = fread(buf, 1, sizeof(buf) - 1, f);
+	if (n == sizeof(buf) - 1 && fgetc(f) != EOF) {
+		fclose(f);
+		return bad(ld, s, "token file %s is longer than %zu bytes", path, sizeof(buf) - 2);
+	}
 	fclose(f);
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
@@ -163,8 +189,17 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	const config_setting_t *tokfile = config_setting_get_member(grp, "token_file");
 	const struct connector *conn = connector_find(sc->name);
 
+	static const char *const keys[] = {
+		"base_url", "token", "token_file", "location_id", "rate_limit", "rate_window",
+		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
+		"tls_verify", "create", "listing", "sweep", "sweep_interval", "propagate_deletes",
+		"conversation_provider_id", NULL,
+	};
+
 	if (conn == NULL)
 		return bad(ld, grp, "unknown system (known: %s)", connector_names());
+	if (known_keys(ld, grp, keys, NULL))
+		return -1;
 	sc->rate_limit = conn->default_rate_limit;
 	sc->rate_window = 10;
 	sc->page_size = 100;
@@ -221,7 +256,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 			return bad(ld, tokfile, "must be a string");
 		path = resolve_path(ld, config_setting_get_string(tokfile));
 		sc->token_source = path;
-		if (read_token_file(ld, tokfile, path, &sc->token))
+		if (ld->secrets && read_token_file(ld, tokfile, path, &sc->token))
 			return -1;
 	}
 	return 0;
@@ -306,8 +341,12 @@ static int load_custom_fields(struct loader *ld, config_t *lc)
 		const char *name = NULL, *rule = "two-way";
 		int f;
 
+		static const char *const keys[] = { "name", "rule", NULL };
+
 		if (!config_setting_is_group(g) || !config_setting_lookup_string(g, "name", &name))
 			return bad(ld, g, "needs a name");
+		if (known_keys(ld, g, keys, ld->cfg))
+			return -1;
 		if (rs != NULL && config_setting_type(rs) != CONFIG_TYPE_STRING)
 			return bad(ld, rs, "must be a rule string");
 		if (rs != NULL)
@@ -357,8 +396,13 @@ static int load_lists(struct loader *ld, config_t *lc)
 	struct config *cfg = ld->cfg;
 	int sys;
 
+	static const char *const keys[] = { "system", "rules", NULL };
+	static const char *const rule_keys[] = { "tag", "match", "list_id", NULL };
+
 	if (grp == NULL)
 		return 0;
+	if (known_keys(ld, grp, keys, NULL))
+		return -1;
 	cfg->lists_system = xstrdup("aloware");
 	if (get_string(ld, grp, "system", &cfg->lists_system))
 		return -1;
@@ -374,6 +418,8 @@ static int load_lists(struct loader *ld, config_t *lc)
 		config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
 		struct list_rule *lr = &cfg->lists[i];
 		char *match = NULL;
+		if (known_keys(ld, g, rule_keys, NULL))
+			return -1;
 		if (get_string(ld, g, "tag", &lr->tag) || get_string(ld, g, "list_id", &lr->list_id) ||
 		    get_string(ld, g, "match", &match))
 			return -1;
@@ -408,7 +454,11 @@ static int load_optouts(struct loader *ld, config_t *lc)
 	char *copy, *tok, *save = NULL;
 	int rc = 0;
 
+	static const char *const keys[] = { "opt_in", NULL };
+
 	ld->cfg->opt_in = OPTIN_SAME_SYSTEM;
+	if (known_keys(ld, config_lookup(lc, "optouts"), keys, NULL))
+		return -1;
 	if (s == NULL)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -439,8 +489,19 @@ static int load_top(struct loader *ld, config_t *lc)
 	config_setting_t *root = config_root_setting(lc);
 	config_setting_t *safety = config_lookup(lc, "safety");
 	config_setting_t *writes = config_lookup(lc, "writes");
+	static const char *const keys[] = {
+		"state_path", "lock_path", "default_country", "log_level", "source_order", "systems",
+		"fields", "custom_fields", "keep_tag_prefix", "safety", "writes", "max_pages",
+		"optouts", "call_lists", NULL,
+	};
+	static const char *const safety_keys[] = { "max_change_share", "min_records", NULL };
+	static const char *const writes_keys[] = { "max_attempts", "backoff", NULL };
 	char *level = NULL, *state = NULL, *lock = NULL;
 	int rc = 0;
+
+	if (known_keys(ld, root, keys, NULL) || known_keys(ld, safety, safety_keys, NULL) ||
+	    known_keys(ld, writes, writes_keys, NULL))
+		return -1;
 
 	cfg->default_country = xstrdup("US");
 	cfg->keep_tag_prefix = xstrdup("SYS:");
@@ -481,9 +542,9 @@ static int load_top(struct loader *ld, config_t *lc)
 	return rc;
 }
 
-struct config *config_load(const char *path, struct df_err *err)
+static struct config *load(const char *path, bool secrets, struct df_err *err)
 {
-	struct loader ld = { .file = path, .err = err };
+	struct loader ld = { .file = path, .err = err, .secrets = secrets };
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	const char *slash = strrchr(path, '/');
 	config_t lc;
@@ -513,6 +574,16 @@ struct config *config_load(const char *path, struct df_err *err)
 	}
 	log_set_level(cfg->log_level);
 	return cfg;
+}
+
+struct config *config_load(const char *path, struct df_err *err)
+{
+	return load(path, true, err);
+}
+
+struct config *config_load_public(const char *path, struct df_err *err)
+{
+	return load(path, false, err);
 }
 
 void config_free(struct config *cfg)

@@ -73,6 +73,9 @@ struct config {
 /* Reads and checks path. On error returns NULL with err (class CONFIG)
  * naming file, line and setting. */
 struct config *config_load(const char *path, struct df_err *err);
+/* The same without reading token files (their tokens stay NULL): for the
+ * report and status, which talk to no system and may run as an auditor. */
+struct config *config_load_public(const char *path, struct df_err *err);
 void config_free(struct config *cfg);
 
 /* Index of the named system, -1 if it is not configured. */

@@ -284,11 +284,11 @@ static int migrate(struct state *st, struct df_err *err)
 	return 0;
 }
 
-struct state *state_open(const char *path, struct df_err *err)
+static struct state *open_file(const char *path, int flags, struct df_err *err)
 {
 	struct state *st = xcalloc(1, sizeof(*st));
 
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
 		df_fail(err, DF_FAIL_STATE, "state: cannot open %s: %s", path,
 			st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		state_close(st);
@@ -302,6 +302,16 @@ struct state *state_open(const char *path, struct df_err *err)
 		return NULL;
 	}
 	return st;
+}
+
+struct state *state_open(const char *path, struct df_err *err)
+{
+	return open_file(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
+}
+
+struct state *state_open_existing(const char *path, struct df_err *err)
+{
+	return open_file(path, SQLITE_OPEN_READWRITE, err);
 }
 
 void state_close(struct state *st)
