@@ -27,8 +27,15 @@ static int sweep_system(struct run *r, int s)
 	char **ids = NULL;
 	int n = 0, rc = 0;
 
+	long long linked = 0;
+
 	if (sr->conf->sweep <= 0 || sr->conn->fetch == NULL || sr->poll_failed)
 		return 0;
+	/* The period the report promises: every linked record within this
+	 * many runs (longer when sweep_interval holds records back). */
+	if (state_snapshot_count(r->st, sr->conf->name, &linked, &r->err))
+		return -1;
+	sr->counts.sweep_cycle = (linked + sr->conf->sweep - 1) / sr->conf->sweep;
 	if (state_sweep_batch(r->st, sr->conf->name, sr->conf->sweep,
 			      time_now_ms() - sr->conf->sweep_interval * 1000LL, &ids, &n, &r->err))
 		return -1;

@@ -123,6 +123,7 @@ static const char *const migrations[] = {
 	"CREATE INDEX snapshot_sweep ON snapshot(system, swept_ms);"
 	"ALTER TABLE run_system ADD COLUMN swept INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE run_system ADD COLUMN unlinked INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE run_system ADD COLUMN sweep_cycle INTEGER NOT NULL DEFAULT 0;"
 	/* What each record held when its person was last merged: the merge
 	 * compares with it to tell a system's own edits (engine/merge.h). */
 	"ALTER TABLE snapshot ADD COLUMN merged TEXT;"

@@ -42,8 +42,8 @@ static const char *const sql[S_COUNT] = {
 	[S_RUN_FINISH] = "UPDATE run SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
 			 "status = ?2, exit_code = ?3, message = ?4 WHERE id = ?1",
 	[S_RUN_SYSTEM] = "INSERT OR REPLACE INTO run_system (run_id, system, polled, changed, "
-			 "quarantined, writes_done, writes_failed, requests, swept, unlinked) "
-			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+			 "quarantined, writes_done, writes_failed, requests, swept, unlinked, sweep_cycle) "
+			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
 	[S_LAST_RUN] = "SELECT max(id) FROM run",
 	[S_CURSOR_GET] = "SELECT position_ms FROM cursor WHERE system = ?1 AND stream = ?2",
 	[S_CURSOR_SET] = "INSERT INTO cursor (system, stream, position_ms, run_id) VALUES (?1,?2,?3,?4) "
@@ -153,7 +153,7 @@ static const char *const sql[S_COUNT] = {
 static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "run", "SELECT id, started_at, finished_at, mode, status, exit_code, message FROM run WHERE id = ?1" },
 	{ "systems", "SELECT system, polled, changed, quarantined, writes_done, writes_failed, swept, "
-		     "unlinked, requests "
+		     "sweep_cycle, unlinked, requests "
 		     "FROM run_system WHERE run_id = ?1 ORDER BY rowid" },
 	{ "observed", "SELECT system, remote_id, person_id, field, old_value, new_value FROM observed "
 		      "WHERE run_id = ?1 ORDER BY rowid" },
@@ -404,6 +404,7 @@ int state_run_system_add(struct state *st, long long run, const char *system,
 	sqlite3_bind_int64(s, 8, c->requests);
 	sqlite3_bind_int64(s, 9, c->swept);
 	sqlite3_bind_int64(s, 10, c->unlinked);
+	sqlite3_bind_int64(s, 11, c->sweep_cycle);
 	return step_done(st, s, err, "record run counts");
 }
 
