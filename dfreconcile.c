@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/normalize.h"
 #include "engine/engine.h"
 #include "report/report.h"
 
@@ -34,6 +35,9 @@ static const char usage[] =
 	"  report [--last | --run N] [--format text|json]\n"
 	"                     what a run saw, decided and wrote (default: --last)\n"
 	"  status             cursors, recent runs, writes waiting\n"
+	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
+	"                     why a person's values are what they are (a person\n"
+	"                     is a number of up to 9 digits)\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"\n"
 	"options:\n"
@@ -143,6 +147,66 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	return EXIT_OK;
 }
 
+/* The persons a phone, an email or a person number names. */
+static int resolve_person(const struct config *cfg, struct state *st, const char *arg,
+			  long long *ids, int max, int *n, struct df_err *err)
+{
+	size_t len = strlen(arg);
+	char *key;
+	int rc;
+
+	if (len > 0 && len <= 9 && strspn(arg, "0123456789") == len) {
+		ids[0] = strtoll(arg, NULL, 10);
+		*n = 1;
+		return 0;
+	}
+	key = strchr(arg, '@') ? email_normalize(arg) : phone_to_e164(arg, cfg->default_country);
+	if (key == NULL)
+		return df_fail(err, DF_FAIL_INPUT, "\"%s\" is not a phone, an email or a person number", arg);
+	rc = state_match(st, strchr(arg, '@') ? "email" : "phone", key, ids, max, n, err);
+	if (rc == 0 && *n == 0)
+		rc = df_fail(err, DF_FAIL_INPUT, "no person has %s", key);
+	free(key);
+	return rc;
+}
+
+static int cmd_explain(const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum report_format fmt = REPORT_TEXT;
+	struct df_err err = { 0 };
+	long long ids[8];
+	struct state *st;
+	int c, n = 0, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c == 'f' && strcmp(optarg, "json") == 0)
+			fmt = REPORT_JSON;
+		else if (!(c == 'f' && strcmp(optarg, "text") == 0))
+			return usage_error("%s", "explain takes --format text|json");
+	}
+	if (optind + 1 != argc)
+		return usage_error("%s", "explain takes one phone, email or person number");
+	st = state_open_existing(cfg->state_path, &err);
+	if (st == NULL) {
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return EXIT_FATAL;
+	}
+	rc = resolve_person(cfg, st, argv[optind], ids, 8, &n, &err);
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = report_explain(st, ids[i], fmt, stdout, &err);
+	state_close(st);
+	if (rc) {
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return err.fail == DF_FAIL_INPUT ? EXIT_USAGE : EXIT_FATAL;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -175,12 +239,12 @@ int main(int argc, char **argv)
 	argc -= optind - 1;
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
-	    strcmp(cmd, "check-config"))
+	    strcmp(cmd, "check-config") && strcmp(cmd, "explain"))
 		return usage_error("unknown command \"%s\"", cmd);
 
 	/* Only a run talks to the systems and needs their tokens. */
-	cfg = strcmp(cmd, "report") == 0 || strcmp(cmd, "status") == 0 ? config_load_public(path, &err)
-									 : config_load(path, &err);
+	cfg = strcmp(cmd, "run") == 0 || strcmp(cmd, "check-config") == 0 ? config_load(path, &err)
+									    : config_load_public(path, &err);
 	if (cfg == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
 		return EXIT_USAGE;
@@ -195,6 +259,8 @@ int main(int argc, char **argv)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = cmd_run(cfg, argc, argv);
 		curl_global_cleanup();
+	} else if (strcmp(cmd, "explain") == 0) {
+		rc = cmd_explain(cfg, argc, argv);
 	} else {
 		rc = cmd_report(cfg, argc, argv, strcmp(cmd, "status") == 0);
 	}

@@ -47,6 +47,15 @@ static void to_event(const struct event_row *row, struct event *ev)
 	event_attrs_from_json(ev, row->payload);
 }
 
+/* The target's record id for the delivery's event, NULL while it waits. */
+static int target_of(struct run *r, struct delivery_item *it, long long *person, char **target_id)
+{
+	*target_id = NULL;
+	if (event_person(r, &it->ev, person))
+		return -1;
+	return *person ? state_link_of(r->st, *person, it->target, target_id, &r->err) : 0;
+}
+
 static int deliver_one(struct run *r, long long id)
 {
 	struct delivery_item it;
@@ -65,9 +74,8 @@ static int deliver_one(struct run *r, long long id)
 					r->id, &r->err);
 		goto out;
 	}
-	if (event_person(r, &it.ev, &person) ||
-	    (person && person != it.ev.person && state_event_person(r->st, it.ev.id, person, &r->err)) ||
-	    (person && state_link_of(r->st, person, it.target, &target_id, &r->err)))
+	if (target_of(r, &it, &person, &target_id) ||
+	    (person && person != it.ev.person && state_event_person(r->st, it.ev.id, person, &r->err)))
 		goto out;
 	if (target_id == NULL) {
 		rc = 0;         /* waits for its contact */
@@ -108,6 +116,31 @@ int deliver_due(struct run *r)
 			after = ids[i];
 			if (deliver_one(r, ids[i]))
 				return -1;
+		}
+	} while (n == BATCH);
+	return 0;
+}
+
+int deliver_print_plan(struct run *r, FILE *out)
+{
+	long long ids[BATCH], after = 0;
+	int n;
+
+	do {
+		if (state_delivery_due(r->st, (long long)1 << 62, after, ids, BATCH, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++) {
+			struct delivery_item it;
+			char *target_id = NULL;
+			long long person = 0;
+			after = ids[i];
+			if (state_delivery_load(r->st, ids[i], &it, &r->err))
+				return -1;
+			if (target_of(r, &it, &person, &target_id) == 0)
+				fprintf(out, "plan: deliver %s %s %s to %s %s\n", it.ev.source, it.ev.kind,
+					it.ev.source_id, it.target, target_id ? target_id : "(waits for its contact)");
+			free(target_id);
+			delivery_item_clear(&it);
 		}
 	} while (n == BATCH);
 	return 0;

@@ -85,8 +85,10 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
 int observe_event(struct run *r, int s, const struct event *ev);
 bool events_is_stop(const char *body);  /* the whole trimmed text, any case */
 
-/* deliver.c: deliver what is due and linked; the rest waits. */
+/* deliver.c: deliver what is due and linked; the rest waits. The dry
+ * run prints what would be delivered instead. */
 int deliver_due(struct run *r);
+int deliver_print_plan(struct run *r, FILE *out);
 
 /* reconcile.c: merge and plan every dirty person. */
 int reconcile_dirty(struct run *r);

@@ -304,5 +304,5 @@ int write_print_plan(struct run *r, FILE *out)
 		}
 	} while (n == BATCH);
 	fprintf(out, "plan: %ld write%s\n", total, total == 1 ? "" : "s");
-	return 0;
+	return deliver_print_plan(r, out);
 }

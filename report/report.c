@@ -99,36 +99,24 @@ static int json_row(void *arg, int n, const char *const *names, const char *cons
 	return 0;
 }
 
-static int print_header(struct state *st, long long run, FILE *out, struct df_err *err)
+/* The sections as one JSON document (head: the single-row query that
+ * names what the document is about) or as text. */
+static int render(struct state *st, const struct section *secs, size_t n, const char *head,
+		  const char *head_line, long long key, enum report_format fmt, FILE *out,
+		  struct df_err *err)
 {
-	struct text_ctx t = { out,
-		"dfreconcile report: run {id} ({mode}), started {started_at}, finished {finished_at}, "
-		"status {status}, exit {exit_code}\n{message}", 0 };
-
-	if (state_report(st, "run", run, text_row, &t, err))
-		return -1;
-	if (t.rows == 0)
-		return df_fail(err, DF_FAIL_STATE, "no run %lld in the state file", run);
-	return 0;
-}
-
-int report_print(struct state *st, long long run, enum report_format fmt, FILE *out,
-		 struct df_err *err)
-{
-	size_t n = sizeof(sections) / sizeof(sections[0]);
-
 	if (fmt == REPORT_JSON) {
-		json_object *doc = json_object_new_object(), *runs = json_object_new_array();
-		int rc = state_report(st, "run", run, json_row, runs, err);
-		if (rc == 0 && json_object_array_length(runs) == 0)
-			rc = df_fail(err, DF_FAIL_STATE, "no run %lld in the state file", run);
+		json_object *doc = json_object_new_object(), *rows = json_object_new_array();
+		int rc = state_report(st, head, key, json_row, rows, err);
+		if (rc == 0 && json_object_array_length(rows) == 0)
+			rc = df_fail(err, DF_FAIL_STATE, "no %s %lld in the state file", head, key);
 		if (rc == 0)
-			json_object_object_add(doc, "run", json_object_get(json_object_array_get_idx(runs, 0)));
-		json_object_put(runs);
+			json_object_object_add(doc, head, json_object_get(json_object_array_get_idx(rows, 0)));
+		json_object_put(rows);
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			json_object *arr = json_object_new_array();
-			rc = state_report(st, sections[i].query, run, json_row, arr, err);
-			json_object_object_add(doc, sections[i].query, arr);
+			rc = state_report(st, secs[i].query, key, json_row, arr, err);
+			json_object_object_add(doc, secs[i].query, arr);
 		}
 		if (rc == 0)
 			fprintf(out, "%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
@@ -136,17 +124,50 @@ int report_print(struct state *st, long long run, enum report_format fmt, FILE *
 		json_object_put(doc);
 		return rc;
 	}
-	if (print_header(st, run, out, err))
+	struct text_ctx h = { out, head_line, 0 };
+	if (state_report(st, head, key, text_row, &h, err))
 		return -1;
+	if (h.rows == 0)
+		return df_fail(err, DF_FAIL_STATE, "no %s %lld in the state file", head, key);
 	for (size_t i = 0; i < n; i++) {
-		struct text_ctx t = { out, sections[i].line, 0 };
-		fprintf(out, "%s:\n", sections[i].title);
-		if (state_report(st, sections[i].query, run, text_row, &t, err))
+		struct text_ctx t = { out, secs[i].line, 0 };
+		fprintf(out, "%s:\n", secs[i].title);
+		if (state_report(st, secs[i].query, key, text_row, &t, err))
 			return -1;
 		if (t.rows == 0)
 			fprintf(out, "  (none)\n");
 	}
 	return 0;
+}
+
+int report_print(struct state *st, long long run, enum report_format fmt, FILE *out,
+		 struct df_err *err)
+{
+	return render(st, sections, sizeof(sections) / sizeof(sections[0]), "run",
+		      "dfreconcile report: run {id} ({mode}), started {started_at}, finished {finished_at}, "
+		      "status {status}, exit {exit_code}\n{message}", run, fmt, out, err);
+}
+
+static const struct section explain_sections[] = {
+	{ "explain_links", "records", "  {system} {remote_id}: linked by {how} in run {run_id} {deleted}" },
+	{ "explain_values", "agreed values (I5: who won, by which rule, what it beat)",
+	  "  {field} = \"{value}\" from {system} (rule {rule}: {reason}; run {run_id}) beat {beaten}" },
+	{ "explain_optouts", "opt-out registry", "  {phone} {channel}: {status} by {source} ({reason}) at {changed_at}" },
+	{ "explain_lists", "call lists", "  list {list_id}: {status} (run {run_id})" },
+	{ "explain_conflicts", "conflicts (latest 20)",
+	  "  run {run_id} {field}: base \"{base}\", values {candidates} -> \"{value}\" from {winner} "
+	  "(rule {rule}: {reason})" },
+	{ "explain_writes", "writes (latest 20)",
+	  "  #{outbox_id} run {run_id} {system} {op} {remote_id} [{status}, {attempts} attempt(s)] {last_error}" },
+	{ "explain_deliveries", "calls and messages",
+	  "  {kind} {source} {source_id} -> {target} [{status}] {remote_id}" },
+};
+
+int report_explain(struct state *st, long long person, enum report_format fmt, FILE *out,
+		   struct df_err *err)
+{
+	return render(st, explain_sections, sizeof(explain_sections) / sizeof(explain_sections[0]),
+		      "person", "person {id} (first seen in run {created_run})", person, fmt, out, err);
 }
 
 int report_status(struct state *st, FILE *out, struct df_err *err)

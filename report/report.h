@@ -15,6 +15,10 @@ enum report_format { REPORT_TEXT, REPORT_JSON };
 
 int report_print(struct state *st, long long run, enum report_format fmt, FILE *out,
 		 struct df_err *err);
+/* Why a person's values are what they are: records, agreed values with
+ * provenance, opt-outs, lists, conflicts, writes, deliveries. */
+int report_explain(struct state *st, long long person, enum report_format fmt, FILE *out,
+		   struct df_err *err);
 /* Cursors, recent runs, writes waiting: the admin's view. */
 int report_status(struct state *st, FILE *out, struct df_err *err);
 

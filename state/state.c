@@ -177,6 +177,24 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 			"coalesce(d.last_error, '') AS last_error FROM delivery d JOIN event e ON e.id = d.event_id "
 			"WHERE d.done_run = ?1 OR d.status IN ('waiting', 'pending') "
 			"OR (d.status = 'failed' AND d.run_id = ?1) ORDER BY d.id" },
+	{ "person", "SELECT id, created_run FROM person WHERE id = ?1" },
+	{ "explain_links", "SELECT system, remote_id, how, run_id, CASE WHEN deleted_run IS NULL THEN '' "
+			   "ELSE 'deleted there in run ' || deleted_run END AS deleted FROM link "
+			   "WHERE person_id = ?1 ORDER BY system" },
+	{ "explain_values", "SELECT field, value, coalesce(system, '-') AS system, rule, reason, run_id, "
+			    "coalesce(beaten, '{}') AS beaten FROM field_value WHERE person_id = ?1 ORDER BY field" },
+	{ "explain_optouts", "SELECT o.phone, o.channel, o.status, o.source, coalesce(o.reason, '') AS reason, "
+			     "o.changed_at FROM optout o JOIN field_value f ON f.field = 'phone' AND f.value = o.phone "
+			     "WHERE f.person_id = ?1 ORDER BY o.channel" },
+	{ "explain_lists", "SELECT list_id, status, run_id FROM list_member WHERE person_id = ?1 ORDER BY list_id" },
+	{ "explain_conflicts", "SELECT run_id, field, base, candidates, winner, value, rule, reason FROM conflict "
+			       "WHERE person_id = ?1 ORDER BY id DESC LIMIT 20" },
+	{ "explain_writes", "SELECT id AS outbox_id, run_id, system, op, coalesce(remote_id, '') AS remote_id, status, "
+			    "attempts, coalesce(last_error, '') AS last_error FROM outbox WHERE person_id = ?1 "
+			    "ORDER BY id DESC LIMIT 20" },
+	{ "explain_deliveries", "SELECT e.kind, e.source, e.source_id, d.target, d.status, "
+				"coalesce(d.remote_id, '') AS remote_id FROM event e JOIN delivery d ON d.event_id = e.id "
+				"WHERE e.person_id = ?1 ORDER BY d.id" },
 	{ "cursors", "SELECT system, stream, position_ms, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
 	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
 		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
