@@ -26,11 +26,6 @@
 #include "jsonmap.h"
 #include "../core/str.h"
 
-struct aloware {
-	struct http_client *http;
-	const struct system_conf *sc;
-};
-
 static const struct field_key aloware_map[] = {
 	{ F_FIRST_NAME, "first_name" }, { F_LAST_NAME, "last_name" },
 	{ F_PHONE, "phone_number" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address" },
@@ -38,38 +33,9 @@ static const struct field_key aloware_map[] = {
 	{ F_COUNTRY, "country" }, { F_TIMEZONE, "timezone" }, { 0, NULL },
 };
 
-static void *aloware_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
-{
-	struct aloware *a = xcalloc(1, sizeof(*a));
-
-	(void)cfg;
-	a->sc = sc;
-	a->http = jm_http_open(sc, NULL, err);
-	if (a->http == NULL) {
-		free(a);
-		return NULL;
-	}
-	return a;
-}
-
-static void aloware_close(void *self)
-{
-	struct aloware *a = self;
-
-	if (a) {
-		http_free(a->http);
-		free(a);
-	}
-}
-
-static long aloware_requests(void *self)
-{
-	return http_requests_sent(((struct aloware *)self)->http);
-}
-
 static int aloware_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
-	struct aloware *a = self;
+	struct conn *a = self;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updated_at", r, err) ||
 	    jm_read_fields(o, aloware_map, r, err) || jm_read_flag(o, "is_dnc", r, F_OPTOUT_CALL, err))
@@ -88,7 +54,7 @@ static int aloware_parse(void *self, json_object *o, struct record *r, struct df
 }
 
 /* GET path?api_token=...&rest, the token escaped into the query. */
-static int get_with_token(struct aloware *a, const char *path, const char *rest,
+static int get_with_token(struct conn *a, const char *path, const char *rest,
 			  struct http_response *resp, struct df_err *err)
 {
 	struct strbuf url;
@@ -106,9 +72,9 @@ static int get_with_token(struct aloware *a, const char *path, const char *rest,
 
 /* One page of one of our listings (GET path?updated_since&limit&cursor,
  * answer {data, next_cursor}); each item goes through add(). */
-static int list_page(struct aloware *a, const char *path, long long since_ms, char **cursor,
+static int list_page(struct conn *a, const char *path, long long since_ms, char **cursor,
 		     struct connector_page *page,
-		     int (*add)(struct aloware *, struct connector_page *, json_object *, struct df_err *),
+		     int (*add)(struct conn *, struct connector_page *, json_object *, struct df_err *),
 		     struct df_err *err)
 {
 	struct http_response resp;
@@ -150,7 +116,7 @@ static int list_page(struct aloware *a, const char *path, long long since_ms, ch
 	return 0;
 }
 
-static int add_contact(struct aloware *a, struct connector_page *page, json_object *item, struct df_err *err)
+static int add_contact(struct conn *a, struct connector_page *page, json_object *item, struct df_err *err)
 {
 	return jm_page_add(page, item, "id", aloware_parse, a, err);
 }
@@ -164,7 +130,7 @@ static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 static int aloware_lookup(void *self, const struct record *want, struct record *found,
 			  struct df_err *err)
 {
-	struct aloware *a = self;
+	struct conn *a = self;
 	struct http_response resp;
 	struct strbuf rest;
 	json_object *o;
@@ -193,7 +159,7 @@ static int aloware_lookup(void *self, const struct record *want, struct record *
 }
 
 /* POST /webhook/forms with the given fields; phone is the key. */
-static int post_form(struct aloware *a, const char *phone, const struct field_change *ch, int nch,
+static int post_form(struct conn *a, const char *phone, const struct field_change *ch, int nch,
 		     bool force_update, struct df_err *err)
 {
 	json_object *body = json_object_new_object();
@@ -222,7 +188,7 @@ static int post_form(struct aloware *a, const char *phone, const struct field_ch
 static int aloware_create(void *self, const struct record *rec, struct record *created,
 			  struct df_err *err)
 {
-	struct aloware *a = self;
+	struct conn *a = self;
 	struct field_change ch[DF_MAX_FIELDS];
 	int n = 0;
 
@@ -244,7 +210,7 @@ static int aloware_create(void *self, const struct record *rec, struct record *c
 static int aloware_update(void *self, const struct record *current, const struct field_change *ch,
 			  int nch, struct record *updated, struct df_err *err)
 {
-	struct aloware *a = self;
+	struct conn *a = self;
 
 	(void)updated;
 	if (str_blank(current->value[F_PHONE]))
@@ -286,7 +252,7 @@ static int call_parse(void *self, json_object *o, struct event *ev, struct df_er
 	       jm_event_attr(o, "recording_url", ev, "recording_url", err) ? -1 : 0;
 }
 
-static int add_call(struct aloware *a, struct connector_page *page, json_object *item, struct df_err *err)
+static int add_call(struct conn *a, struct connector_page *page, json_object *item, struct df_err *err)
 {
 	return jm_page_add_event(page, item, "id", call_parse, a, err);
 }
@@ -300,7 +266,7 @@ static int aloware_poll_events(void *self, const char *stream, long long since_m
 }
 
 /* POST a power-dialer webhook with the token in the body. */
-static int post_webhook(struct aloware *a, const char *path, json_object *body, struct df_err *err)
+static int post_webhook(struct conn *a, const char *path, json_object *body, struct df_err *err)
 {
 	struct http_response resp;
 	char *text;
@@ -316,7 +282,7 @@ static int post_webhook(struct aloware *a, const char *path, json_object *body, 
 	return rc;
 }
 
-static int add_to_list(struct aloware *a, const char *contact_id, const char *list_id, struct df_err *err)
+static int add_to_list(struct conn *a, const char *contact_id, const char *list_id, struct df_err *err)
 {
 	json_object *body = json_object_new_object(), *ids = json_object_new_array();
 
@@ -331,7 +297,7 @@ static int add_to_list(struct aloware *a, const char *contact_id, const char *li
 static int aloware_list_change(void *self, const struct record *contact, const char *list_id, bool add,
 			       const char *const *keep, int nkeep, struct df_err *err)
 {
-	struct aloware *a = self;
+	struct conn *a = self;
 	json_object *body;
 
 	if (add)
@@ -369,21 +335,16 @@ const struct connector aloware_connector = {
 	.max_page_size = 500,
 	.default_rate_limit = 50,
 	.needs_location = false,
-	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
-		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
-		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL),
-	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_EMAIL) |
-		    FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) | FIELD_BIT(F_STATE) |
-		    FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) | FIELD_BIT(F_TIMEZONE),
+	.fields = CONTACT_FIELDS | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL),
+	.writable = CONTACT_FIELDS & ~FIELD_BIT(F_PHONE),
 	.required_for_create = F_PHONE,
-	.open = aloware_open,
-	.close = aloware_close,
+	.open = jm_open_plain,
+	.close = jm_close,
 	.poll_contacts = aloware_poll_contacts,
 	.lookup = aloware_lookup,
 	.create = aloware_create,
 	.update = aloware_update,
-	.requests = aloware_requests,
+	.requests = jm_requests,
 	.streams = aloware_streams,
 	.poll_events = aloware_poll_events,
 	.list_change = aloware_list_change,

@@ -52,6 +52,12 @@ struct field_change {
 };
 
 #define FIELD_BIT(f) (1UL << (f))
+/* The contact fields every contact system carries, and the opt-outs. */
+#define CONTACT_FIELDS (FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) | \
+			FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) | \
+			FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) | \
+			FIELD_BIT(F_TIMEZONE))
+#define OPTOUT_FIELDS (FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL))
 
 struct connector {
 	const char *name;

@@ -18,11 +18,6 @@
 
 #define GHL_VERSION "Version: 2021-07-28"
 
-struct ghl {
-	struct http_client *http;
-	const struct system_conf *sc;
-};
-
 static const struct field_key ghl_map[] = {
 	{ F_FIRST_NAME, "firstName" }, { F_LAST_NAME, "lastName" },
 	{ F_PHONE, "phone" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address1" },
@@ -32,41 +27,9 @@ static const struct field_key ghl_map[] = {
 
 static const char *const version_hdr[] = { GHL_VERSION, NULL };
 
-static void *ghl_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
-{
-	struct ghl *g = xcalloc(1, sizeof(*g));
-	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
-
-	(void)cfg;
-	g->sc = sc;
-	g->http = jm_http_open(sc, auth, err);
-	explicit_bzero(auth, strlen(auth));
-	free(auth);
-	if (g->http == NULL) {
-		free(g);
-		return NULL;
-	}
-	return g;
-}
-
-static void ghl_close(void *self)
-{
-	struct ghl *g = self;
-
-	if (g) {
-		http_free(g->http);
-		free(g);
-	}
-}
-
-static long ghl_requests(void *self)
-{
-	return http_requests_sent(((struct ghl *)self)->http);
-}
-
 /* customFields arrive as [{id, value}]; a value may be a string, number or
  * array (multi-select): non-strings are kept as their JSON text. */
-static int read_custom(struct ghl *g, json_object *o, struct record *r, struct df_err *err)
+static int read_custom(struct conn *g, json_object *o, struct record *r, struct df_err *err)
 {
 	json_object *arr;
 
@@ -163,7 +126,7 @@ static int ghl_parse(void *self, json_object *o, struct record *r, struct df_err
 }
 
 /* Reads {"contact": {...}} into out. */
-static int read_contact(struct ghl *g, const struct http_response *resp, struct record *out,
+static int read_contact(struct conn *g, const struct http_response *resp, struct record *out,
 			struct df_err *err)
 {
 	json_object *o = jm_parse(resp, g->sc->name, err), *c;
@@ -183,7 +146,7 @@ static int read_contact(struct ghl *g, const struct http_response *resp, struct 
 static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 			     struct connector_page *page, struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	json_object *body = json_object_new_object(), *f, *range, *sort, *o, *arr, *last = NULL;
 	struct http_response resp;
 	char since[40], *text;
@@ -247,7 +210,7 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 
 static int ghl_lookup(void *self, const struct record *want, struct record *found, struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	struct http_response resp;
 	struct strbuf path;
 	json_object *o, *c;
@@ -279,7 +242,7 @@ static int ghl_lookup(void *self, const struct record *want, struct record *foun
 	return rc;
 }
 
-static void put_custom(struct ghl *g, json_object *arr, int f, const char *value)
+static void put_custom(struct conn *g, json_object *arr, int f, const char *value)
 {
 	json_object *e = json_object_new_object();
 
@@ -289,7 +252,7 @@ static void put_custom(struct ghl *g, json_object *arr, int f, const char *value
 }
 
 /* Body of a create or update: the given fields in GHL's names. */
-static json_object *contact_body(struct ghl *g, const struct field_change *ch, int nch, bool tags)
+static json_object *contact_body(struct conn *g, const struct field_change *ch, int nch, bool tags)
 {
 	json_object *body = json_object_new_object(), *custom = json_object_new_array();
 
@@ -325,7 +288,7 @@ static int changes_of(const struct record *rec, struct field_change *ch)
 
 static int ghl_create(void *self, const struct record *rec, struct record *created, struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	struct field_change ch[DF_MAX_FIELDS];
 	json_object *body = contact_body(g, ch, changes_of(rec, ch), true), *o, *meta, *id;
 	struct http_response resp;
@@ -359,7 +322,7 @@ static int ghl_create(void *self, const struct record *rec, struct record *creat
 }
 
 /* Adds or removes the members of one set that the other lacks. */
-static int change_tags(struct ghl *g, const char *id, const char *from, const char *to,
+static int change_tags(struct conn *g, const char *id, const char *from, const char *to,
 		       const char *method, struct df_err *err)
 {
 	json_object *arr = json_object_new_array(), *body;
@@ -390,7 +353,7 @@ static int change_tags(struct ghl *g, const char *id, const char *from, const ch
 static int ghl_update(void *self, const struct record *current, const struct field_change *ch,
 		      int nch, struct record *updated, struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	json_object *body = contact_body(g, ch, nch, false);
 	struct http_response resp = { 0 };
 	int rc = 0;
@@ -423,7 +386,7 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 static const char *const conv_hdr[] = { "Version: 2021-04-15", NULL };
 
 /* GET path (Version hdr) and parse; NULL with err on failure. */
-static json_object *get_json(struct ghl *g, const char *path, const char *const *hdr, struct df_err *err)
+static json_object *get_json(struct conn *g, const char *path, const char *const *hdr, struct df_err *err)
 {
 	struct http_response resp;
 	json_object *o = NULL;
@@ -434,7 +397,7 @@ static json_object *get_json(struct ghl *g, const char *path, const char *const 
 	return o;
 }
 
-static json_object *post_json(struct ghl *g, const char *path, json_object *body, const char *const *hdr,
+static json_object *post_json(struct conn *g, const char *path, json_object *body, const char *const *hdr,
 			      struct df_err *err)
 {
 	struct http_response resp;
@@ -481,7 +444,7 @@ static char *call_note(const struct event *ev)
 }
 
 /* The id of the contact's note carrying marker, or NULL. */
-static int find_note(struct ghl *g, const char *contact, const char *marker, char **id, struct df_err *err)
+static int find_note(struct conn *g, const char *contact, const char *marker, char **id, struct df_err *err)
 {
 	char *path = xasprintf("/contacts/%s/notes", contact);
 	json_object *o = get_json(g, path, version_hdr, err), *arr;
@@ -506,7 +469,7 @@ static int find_note(struct ghl *g, const char *contact, const char *marker, cha
 }
 
 /* The contact's conversation, created when it has none. */
-static int conversation_of(struct ghl *g, const char *contact, char **id, struct df_err *err)
+static int conversation_of(struct conn *g, const char *contact, char **id, struct df_err *err)
 {
 	struct strbuf path;
 	json_object *o, *arr, *body;
@@ -542,7 +505,7 @@ static int conversation_of(struct ghl *g, const char *contact, char **id, struct
 
 /* The id of the conversation's message with altId, or NULL. Pages are
  * bounded: a conversation longer than that is searched no further. */
-static int find_message(struct ghl *g, const char *conv, const char *alt, char **id, struct df_err *err)
+static int find_message(struct conn *g, const char *conv, const char *alt, char **id, struct df_err *err)
 {
 	char *cursor = NULL;
 
@@ -586,7 +549,7 @@ static int find_message(struct ghl *g, const char *conv, const char *alt, char *
 }
 
 /* Posts a message into conv unless one with the same altId is there. */
-static int post_message(struct ghl *g, const char *path, const char *conv, const char *alt,
+static int post_message(struct conn *g, const char *path, const char *conv, const char *alt,
 			json_object *body, char **id, struct df_err *err)
 {
 	json_object *o;
@@ -620,7 +583,7 @@ static const char *call_status(const char *status)
 	return str_eq(status, "missed") ? "no-answer" : "completed";
 }
 
-static int deliver_call(struct ghl *g, const char *contact, const struct event *ev, char **made,
+static int deliver_call(struct conn *g, const char *contact, const struct event *ev, char **made,
 			struct df_err *err)
 {
 	char *marker = xasprintf("aloware_call_id: %s", ev->source_id), *note = NULL, *conv = NULL, *msg = NULL;
@@ -664,7 +627,7 @@ static int deliver_call(struct ghl *g, const char *contact, const struct event *
 	return rc;
 }
 
-static int deliver_text(struct ghl *g, const char *contact, const struct event *ev, char **made,
+static int deliver_text(struct conn *g, const char *contact, const struct event *ev, char **made,
 			struct df_err *err)
 {
 	char *conv = NULL, *msg = NULL, date[40];
@@ -702,7 +665,7 @@ static int ghl_deliver(void *self, const char *contact, const struct event *ev, 
 static int ghl_fetch(void *self, const struct record *current, struct record *out, bool *gone,
 		     struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	struct http_response resp;
 	char *path = xasprintf("/contacts/%s", current->remote_id);
 	int rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
@@ -723,7 +686,7 @@ static int ghl_fetch(void *self, const struct record *current, struct record *ou
 
 static int ghl_remove(void *self, const struct record *current, struct df_err *err)
 {
-	struct ghl *g = self;
+	struct conn *g = self;
 	struct http_response resp;
 	char *path = xasprintf("/contacts/%s", current->remote_id);
 	int rc = http_request(g->http, "DELETE", path, NULL, version_hdr, &resp, err);
@@ -738,24 +701,16 @@ const struct connector ghl_connector = {
 	.max_page_size = 500,
 	.default_rate_limit = 100,
 	.needs_location = true,
-	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
-		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
-		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
-		  FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
-	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
-		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
-		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
-		    FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
+	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
+	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,
-	.open = ghl_open,
-	.close = ghl_close,
+	.open = jm_open_bearer,
+	.close = jm_close,
 	.poll_contacts = ghl_poll_contacts,
 	.lookup = ghl_lookup,
 	.create = ghl_create,
 	.update = ghl_update,
-	.requests = ghl_requests,
+	.requests = jm_requests,
 	.deliver = ghl_deliver,
 	.remove = ghl_remove,
 	.fetch = ghl_fetch,

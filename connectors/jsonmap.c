@@ -292,3 +292,48 @@ struct http_client *jm_http_open(const struct system_conf *sc, const char *auth,
 
 	return http_new(&o, err);
 }
+
+static void *conn_open(const struct system_conf *sc, bool bearer, struct df_err *err)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	char *auth = bearer ? xasprintf("Authorization: Bearer %s", sc->token) : NULL;
+
+	c->sc = sc;
+	c->http = jm_http_open(sc, auth, err);
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	if (c->http == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void *jm_open_bearer(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	(void)cfg;
+	return conn_open(sc, true, err);
+}
+
+void *jm_open_plain(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
+{
+	(void)cfg;
+	return conn_open(sc, false, err);
+}
+
+void jm_close(void *self)
+{
+	struct conn *c = self;
+
+	if (c) {
+		http_free(c->http);
+		free(c);
+	}
+}
+
+long jm_requests(void *self)
+{
+	return http_requests_sent(((struct conn *)self)->http);
+}

@@ -11,6 +11,20 @@
 #include "connector.h"
 #include "../http/http.h"
 
+/* What every connector keeps: its HTTP client and its configuration. */
+struct conn {
+	struct http_client *http;
+	const struct system_conf *sc;
+};
+
+/* Open a struct conn (the connector's open): with jm_open_bearer requests
+ * carry "Authorization: Bearer <token>"; Aloware puts its token in query
+ * and body instead (jm_open_plain). */
+void *jm_open_bearer(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
+void *jm_open_plain(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
+void jm_close(void *self);
+long jm_requests(void *self);
+
 struct field_key {
 	int field;
 	const char *key;

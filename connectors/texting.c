@@ -17,43 +17,6 @@
 #include "jsonmap.h"
 #include "../core/str.h"
 
-struct texting {
-	struct http_client *http;
-	const struct system_conf *sc;
-};
-
-static void *texting_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
-{
-	struct texting *t = xcalloc(1, sizeof(*t));
-	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
-
-	(void)cfg;
-	t->sc = sc;
-	t->http = jm_http_open(sc, auth, err);
-	explicit_bzero(auth, strlen(auth));
-	free(auth);
-	if (t->http == NULL) {
-		free(t);
-		return NULL;
-	}
-	return t;
-}
-
-static void texting_close(void *self)
-{
-	struct texting *t = self;
-
-	if (t) {
-		http_free(t->http);
-		free(t);
-	}
-}
-
-static long texting_requests(void *self)
-{
-	return http_requests_sent(((struct texting *)self)->http);
-}
-
 /* An opt-out event as a record of its phone: {phone, optout_<channel>}. */
 static int event_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
@@ -85,9 +48,9 @@ out:
 
 /* Reads one page of a listing: GET path?updated_since&limit&cursor, the
  * items under key, each parsed into a page entry. */
-static int list_page(struct texting *t, const char *path, const char *key, long long since_ms,
+static int list_page(struct conn *t, const char *path, const char *key, long long since_ms,
 		     char **cursor, struct connector_page *page,
-		     int (*add)(struct texting *, struct connector_page *, json_object *, struct df_err *),
+		     int (*add)(struct conn *, struct connector_page *, json_object *, struct df_err *),
 		     struct df_err *err)
 {
 	struct http_response resp;
@@ -129,7 +92,7 @@ static int list_page(struct texting *t, const char *path, const char *key, long 
 	return 0;
 }
 
-static int add_optout(struct texting *t, struct connector_page *page, json_object *item, struct df_err *err)
+static int add_optout(struct conn *t, struct connector_page *page, json_object *item, struct df_err *err)
 {
 	return jm_page_add(page, item, "id", event_parse, t, err);
 }
@@ -143,7 +106,7 @@ static int texting_poll_contacts(void *self, long long since_ms, char **cursor,
 static int texting_lookup(void *self, const struct record *want, struct record *found,
 			  struct df_err *err)
 {
-	struct texting *t = self;
+	struct conn *t = self;
 	struct http_response resp;
 	struct strbuf url;
 	json_object *o, *channels = NULL;
@@ -175,7 +138,7 @@ static int texting_lookup(void *self, const struct record *want, struct record *
 	return rc;
 }
 
-static int post_optout(struct texting *t, const char *phone, int f, struct df_err *err)
+static int post_optout(struct conn *t, const char *phone, int f, struct df_err *err)
 {
 	json_object *body = json_object_new_object();
 	struct http_response resp;
@@ -196,7 +159,7 @@ static int post_optout(struct texting *t, const char *phone, int f, struct df_er
 static int texting_update(void *self, const struct record *current, const struct field_change *ch,
 			  int nch, struct record *updated, struct df_err *err)
 {
-	struct texting *t = self;
+	struct conn *t = self;
 
 	(void)updated;
 	for (int i = 0; i < nch; i++) {
@@ -214,7 +177,7 @@ static int texting_update(void *self, const struct record *current, const struct
 static int texting_create(void *self, const struct record *rec, struct record *created,
 			  struct df_err *err)
 {
-	struct texting *t = self;
+	struct conn *t = self;
 
 	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
 		if (str_eq(rec->value[f], "true") && post_optout(t, rec->value[F_PHONE], f, err))
@@ -256,7 +219,7 @@ static int message_parse(void *self, json_object *o, struct event *ev, struct df
 	return 0;
 }
 
-static int add_message(struct texting *t, struct connector_page *page, json_object *item, struct df_err *err)
+static int add_message(struct conn *t, struct connector_page *page, json_object *item, struct df_err *err)
 {
 	return jm_page_add_event(page, item, "id", message_parse, t, err);
 }
@@ -288,18 +251,17 @@ const struct connector texting_connector = {
 	.max_page_size = 500,
 	.default_rate_limit = 100,
 	.needs_location = false,
-	.fields = FIELD_BIT(F_PHONE) | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) |
-		  FIELD_BIT(F_OPTOUT_EMAIL),
-	.writable = FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
+	.fields = FIELD_BIT(F_PHONE) | OPTOUT_FIELDS,
+	.writable = OPTOUT_FIELDS,
 	.required_for_create = F_PHONE,
 	.optouts_only = true,
-	.open = texting_open,
-	.close = texting_close,
+	.open = jm_open_bearer,
+	.close = jm_close,
 	.poll_contacts = texting_poll_contacts,
 	.lookup = texting_lookup,
 	.create = texting_create,
 	.update = texting_update,
-	.requests = texting_requests,
+	.requests = jm_requests,
 	.streams = texting_streams,
 	.poll_events = texting_poll_events,
 	.fetch = texting_fetch,

@@ -12,11 +12,6 @@
 #include "jsonmap.h"
 #include "../core/str.h"
 
-struct verity {
-	struct http_client *http;
-	const struct system_conf *sc;
-};
-
 static const struct field_key verity_map[] = {
 	{ F_FIRST_NAME, "firstName" }, { F_LAST_NAME, "lastName" },
 	{ F_PHONE, "phoneE164" }, { F_EMAIL, "email" }, { F_ADDRESS1, "address1" },
@@ -24,41 +19,9 @@ static const struct field_key verity_map[] = {
 	{ F_COUNTRY, "country" }, { F_TIMEZONE, "timezone" }, { 0, NULL },
 };
 
-static void *verity_open(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
-{
-	struct verity *v = xcalloc(1, sizeof(*v));
-	char *auth = xasprintf("Authorization: Bearer %s", sc->token);
-
-	(void)cfg;
-	v->sc = sc;
-	v->http = jm_http_open(sc, auth, err);
-	explicit_bzero(auth, strlen(auth));
-	free(auth);
-	if (v->http == NULL) {
-		free(v);
-		return NULL;
-	}
-	return v;
-}
-
-static void verity_close(void *self)
-{
-	struct verity *v = self;
-
-	if (v) {
-		http_free(v->http);
-		free(v);
-	}
-}
-
-static long verity_requests(void *self)
-{
-	return http_requests_sent(((struct verity *)self)->http);
-}
-
 static int verity_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	json_object *custom = NULL, *optouts = NULL;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updatedAt", r, err) ||
@@ -82,7 +45,7 @@ static int verity_parse(void *self, json_object *o, struct record *r, struct df_
 	return 0;
 }
 
-static int read_contact(struct verity *v, struct http_response *resp, struct record *out,
+static int read_contact(struct conn *v, struct http_response *resp, struct record *out,
 			struct df_err *err)
 {
 	json_object *o = jm_parse(resp, v->sc->name, err), *c;
@@ -101,7 +64,7 @@ static int read_contact(struct verity *v, struct http_response *resp, struct rec
 static int verity_poll_contacts(void *self, long long since_ms, char **cursor,
 				struct connector_page *page, struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	struct http_response resp;
 	struct strbuf path;
 	char since[40];
@@ -144,7 +107,7 @@ static int verity_poll_contacts(void *self, long long since_ms, char **cursor,
 static int verity_lookup(void *self, const struct record *want, struct record *found,
 			 struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	struct http_response resp;
 	struct strbuf path;
 	json_object *o, *arr;
@@ -172,7 +135,7 @@ static int verity_lookup(void *self, const struct record *want, struct record *f
 	return rc;
 }
 
-static json_object *contact_body(struct verity *v, const struct field_change *ch, int nch)
+static json_object *contact_body(struct conn *v, const struct field_change *ch, int nch)
 {
 	json_object *body = json_object_new_object(), *custom = json_object_new_object();
 	json_object *optouts = json_object_new_object();
@@ -200,7 +163,7 @@ static json_object *contact_body(struct verity *v, const struct field_change *ch
 	return body;
 }
 
-static int send_contact(struct verity *v, const char *method, const char *path,
+static int send_contact(struct conn *v, const char *method, const char *path,
 			json_object *body, struct record *out, struct df_err *err)
 {
 	struct http_response resp;
@@ -231,7 +194,7 @@ static int send_contact(struct verity *v, const char *method, const char *path,
 static int verity_create(void *self, const struct record *rec, struct record *created,
 			 struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	struct field_change ch[DF_MAX_FIELDS];
 	json_object *body;
 	int n = 0, rc;
@@ -248,7 +211,7 @@ static int verity_create(void *self, const struct record *rec, struct record *cr
 static int verity_update(void *self, const struct record *current, const struct field_change *ch,
 			 int nch, struct record *updated, struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	json_object *body = contact_body(v, ch, nch);
 	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
 	int rc = send_contact(v, "PATCH", path, body, updated, err);
@@ -261,7 +224,7 @@ static int verity_update(void *self, const struct record *current, const struct 
 static int verity_fetch(void *self, const struct record *current, struct record *out, bool *gone,
 			struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	struct http_response resp;
 	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
 	int rc = http_request(v->http, "GET", path, NULL, NULL, &resp, err);
@@ -281,7 +244,7 @@ static int verity_fetch(void *self, const struct record *current, struct record 
 
 static int verity_remove(void *self, const struct record *current, struct df_err *err)
 {
-	struct verity *v = self;
+	struct conn *v = self;
 	struct http_response resp;
 	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
 	int rc = http_request(v->http, "DELETE", path, NULL, NULL, &resp, err);
@@ -296,24 +259,16 @@ const struct connector verity_connector = {
 	.max_page_size = 500,
 	.default_rate_limit = 100,
 	.needs_location = false,
-	.fields = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
-		  FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
-		  FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		  FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
-		  FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
-	.writable = FIELD_BIT(F_FIRST_NAME) | FIELD_BIT(F_LAST_NAME) | FIELD_BIT(F_PHONE) |
-		    FIELD_BIT(F_EMAIL) | FIELD_BIT(F_ADDRESS1) | FIELD_BIT(F_CITY) |
-		    FIELD_BIT(F_STATE) | FIELD_BIT(F_POSTAL_CODE) | FIELD_BIT(F_COUNTRY) |
-		    FIELD_BIT(F_TIMEZONE) | FIELD_BIT(F_TAGS) | FIELD_BIT(F_OPTOUT_SMS) |
-		    FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL),
+	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
+	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,
-	.open = verity_open,
-	.close = verity_close,
+	.open = jm_open_bearer,
+	.close = jm_close,
 	.poll_contacts = verity_poll_contacts,
 	.lookup = verity_lookup,
 	.create = verity_create,
 	.update = verity_update,
-	.requests = verity_requests,
+	.requests = jm_requests,
 	.fetch = verity_fetch,
 	.remove = verity_remove,
 };
