@@ -120,7 +120,7 @@ static int poll_system(struct run *r, int s)
 	for (int i = 0; sr->conn->streams && sr->conn->streams[i]; i++)
 		if (poll_stream(r, s, sr->conn->streams[i], &complete))
 			return -1;
-	log_info("event=polled system=%s records=%ld changed=%ld quarantined=%ld", sr->conf->name,
+	log_info("event=polled system=%s records=%lld changed=%lld quarantined=%lld", sr->conf->name,
 		 sr->counts.polled, sr->counts.changed, sr->counts.quarantined);
 	return 0;
 }

@@ -75,7 +75,7 @@ static int sweep_system(struct run *r, int s)
 		free(ids[i]);
 	free(ids);
 	if (sr->counts.swept)
-		log_info("event=swept system=%s records=%ld budget=%d", sr->conf->name, sr->counts.swept,
+		log_info("event=swept system=%s records=%lld budget=%d", sr->conf->name, sr->counts.swept,
 			 sr->conf->sweep);
 	return rc;
 }

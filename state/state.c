@@ -7,6 +7,7 @@
  * second run away, the timeout only covers an auditor reading meanwhile.
  */
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,28 @@ static int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, cons
 	return 0;
 }
 
+/* Binds the arguments by types ('t' text, 'i' long long, 'b' int) to the
+ * statement id and runs it to completion (a write). */
+static int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char *what,
+		      const char *types, ...)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	va_list ap;
+
+	if (s == NULL)
+		return -1;
+	va_start(ap, types);
+	for (int i = 0; types[i]; i++) {
+		switch (types[i]) {
+		case 't': bind_text(s, i + 1, va_arg(ap, const char *)); break;
+		case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, long long)); break;
+		default: sqlite3_bind_int(s, i + 1, va_arg(ap, int)); break;
+		}
+	}
+	va_end(ap);
+	return step_done(st, s, err, what);
+}
+
 static char *column_dup(sqlite3_stmt *s, int i)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
@@ -394,36 +417,16 @@ long long state_run_start(struct state *st, const char *mode, struct df_err *err
 int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
 		     const char *message, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_RUN_FINISH, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	bind_text(s, 2, status);
-	sqlite3_bind_int(s, 3, exit_code);
-	bind_text(s, 4, message);
-	return step_done(st, s, err, "finish run");
+	return write_stmt(st, S_RUN_FINISH, err, "finish run", "itbt", run, status, exit_code,
+			  message);
 }
 
 int state_run_system_add(struct state *st, long long run, const char *system,
 			 const struct run_counts *c, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_RUN_SYSTEM, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	bind_text(s, 2, system);
-	sqlite3_bind_int64(s, 3, c->polled);
-	sqlite3_bind_int64(s, 4, c->changed);
-	sqlite3_bind_int64(s, 5, c->quarantined);
-	sqlite3_bind_int64(s, 6, c->writes_done);
-	sqlite3_bind_int64(s, 7, c->writes_failed);
-	sqlite3_bind_int64(s, 8, c->requests);
-	sqlite3_bind_int64(s, 9, c->swept);
-	sqlite3_bind_int64(s, 10, c->unlinked);
-	sqlite3_bind_int64(s, 11, c->sweep_cycle);
-	return step_done(st, s, err, "record run counts");
+	return write_stmt(st, S_RUN_SYSTEM, err, "record run counts", "itiiiiiiiii", run, system,
+			  c->polled, c->changed, c->quarantined, c->writes_done, c->writes_failed,
+			  c->requests, c->swept, c->unlinked, c->sweep_cycle);
 }
 
 /* A single integer from a query with up to two text parameters. */
@@ -468,15 +471,8 @@ int state_cursor_get(struct state *st, const char *system, const char *stream,
 int state_cursor_set(struct state *st, const char *system, const char *stream,
 		     long long position_ms, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_CURSOR_SET, err);
-
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, system);
-	bind_text(s, 2, stream);
-	sqlite3_bind_int64(s, 3, position_ms);
-	sqlite3_bind_int64(s, 4, run);
-	return step_done(st, s, err, "advance cursor");
+	return write_stmt(st, S_CURSOR_SET, err, "advance cursor", "ttii", system, stream,
+			  position_ms, run);
 }
 
 /* Snapshots and links */
@@ -535,15 +531,8 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
 			long long updated_ms, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_SNAP_SEEN, err);
-
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, system);
-	bind_text(s, 2, remote_id);
-	sqlite3_bind_int64(s, 3, updated_ms);
-	sqlite3_bind_int64(s, 4, run);
-	return step_done(st, s, err, "touch snapshot");
+	return write_stmt(st, S_SNAP_SEEN, err, "touch snapshot", "ttii", system, remote_id,
+			  updated_ms, run);
 }
 
 int state_snapshot_merged(struct state *st, const char *system, const char *remote_id,
@@ -574,13 +563,7 @@ int state_snapshot_merged(struct state *st, const char *system, const char *remo
 int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
 			       struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_SNAP_MARK, err);
-
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, system);
-	bind_text(s, 2, remote_id);
-	return step_done(st, s, err, "mark merged");
+	return write_stmt(st, S_SNAP_MARK, err, "mark merged", "tt", system, remote_id);
 }
 
 int state_snapshot_count(struct state *st, const char *system, long long *n, struct df_err *err)
@@ -648,13 +631,7 @@ long long state_person_new(struct state *st, long long run, struct df_err *err)
 
 int state_person_dirty(struct state *st, long long person, bool dirty, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_PERSON_DIRTY, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	sqlite3_bind_int(s, 2, dirty);
-	return step_done(st, s, err, "mark person");
+	return write_stmt(st, S_PERSON_DIRTY, err, "mark person", "ib", person, dirty);
 }
 
 /* Collects the first column of every row of s (already bound but for the
@@ -714,37 +691,16 @@ int state_agreed_get(struct state *st, long long person, struct record *agreed, 
 int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
 		     const struct provenance *p, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_AGREED_PUT, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	bind_text(s, 2, field);
-	bind_text(s, 3, value);
-	bind_text(s, 4, p->system);
-	bind_text(s, 5, p->rule);
-	bind_text(s, 6, p->reason);
-	sqlite3_bind_int64(s, 7, run);
-	bind_text(s, 8, p->beaten);
-	return step_done(st, s, err, "write agreed value");
+	return write_stmt(st, S_AGREED_PUT, err, "write agreed value", "itttttit", person, field,
+			  value, p->system, p->rule, p->reason, run, p->beaten);
 }
 
 int state_observed_add(struct state *st, long long run, const char *system,
 		       const char *remote_id, long long person, const char *field,
 		       const char *old_value, const char *new_value, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OBSERVED_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	bind_text(s, 2, system);
-	bind_text(s, 3, remote_id);
-	sqlite3_bind_int64(s, 4, person);
-	bind_text(s, 5, field);
-	bind_text(s, 6, old_value);
-	bind_text(s, 7, new_value);
-	return step_done(st, s, err, "record observation");
+	return write_stmt(st, S_OBSERVED_ADD, err, "record observation", "ittittt", run, system,
+			  remote_id, person, field, old_value, new_value);
 }
 
 int state_conflict_add(struct state *st, long long run, long long person, const char *field,
@@ -752,53 +708,24 @@ int state_conflict_add(struct state *st, long long run, long long person, const 
 		       const char *value, const char *rule, const char *reason,
 		       struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_CONFLICT_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	sqlite3_bind_int64(s, 2, person);
-	bind_text(s, 3, field);
-	bind_text(s, 4, base);
-	bind_text(s, 5, candidates);
-	bind_text(s, 6, winner);
-	bind_text(s, 7, value);
-	bind_text(s, 8, rule);
-	bind_text(s, 9, reason);
-	return step_done(st, s, err, "record conflict");
+	return write_stmt(st, S_CONFLICT_ADD, err, "record conflict", "iittttttt", run, person,
+			  field, base, candidates, winner, value, rule, reason);
 }
 
 int state_quarantine_add(struct state *st, long long run, const char *system,
 			 const char *remote_id, const char *kind, const char *reason,
 			 struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_QUARANTINE_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	bind_text(s, 2, system);
-	bind_text(s, 3, remote_id);
-	bind_text(s, 4, kind);
-	bind_text(s, 5, reason);
-	return step_done(st, s, err, "quarantine");
+	return write_stmt(st, S_QUARANTINE_ADD, err, "quarantine", "itttt", run, system, remote_id,
+			  kind, reason);
 }
 
 int state_notice_add(struct state *st, long long run, long long person, const char *system,
 		     const char *remote_id, const char *kind, const char *message,
 		     struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_NOTICE_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	sqlite3_bind_int64(s, 2, person);
-	bind_text(s, 3, system);
-	bind_text(s, 4, remote_id);
-	bind_text(s, 5, kind);
-	bind_text(s, 6, message);
-	return step_done(st, s, err, "record notice");
+	return write_stmt(st, S_NOTICE_ADD, err, "record notice", "iitttt", run, person, system,
+			  remote_id, kind, message);
 }
 
 /* Outbox */
@@ -806,13 +733,7 @@ int state_notice_add(struct state *st, long long run, long long person, const ch
 int state_outbox_supersede(struct state *st, long long person, const char *system,
 			   struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_SUPERSEDE, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	bind_text(s, 2, system);
-	return step_done(st, s, err, "supersede writes");
+	return write_stmt(st, S_OUTBOX_SUPERSEDE, err, "supersede writes", "it", person, system);
 }
 
 long long state_outbox_add(struct state *st, long long run, long long person,
@@ -837,17 +758,8 @@ int state_outbox_field_add(struct state *st, long long outbox, const char *field
 			   const char *old_value, const char *new_value, const char *rule,
 			   const char *reason, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_FIELD_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, outbox);
-	bind_text(s, 2, field);
-	bind_text(s, 3, old_value);
-	bind_text(s, 4, new_value);
-	bind_text(s, 5, rule);
-	bind_text(s, 6, reason);
-	return step_done(st, s, err, "journal write field");
+	return write_stmt(st, S_OUTBOX_FIELD_ADD, err, "journal write field", "ittttt", outbox,
+			  field, old_value, new_value, rule, reason);
 }
 
 int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
@@ -914,28 +826,14 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 int state_outbox_done(struct state *st, long long id, long long run, const char *remote_id,
 		      struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_DONE, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, run);
-	bind_text(s, 3, remote_id);
-	return step_done(st, s, err, "mark write done");
+	return write_stmt(st, S_OUTBOX_DONE, err, "mark write done", "iit", id, run, remote_id);
 }
 
 int state_outbox_failed(struct state *st, long long id, long long next_ms, bool final,
 			const char *error, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_FAILED, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, next_ms);
-	sqlite3_bind_int(s, 3, final);
-	bind_text(s, 4, error);
-	return step_done(st, s, err, "mark write failed");
+	return write_stmt(st, S_OUTBOX_FAILED, err, "mark write failed", "iibt", id, next_ms,
+			  final, error);
 }
 
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
@@ -969,35 +867,16 @@ int state_optout_get(struct state *st, const char *phone, const char *channel,
 int state_optout_set(struct state *st, const char *phone, const char *channel, bool opted_out,
 		     const char *source, const char *reason, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OPTOUT_SET, err);
-
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, phone);
-	bind_text(s, 2, channel);
-	bind_text(s, 3, opted_out ? "opted-out" : "opted-in");
-	bind_text(s, 4, source);
-	bind_text(s, 5, reason);
-	sqlite3_bind_int64(s, 6, run);
-	return step_done(st, s, err, "write opt-out registry");
+	return write_stmt(st, S_OPTOUT_SET, err, "write opt-out registry", "ttttti", phone,
+			  channel, opted_out ? "opted-out" : "opted-in", source, reason, run);
 }
 
 int state_optout_log(struct state *st, long long run, const char *phone, const char *channel,
 		     long long person, const char *action, const char *system, const char *reason,
 		     struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OPTOUT_LOG, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	bind_text(s, 2, phone);
-	bind_text(s, 3, channel);
-	sqlite3_bind_int64(s, 4, person);
-	bind_text(s, 5, action);
-	bind_text(s, 6, system);
-	bind_text(s, 7, reason);
-	return step_done(st, s, err, "log opt-out");
+	return write_stmt(st, S_OPTOUT_LOG, err, "log opt-out", "ittittt", run, phone, channel,
+			  person, action, system, reason);
 }
 
 int state_sweep_batch(struct state *st, const char *system, int max, long long before_ms,
@@ -1083,12 +962,7 @@ int state_gone_count(struct state *st, const char *system, long long run, long l
 
 int state_gone_clear(struct state *st, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_GONE_CLEAR, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	return step_done(st, s, err, "clear gone marks");
+	return write_stmt(st, S_GONE_CLEAR, err, "clear gone marks", "i", run);
 }
 
 int state_gone_next(struct state *st, long long run, char **system, char **remote_id,
@@ -1161,15 +1035,8 @@ int state_list_members(struct state *st, long long person, char ***lists, int *n
 int state_list_member_set(struct state *st, long long person, const char *list, bool member,
 			  long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_LIST_SET, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	bind_text(s, 2, list);
-	bind_text(s, 3, member ? "member" : "removed");
-	sqlite3_bind_int64(s, 4, run);
-	return step_done(st, s, err, "write list membership");
+	return write_stmt(st, S_LIST_SET, err, "write list membership", "itti", person, list,
+			  member ? "member" : "removed", run);
 }
 
 int state_event_add(struct state *st, const char *kind, const char *source,
@@ -1200,14 +1067,7 @@ int state_event_add(struct state *st, const char *kind, const char *source,
 int state_delivery_add(struct state *st, long long event, const char *target, long long run,
 		       struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_DELIVERY_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, event);
-	bind_text(s, 2, target);
-	sqlite3_bind_int64(s, 3, run);
-	return step_done(st, s, err, "journal delivery");
+	return write_stmt(st, S_DELIVERY_ADD, err, "journal delivery", "iti", event, target, run);
 }
 
 int state_delivery_due(struct state *st, long long now_ms, long long after, long long *ids,
@@ -1267,31 +1127,15 @@ int state_delivery_load(struct state *st, long long id, struct delivery_item *it
 
 int state_event_person(struct state *st, long long event, long long person, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_EVENT_PERSON, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, event);
-	sqlite3_bind_int64(s, 2, person);
-	return step_done(st, s, err, "link event");
+	return write_stmt(st, S_EVENT_PERSON, err, "link event", "ii", event, person);
 }
 
 int state_delivery_set(struct state *st, long long id, const char *status, bool attempt,
 		       long long next_ms, const char *remote_id, const char *error, long long run,
 		       struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_DELIVERY_SET, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	bind_text(s, 2, status);
-	sqlite3_bind_int(s, 3, attempt);
-	sqlite3_bind_int64(s, 4, next_ms);
-	bind_text(s, 5, remote_id);
-	bind_text(s, 6, error);
-	sqlite3_bind_int64(s, 7, run);
-	return step_done(st, s, err, "record delivery");
+	return write_stmt(st, S_DELIVERY_SET, err, "record delivery", "itbitti", id, status,
+			  attempt, next_ms, remote_id, error, run);
 }
 
 int state_report(struct state *st, const char *query, long long run, state_row_fn row,

@@ -35,8 +35,8 @@ long long state_run_start(struct state *st, const char *mode, struct df_err *err
 int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
 		     const char *message, struct df_err *err);
 struct run_counts {
-	long polled, changed, quarantined, writes_done, writes_failed, requests, swept, unlinked;
-	long sweep_cycle;       /* runs in which the sweep checks every linked record */
+	long long polled, changed, quarantined, writes_done, writes_failed, requests, swept, unlinked;
+	long long sweep_cycle;       /* runs in which the sweep checks every linked record */
 };
 int state_run_system_add(struct state *st, long long run, const char *system,
 			 const struct run_counts *c, struct df_err *err);
