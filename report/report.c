@@ -172,7 +172,7 @@ int report_explain(struct state *st, long long person, enum report_format fmt, F
 
 int report_status(struct state *st, FILE *out, struct df_err *err)
 {
-	struct text_ctx cur = { out, "  {system} {stream}: position {position_ms} ms (run {run_id})", 0 };
+	struct text_ctx cur = { out, "  {system} {stream}: changes up to {position} (run {run_id})", 0 };
 	struct text_ctx runs = { out, "  run {id} {mode} {started_at} .. {finished_at} {status} exit {exit_code} {message}", 0 };
 	struct text_ctx pend = { out, sections[sizeof(sections) / sizeof(sections[0]) - 1].line, 0 };
 	long long pending = 0, failed = 0;
@@ -185,6 +185,12 @@ int report_status(struct state *st, FILE *out, struct df_err *err)
 		return -1;
 	if (state_outbox_count(st, "pending", &pending, err) || state_outbox_count(st, "failed", &failed, err))
 		return -1;
+	struct text_ctx deliv = { out, "  {status}: {n}", 0 };
+	fprintf(out, "calls and messages to deliver:\n");
+	if (state_report(st, "delivery_counts", 0, text_row, &deliv, err))
+		return -1;
+	if (deliv.rows == 0)
+		fprintf(out, "  (none)\n");
 	fprintf(out, "outbox: %lld pending, %lld given up\n", pending, failed);
 	return state_report(st, "pending", 0, text_row, &pend, err);
 }

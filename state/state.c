@@ -196,7 +196,9 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "explain_deliveries", "SELECT e.kind, e.source, e.source_id, d.target, d.status, "
 				"coalesce(d.remote_id, '') AS remote_id FROM event e JOIN delivery d ON d.event_id = e.id "
 				"WHERE e.person_id = ?1 ORDER BY d.id" },
-	{ "cursors", "SELECT system, stream, position_ms, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
+	{ "delivery_counts", "SELECT status, count(*) AS n FROM delivery WHERE ?1 = ?1 GROUP BY status ORDER BY status" },
+	{ "cursors", "SELECT system, stream, strftime('%Y-%m-%dT%H:%M:%fZ', position_ms / 1000.0, 'unixepoch') "
+		     "AS position, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
 	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
 		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
 };
