@@ -35,7 +35,7 @@ MAKEFLAGS += --no-print-directory
 
 BUILD ?= build
 OBJ    = $(LIBSRC:%.c=$(BUILD)/%.o)
-UNIT   = test_normalize test_merge test_state test_config
+UNIT   = test_normalize test_merge test_state test_config test_flows
 UNITBIN = $(UNIT:%=$(BUILD)/tests/%)
 
 all: dfreconcile

@@ -69,6 +69,8 @@ int poll_all(struct run *r);
 
 /* observe.c: one polled record of system s, inside the page's transaction. */
 int observe_record(struct run *r, int s, struct record *rec);
+/* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
+int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
 /* Takes the values rec does not state (NULL) from old, its snapshot. */
 void observe_fill(struct record *rec, const struct record *old);
 /* Normalises every carried field of rec in place; NULL, or why it failed. */

@@ -168,7 +168,7 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 		 struct merge_result *out)
 {
 	int cand[DF_MAX_SYSTEMS], ncand = 0, pick;
-	bool distinct = false, fresh = false;
+	bool distinct = false, fresh = false, edited = false;
 
 	memset(out, 0, sizeof(*out));
 	out->winner = -1;
@@ -207,11 +207,13 @@ void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 		if (ncand > 0 && !str_eq(in->value[s], in->value[cand[0]]))
 			distinct = true;
 		fresh |= in->fresh[s];
+		edited |= !in->fresh[s];
 		cand[ncand++] = s;
 	}
 	/* A fresh record's value competes with the agreed one: the systems
-	 * still holding the base take part in the decision. */
-	if (fresh && !str_blank(in->base)) {
+	 * still holding the base take part in the decision, unless a system
+	 * edited the field, in which case the edit and the fresh value decide. */
+	if (fresh && !edited && !str_blank(in->base)) {
 		for (int s = 0; s < in->nsys; s++) {
 			bool listed = false;
 			for (int i = 0; i < ncand; i++)

@@ -33,13 +33,15 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec)
 	return NULL;
 }
 
-static int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why)
+int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why)
 {
 	r->sys[s].counts.quarantined++;
 	r->quarantined++;
 	log_warn("event=quarantine system=%s record=%s kind=%s reason=\"%s\"", r->sys[s].conf->name,
 		 id ? id : "-", kind, why);
-	return state_quarantine_add(r->st, r->id, r->sys[s].conf->name, id, kind, why, &r->err);
+	/* Unreadable is not deleted: the record is still listed. */
+	return state_quarantine_add(r->st, r->id, r->sys[s].conf->name, id, kind, why, &r->err) ||
+	       (id && state_snapshot_listed(r->st, r->sys[s].conf->name, id, r->id, &r->err)) ? -1 : 0;
 }
 
 /* Journals field-level differences between old (may be NULL) and rec. */

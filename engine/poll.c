@@ -37,13 +37,7 @@ static int observe_page(struct run *r, int s, const char *stream, struct connect
 	}
 	for (int i = 0; i < page->nbad; i++) {
 		r->sys[s].counts.polled++;
-		r->sys[s].counts.quarantined++;
-		r->quarantined++;
-		log_warn("event=quarantine system=%s stream=%s record=%s kind=malformed reason=\"%s\"",
-			 sr->conf->name, stream, page->bad[i].remote_id ? page->bad[i].remote_id : "-",
-			 page->bad[i].reason);
-		if (state_quarantine_add(r->st, r->id, sr->conf->name, page->bad[i].remote_id,
-					 "malformed", page->bad[i].reason, &r->err))
+		if (quarantine(r, s, page->bad[i].remote_id, "malformed", page->bad[i].reason))
 			goto fail;
 	}
 	if (state_cursor_set(r->st, sr->conf->name, stream, *pos, r->id, &r->err))

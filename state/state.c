@@ -29,7 +29,7 @@ enum stmt_id {
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_FIELD_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
 	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
-	S_SNAP_MERGED, S_SNAP_MARK,
+	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED,
 	S_LIST_MEMBERS, S_LIST_SET,
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
@@ -138,6 +138,7 @@ static const char *const sql[S_COUNT] = {
 	[S_DELIVERY_SET] = "UPDATE delivery SET status = ?2, attempts = attempts + ?3, next_attempt_ms = ?4, "
 			    "remote_id = coalesce(?5, remote_id), last_error = ?6, "
 			    "done_run = CASE WHEN ?2 = 'done' THEN ?7 ELSE done_run END WHERE id = ?1",
+	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
@@ -535,6 +536,12 @@ int state_snapshot_seen(struct state *st, const char *system, const char *remote
 {
 	return write_stmt(st, S_SNAP_SEEN, err, "touch snapshot", "ttii", system, remote_id,
 			  updated_ms, run);
+}
+
+int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,
+			  long long run, struct df_err *err)
+{
+	return write_stmt(st, S_SNAP_LISTED, err, "note listed record", "tti", system, remote_id, run);
 }
 
 int state_snapshot_merged(struct state *st, const char *system, const char *remote_id,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <ftw.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,87 @@ static const struct error_case error_cases[] = {
 	{ "custom field key not a string",
 	  { { "", "custom_fields = (\n  { name = \"tier\";\n    aloware = 1; }\n);\n" } },
 	  "aloware = 1", "custom_fields[0].aloware", "must be a string" },
+
+	/* Opt-outs take sticky-true, and only they (I4). */
+	{ "sticky-true on a field that is no opt-out",
+	  { { "", "fields = {\n  first_name = \"sticky-true\";\n};\n" } },
+	  "first_name = ", "fields.first_name", "sticky-true is the rule for opt-outs and the only one they take" },
+	{ "sticky-true on a set field",
+	  { { "", "fields = {\n  tags = \"sticky-true\";\n};\n" } },
+	  "tags = ", "fields.tags", "union is the rule for sets (tags) and only for them" },
+	{ "an opt-out with another rule",
+	  { { "", "fields = {\n  optout_sms = \"two-way\";\n};\n" } },
+	  "optout_sms = ", "fields.optout_sms", "sticky-true is the rule for opt-outs and the only one they take" },
+	{ "an opt-out that would not sync",
+	  { { "", "fields = {\n  optout_call = \"none\";\n};\n" } },
+	  "optout_call = ", "fields.optout_call", "sticky-true is the rule for opt-outs and the only one they take" },
+	{ "a custom field with sticky-true",
+	  { { "", "custom_fields = (\n  { name = \"dnc\";\n    rule = \"sticky-true\"; }\n);\n" } },
+	  "rule = \"sticky-true\"", "custom_fields[0].rule",
+	  "sticky-true is the rule for opt-outs and the only one they take" },
+
+	/* optouts.opt_in */
+	{ "opt_in naming a system that is not configured",
+	  { { "", "optouts = {\n  opt_in = \"ghl, hubspot\";\n};\n" } },
+	  "opt_in = ", "optouts.opt_in", "hubspot is not a configured system" },
+	{ "opt_in naming a known but unconfigured system",
+	  { { "", "optouts = {\n  opt_in = \"texting\";\n};\n" } },
+	  "opt_in = ", "optouts.opt_in", "texting is not a configured system" },
+	{ "opt_in not a string",
+	  { { "", "optouts = {\n  opt_in = true;\n};\n" } },
+	  "opt_in = ", "optouts.opt_in", "must be \"never\", \"same-system\" or a list of systems" },
+
+	/* call_lists */
+	{ "call lists in an unknown system",
+	  { { "", "call_lists = {\n  system = \"hubspot\";\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	  "call_lists = {", "call_lists", "hubspot is not a configured system with call lists" },
+	{ "call lists in a system without lists",
+	  { { "", "call_lists = {\n  system = \"ghl\";\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	  "call_lists = {", "call_lists", "ghl is not a configured system with call lists" },
+	{ "call lists default to aloware, which is not configured",
+	  { { "  aloware = {\n    base_url = \"http://127.0.0.1:9002\";\n    token = \"aloware-test-token\";\n  };\n", "" },
+	    { "", "call_lists = {\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	  "call_lists = {", "call_lists", "aloware is not a configured system with call lists" },
+	{ "call lists without rules",
+	  { { "", "call_lists = {\n  system = \"aloware\";\n};\n" } },
+	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; list_id = ...; } groups" },
+	{ "call list rules not a list",
+	  { { "", "call_lists = {\n  rules = \"vip\";\n};\n" } },
+	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; list_id = ...; } groups" },
+	{ "call list rule with a bad match",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\";\n"
+		  "      match = \"fuzzy\"; }\n  );\n};\n" } },
+	  "match = \"fuzzy\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
+	{ "call list rule with a match of the wrong case",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\";\n"
+		  "      match = \"Exact\"; }\n  );\n};\n" } },
+	  "match = \"Exact\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
+	{ "call list rule with a bad regex",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\"; match = \"regex\"; },\n"
+		  "    { list_id = \"L2\"; match = \"regex\";\n      tag = \"(unclosed\"; }\n  );\n};\n" } },
+	  "tag = \"(unclosed\"", "call_lists.rules[1].tag", "is not a valid regular expression" },
+	{ "call list rule without list_id",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\"; },\n"
+		  "    { tag = \"buyer\"; match = \"exact\"; }\n  );\n};\n" } },
+	  "{ tag = \"buyer\"", "call_lists.rules[1]", "needs tag and list_id" },
+	{ "call list rule without tag",
+	  { { "", "call_lists = {\n  rules = (\n    { list_id = \"L1\"; }\n  );\n};\n" } },
+	  "{ list_id = ", "call_lists.rules[0]", "needs tag and list_id" },
+	{ "call list rule with a list_id that is no string",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = 7; }\n  );\n};\n" } },
+	  "list_id = 7", "call_lists.rules[0].list_id", "must be a string" },
+
+	/* The sweep */
+	{ "negative sweep budget",
+	  { { "    token = \"aloware-test-token\";\n", "    token = \"aloware-test-token\";\n    sweep = -1;\n" } },
+	  "sweep = -1", "systems.aloware.sweep", "must be between 0 and 100000" },
+	{ "sweep interval above 30 days",
+	  { { "    token = \"aloware-test-token\";\n",
+	      "    token = \"aloware-test-token\";\n    sweep_interval = 2592001;\n" } },
+	  "sweep_interval", "systems.aloware.sweep_interval", "must be between 0 and 2592000" },
+	{ "listing not a boolean",
+	  { { "    token = \"aloware-test-token\";\n", "    token = \"aloware-test-token\";\n    listing = \"no\";\n" } },
+	  "listing = ", "systems.aloware.listing", "must be true or false" },
 };
 
 static void test_errors_name_file_line_setting(void **state)
@@ -630,6 +712,135 @@ static void test_custom_fields(void **state)
 	config_free(cfg);
 }
 
+/* Call lists, opt-ins and the sweep */
+
+static void test_call_lists(void **state)
+{
+	static const struct edit edits[] = {
+		{ "", "call_lists = {\n  rules = (\n"
+		      "    { tag = \"VIP\"; list_id = \"L1\"; },\n"
+		      "    { tag = \"Buyer\"; list_id = \"L2\"; match = \"exact\"; },\n"
+		      "    { tag = \"^hot-\"; list_id = \"L3\"; match = \"regex\"; },\n"
+		      "    { tag = \"seller\"; list_id = \"L1\"; match = \"case-insensitive\"; }\n"
+		      "  );\n};\n" },
+	};
+	static const struct { const char *tag; int match; const char *list; } want[] = {
+		{ "VIP", MATCH_NOCASE, "L1" },
+		{ "Buyer", MATCH_EXACT, "L2" },
+		{ "^hot-", MATCH_REGEX, "L3" },
+		{ "seller", MATCH_NOCASE, "L1" },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, edits, N(edits));
+
+	assert_string_equal(cfg->lists_system, "aloware");
+	assert_int_equal(cfg->nlists, N(want));
+	for (int i = 0; i < N(want); i++) {
+		const struct list_rule *lr = &cfg->lists[i];
+		assert_string_equal(lr->tag, want[i].tag);
+		assert_string_equal(lr->list_id, want[i].list);
+		if ((int)lr->match != want[i].match)
+			fail_msg("rule %d: match %d, want %d", i, (int)lr->match, want[i].match);
+		if ((lr->regex != NULL) != (want[i].match == MATCH_REGEX))
+			fail_msg("rule %d: regex %s", i, lr->regex ? "compiled" : "missing");
+	}
+	/* Compiled as an extended expression. */
+	assert_int_equal(regexec(cfg->lists[2].regex, "hot-lead", 0, NULL, 0), 0);
+	assert_int_not_equal(regexec(cfg->lists[2].regex, "not-hot-lead", 0, NULL, 0), 0);
+	config_free(cfg);
+
+	/* Without call_lists: no lists system, no rules. */
+	cfg = load_edited(fx, NULL, 0);
+	assert_null(cfg->lists_system);
+	assert_int_equal(cfg->nlists, 0);
+	config_free(cfg);
+
+	/* An empty rule list is allowed. */
+	{
+		static const struct edit none[] = {
+			{ "", "call_lists = {\n  system = \"aloware\";\n  rules = ( );\n};\n" },
+		};
+		cfg = load_edited(fx, none, N(none));
+		assert_string_equal(cfg->lists_system, "aloware");
+		assert_int_equal(cfg->nlists, 0);
+		config_free(cfg);
+	}
+}
+
+static void test_opt_in(void **state)
+{
+	static const struct {
+		const char *setting;    /* NULL: not set */
+		int want;
+		bool from[3];           /* ghl, aloware, verity */
+	} cases[] = {
+		{ NULL, OPTIN_SAME_SYSTEM, { false, false, false } },
+		{ "same-system", OPTIN_SAME_SYSTEM, { false, false, false } },
+		{ "never", OPTIN_NEVER, { false, false, false } },
+		{ "verity", OPTIN_LISTED, { false, false, true } },
+		{ "verity, ghl", OPTIN_LISTED, { true, false, true } },
+		{ "aloware,ghl", OPTIN_LISTED, { true, true, false } },
+	};
+	struct fixture *fx = *state;
+
+	for (int i = 0; i < N(cases); i++) {
+		char *line = cases[i].setting ? xasprintf("optouts = { opt_in = \"%s\"; };\n", cases[i].setting)
+					      : xstrdup("");
+		const struct edit edits[] = { { "", line } };
+		struct config *cfg = load_edited(fx, edits, N(edits));
+
+		if ((int)cfg->opt_in != cases[i].want)
+			fail_msg("opt_in %s: %d, want %d", cases[i].setting ? cases[i].setting : "(unset)",
+				 (int)cfg->opt_in, cases[i].want);
+		for (int s = 0; s < 3; s++)
+			if (cfg->opt_in_from[s] != cases[i].from[s])
+				fail_msg("opt_in %s: %s %s, want %s", cases[i].setting ? cases[i].setting : "(unset)",
+					 cfg->sys[s].name, cfg->opt_in_from[s] ? "allowed" : "not allowed",
+					 cases[i].from[s] ? "allowed" : "not allowed");
+		config_free(cfg);
+		free(line);
+	}
+}
+
+static void test_sweep_settings(void **state)
+{
+	static const struct edit edits[] = {
+		{ "    token = \"ghl-test-token\";\n",
+		  "    token = \"ghl-test-token\";\n    listing = false;\n" },
+		{ "    token = \"aloware-test-token\";\n",
+		  "    token = \"aloware-test-token\";\n    listing = false;\n    sweep = 0;\n"
+		  "    sweep_interval = 60;\n    propagate_deletes = true;\n" },
+		{ "    token = \"verity-test-token\";\n",
+		  "    token = \"verity-test-token\";\n    sweep = 200;\n" },
+	};
+	struct fixture *fx = *state;
+	struct config *cfg = load_edited(fx, NULL, 0);
+
+	/* With a listing the sweep is a slow drift check. */
+	for (int s = 0; s < cfg->nsys; s++) {
+		assert_true(cfg->sys[s].listing);
+		assert_int_equal(cfg->sys[s].sweep, 5);
+		assert_int_equal(cfg->sys[s].sweep_interval, 3600);
+		assert_false(cfg->sys[s].propagate_deletes);
+	}
+	config_free(cfg);
+
+	cfg = load_edited(fx, edits, N(edits));
+	/* Without one it is how changes are seen. */
+	assert_false(cfg->sys[0].listing);
+	assert_int_equal(cfg->sys[0].sweep, 50);
+	assert_int_equal(cfg->sys[0].sweep_interval, 0);
+	/* Explicit settings win over either default. */
+	assert_false(cfg->sys[1].listing);
+	assert_int_equal(cfg->sys[1].sweep, 0);
+	assert_int_equal(cfg->sys[1].sweep_interval, 60);
+	assert_true(cfg->sys[1].propagate_deletes);
+	assert_true(cfg->sys[2].listing);
+	assert_int_equal(cfg->sys[2].sweep, 200);
+	assert_int_equal(cfg->sys[2].sweep_interval, 3600);
+	config_free(cfg);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -643,6 +854,9 @@ int main(void)
 		T(test_errors_without_setting),
 		T(test_custom_field_rule_must_be_text),
 		T(test_custom_fields),
+		T(test_call_lists),
+		T(test_opt_in),
+		T(test_sweep_settings),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -689,6 +689,456 @@ static void test_agreed_values(void **state)
 	record_clear(&agreed);
 }
 
+/* The sweep's scheduling, deletes and tombstones */
+
+/* A linked record of system: a person, a snapshot put in run and a link,
+ * last swept at swept_ms. Returns the person. */
+static long long add_linked(struct fixture *fx, const char *system, const char *id, long long run,
+			    long long swept_ms)
+{
+	struct record rec;
+	long long person = state_person_new(fx->st, run, &fx->err);
+
+	if (person <= 0)
+		fail_msg("state_person_new: %s", fx->err.msg);
+	record_init(&rec);
+	rec.remote_id = xstrdup(id);
+	record_set(&rec, F_FIRST_NAME, id);
+	OK(state_snapshot_put(fx->st, system, &rec, run, &fx->err));
+	OK(state_link_put(fx->st, system, id, person, "new", run, &fx->err));
+	OK(state_snapshot_swept(fx->st, system, id, swept_ms, &fx->err));
+	record_clear(&rec);
+	return person;
+}
+
+/* Asserts the sweep batch of system (max, before_ms) is want, in order
+ * (want NULL-terminated). */
+static void expect_sweep(struct fixture *fx, const char *system, int max, long long before_ms,
+			 const char *const *want)
+{
+	char **ids = NULL, got[256] = "", exp[256] = "";
+	int n = -1;
+
+	OK(state_sweep_batch(fx->st, system, max, before_ms, &ids, &n, &fx->err));
+	for (int i = 0; i < n; i++) {
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "", ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+	for (int i = 0; want[i] != NULL; i++)
+		snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%s", i ? " " : "", want[i]);
+	if (strcmp(got, exp) != 0)
+		fail_msg("sweep %s max %d before %lld: got [%s], want [%s]", system, max, before_ms, got, exp);
+}
+
+#define IDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define NO_IDS ((const char *const[]){ NULL })
+
+static void test_sweep_batch(void **state)
+{
+	struct fixture *fx = *state;
+	struct record rec;
+
+	add_linked(fx, "ghl", "r1", fx->run, 300);
+	add_linked(fx, "ghl", "r2", fx->run, 100);
+	add_linked(fx, "ghl", "r3", fx->run, 200);
+	add_linked(fx, "ghl", "r4", fx->run, 100);
+	add_linked(fx, "ghl", "r5", fx->run, 500);
+	add_linked(fx, "aloware", "a1", fx->run, 10);
+	/* A snapshot without a link is not the sweep's. */
+	record_init(&rec);
+	rec.remote_id = xstrdup("u1");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, fx->run, &fx->err));
+	OK(state_snapshot_swept(fx->st, "ghl", "u1", 50, &fx->err));
+	record_clear(&rec);
+
+	/* Least recently swept first; ties by id. */
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r2", "r4", "r3", "r1", "r5"));
+	/* The budget. */
+	expect_sweep(fx, "ghl", 2, 1000, IDS("r2", "r4"));
+	expect_sweep(fx, "ghl", 1, 1000, IDS("r2"));
+	expect_sweep(fx, "ghl", 0, 1000, NO_IDS);
+	/* The interval: swept at or before before_ms only. */
+	expect_sweep(fx, "ghl", 10, 200, IDS("r2", "r4", "r3"));
+	expect_sweep(fx, "ghl", 10, 199, IDS("r2", "r4"));
+	expect_sweep(fx, "ghl", 10, 99, NO_IDS);
+	expect_sweep(fx, "ghl", 2, 300, IDS("r2", "r4"));
+	/* Per system. */
+	expect_sweep(fx, "aloware", 10, 1000, IDS("a1"));
+	expect_sweep(fx, "verity", 10, 1000, NO_IDS);
+
+	/* Sweeping a record moves it to the back. */
+	OK(state_snapshot_swept(fx->st, "ghl", "r2", 600, &fx->err));
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r4", "r3", "r1", "r5", "r2"));
+	expect_sweep(fx, "ghl", 10, 599, IDS("r4", "r3", "r1", "r5"));
+
+	/* A record marked gone is not swept again. */
+	OK(state_mark_gone(fx->st, "ghl", "r4", fx->run, &fx->err));
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r3", "r1", "r5", "r2"));
+	/* Nor a tombstoned one, even should a snapshot of it come back. */
+	OK(state_unlink(fx->st, "ghl", "r3", fx->run, &fx->err));
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r1", "r5", "r2"));
+	record_init(&rec);
+	rec.remote_id = xstrdup("r3");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, fx->run, &fx->err));
+	OK(state_snapshot_swept(fx->st, "ghl", "r3", 1, &fx->err));
+	record_clear(&rec);
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r1", "r5", "r2"));
+	/* Cleared marks make a record due again. */
+	OK(state_gone_clear(fx->st, fx->run, &fx->err));
+	expect_sweep(fx, "ghl", 10, 1000, IDS("r4", "r1", "r5", "r2"));
+}
+
+/* Runs of the sweep against a fake clock: each run takes a batch within the
+ * budget and interval and marks what it swept. Every record must come up
+ * within ceil(n / budget) runs of its last sweep, every run. */
+static void test_sweep_rotation(void **state)
+{
+	static const struct { int n, budget; } cases[] = {
+		{ 7, 3 }, { 6, 3 }, { 1, 1 }, { 10, 4 }, { 5, 10 }, { 9, 1 }, { 12, 5 },
+	};
+	struct fixture *fx = *state;
+	long long clock = 10000;
+
+	for (int c = 0; c < N(cases); c++) {
+		int n = cases[c].n, budget = cases[c].budget, window = (n + budget - 1) / budget;
+		int last[16] = { 0 };
+		char system[32];
+
+		assert_true(n <= N(last));
+		snprintf(system, sizeof(system), "rot%d", c);
+		/* Initial sweep times against id order: r(i) swept at n - 1 - i. */
+		for (int i = 0; i < n; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "r%02d", i);
+			add_linked(fx, system, id, fx->run, n - 1 - i);
+		}
+		for (int run = 1; run <= 3 * window + 1; run++) {
+			char **ids = NULL;
+			int got = -1;
+
+			clock += 10;
+			OK(state_sweep_batch(fx->st, system, budget, clock, &ids, &got, &fx->err));
+			if (got != (n < budget ? n : budget))
+				fail_msg("n %d budget %d run %d: %d records, want %d", n, budget, run, got,
+					 n < budget ? n : budget);
+			for (int i = 0; i < got; i++) {
+				int k = atoi(ids[i] + 1);
+				/* The first run takes the least recently swept. */
+				if (run == 1 && n - 1 - k >= got)
+					fail_msg("n %d budget %d: first run took %s (swept at %d)", n, budget,
+						 ids[i], n - 1 - k);
+				for (int j = 0; j < i; j++)
+					if (strcmp(ids[i], ids[j]) == 0)
+						fail_msg("n %d budget %d run %d: %s twice", n, budget, run, ids[i]);
+				last[k] = run;
+				OK(state_snapshot_swept(fx->st, system, ids[i], clock + i, &fx->err));
+			}
+			for (int i = 0; i < got; i++)
+				free(ids[i]);
+			free(ids);
+			for (int k = 0; k < n; k++)
+				if (run - last[k] >= window)
+					fail_msg("n %d budget %d: r%02d not swept in runs %d..%d (window %d)", n,
+						 budget, k, last[k] + 1, run, window);
+		}
+	}
+}
+
+/* The interval keeps a record swept recently out of the next batches. */
+static void test_sweep_interval(void **state)
+{
+	struct fixture *fx = *state;
+	const long long interval = 100;
+	char **ids = NULL;
+	int n = -1;
+
+	add_linked(fx, "ghl", "r1", fx->run, 0);
+	add_linked(fx, "ghl", "r2", fx->run, 1);
+	add_linked(fx, "ghl", "r3", fx->run, 2);
+
+	OK(state_sweep_batch(fx->st, "ghl", 10, 1000 - interval, &ids, &n, &fx->err));
+	assert_int_equal(n, 3);
+	for (int i = 0; i < n; i++) {
+		OK(state_snapshot_swept(fx->st, "ghl", ids[i], 1000, &fx->err));
+		free(ids[i]);
+	}
+	free(ids);
+	expect_sweep(fx, "ghl", 10, 1050 - interval, NO_IDS);
+	expect_sweep(fx, "ghl", 10, 1099 - interval, NO_IDS);
+	expect_sweep(fx, "ghl", 10, 1100 - interval, IDS("r1", "r2", "r3"));
+}
+
+/* A full listing marks gone what it did not list. */
+static void test_mark_unseen(void **state)
+{
+	struct fixture *fx = *state;
+	long long run2, n = -1;
+	struct record rec;
+
+	add_linked(fx, "ghl", "g1", fx->run, 0);
+	add_linked(fx, "ghl", "g2", fx->run, 0);
+	add_linked(fx, "ghl", "g3", fx->run, 0);
+	add_linked(fx, "ghl", "g4", fx->run, 0);
+	add_linked(fx, "aloware", "a1", fx->run, 0);
+
+	run2 = state_run_start(fx->st, "full", &fx->err);
+	assert_int_equal(run2, fx->run + 1);
+	/* Run 2 lists g1 unchanged and g2 changed; the sweep found g3 gone. */
+	OK(state_snapshot_seen(fx->st, "ghl", "g1", 5000, run2, &fx->err));
+	record_init(&rec);
+	rec.remote_id = xstrdup("g2");
+	record_set(&rec, F_FIRST_NAME, "changed");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, run2, &fx->err));
+	record_clear(&rec);
+	OK(state_mark_gone(fx->st, "ghl", "g3", run2, &fx->err));
+
+	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
+	assert_int_equal(n, 1);                 /* g4; g3 was marked already */
+	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
+	assert_int_equal(n, 2);
+	OK(state_gone_count(fx->st, "aloware", run2, &n, &fx->err));
+	assert_int_equal(n, 0);
+	OK(state_gone_count(fx->st, "ghl", fx->run, &n, &fx->err));
+	assert_int_equal(n, 0);
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3 g4");
+	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2"));
+	/* Again in the same run: nothing new. */
+	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
+	assert_int_equal(n, 0);
+
+	/* The valve clears the run's marks. */
+	OK(state_gone_clear(fx->st, run2, &fx->err));
+	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
+	assert_int_equal(n, 0);
+	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2", "g3", "g4"));
+}
+
+/* Gone records are unlinked one by one; the link stays as a tombstone. */
+static void test_unlink_tombstone(void **state)
+{
+	struct fixture *fx = *state;
+	long long p1 = add_linked(fx, "ghl", "c1", fx->run, 0);
+	long long p2 = add_linked(fx, "ghl", "c2", fx->run, 0);
+	long long pa = add_linked(fx, "aloware", "a1", fx->run, 0);
+	long long person = -1, n = -1;
+	char *sys = NULL, *id = NULL;
+	bool found = false, deleted = true;
+	struct record got;
+
+	assert_true(p1 > 0 && p2 > 0 && pa > 0);
+	OK(state_link_put(fx->st, "aloware", "a2", p1, "phone", fx->run, &fx->err));
+	OK(state_link_deleted(fx->st, p1, "ghl", &deleted, &fx->err));
+	assert_false(deleted);
+
+	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, &fx->err));
+	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	assert_true(found);
+	assert_string_equal(sys, "ghl");
+	assert_string_equal(id, "c1");
+	assert_int_equal(person, p1);
+	free(sys);
+	free(id);
+	OK(state_unlink(fx->st, "ghl", "c1", fx->run, &fx->err));
+	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	assert_false(found);
+
+	/* The tombstone: no link, no snapshot, but the delete is known. */
+	OK(state_link_get(fx->st, "ghl", "c1", &person, &fx->err));
+	assert_int_equal(person, 0);
+	OK(state_link_of(fx->st, p1, "ghl", &id, &fx->err));
+	assert_null(id);
+	OK(state_link_deleted(fx->st, p1, "ghl", &deleted, &fx->err));
+	assert_true(deleted);
+	OK(state_link_deleted(fx->st, p1, "aloware", &deleted, &fx->err));
+	assert_false(deleted);
+	OK(state_link_deleted(fx->st, p2, "ghl", &deleted, &fx->err));
+	assert_false(deleted);
+	record_init(&got);
+	OK(state_snapshot_get(fx->st, "ghl", "c1", &got, &found, &fx->err));
+	assert_false(found);
+	record_clear(&got);
+	OK(state_snapshot_count(fx->st, "ghl", &n, &fx->err));
+	assert_int_equal(n, 1);
+	expect_peek(fx->path, "SELECT person_id || ' ' || deleted_run FROM link WHERE remote_id = 'c1'", "1 1");
+	/* The other systems keep their links. */
+	OK(state_link_get(fx->st, "aloware", "a2", &person, &fx->err));
+	assert_int_equal(person, p1);
+
+	/* A new record of the same person and system replaces the tombstone. */
+	OK(state_link_put(fx->st, "ghl", "c9", p1, "created", 2, &fx->err));
+	OK(state_link_deleted(fx->st, p1, "ghl", &deleted, &fx->err));
+	assert_false(deleted);
+	OK(state_link_get(fx->st, "ghl", "c9", &person, &fx->err));
+	assert_int_equal(person, p1);
+	OK(state_link_of(fx->st, p1, "ghl", &id, &fx->err));
+	assert_string_equal(id, "c9");
+	free(id);
+	expect_peek(fx->path, "SELECT count(*) FROM link WHERE system = 'ghl' AND person_id = 1", "1");
+
+	/* A tombstoned record id that comes back links again (to anyone). */
+	OK(state_mark_gone(fx->st, "ghl", "c2", fx->run, &fx->err));
+	OK(state_unlink(fx->st, "ghl", "c2", fx->run, &fx->err));
+	OK(state_link_get(fx->st, "ghl", "c2", &person, &fx->err));
+	assert_int_equal(person, 0);
+	long long p3 = state_person_new(fx->st, fx->run, &fx->err);
+	OK(state_link_put(fx->st, "ghl", "c2", p3, "new", 2, &fx->err));
+	OK(state_link_get(fx->st, "ghl", "c2", &person, &fx->err));
+	assert_int_equal(person, p3);
+	OK(state_link_deleted(fx->st, p2, "ghl", &deleted, &fx->err));
+	assert_false(deleted);
+
+	/* A live link is not replaced: the constraint still holds. */
+	assert_int_equal(state_link_put(fx->st, "ghl", "c10", p1, "new", 2, &fx->err), -1);
+	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
+}
+
+/* Calls and messages: stored once per source id; deliveries once per target. */
+static void test_events_and_deliveries(void **state)
+{
+	struct fixture *fx = *state;
+	long long e1 = -1, e2 = -1, again = -1, other = -1, ids[8];
+	struct delivery_item it;
+	int n = -1;
+
+	OK(state_event_add(fx->st, "message", "texting", "m1", "t1", "+15550102030", "{\"body\":\"hi\"}",
+			   1000, fx->run, &e1, &fx->err));
+	assert_true(e1 > 0);
+	/* Another write in between: the duplicate must not report its count. */
+	OK(state_optout_set(fx->st, "+15550102030", "sms", true, "texting", "STOP", fx->run, &fx->err));
+	OK(state_event_add(fx->st, "message", "texting", "m1", "t1", "+15550102030", "{\"body\":\"changed\"}",
+			   2000, fx->run, &again, &fx->err));
+	assert_int_equal(again, 0);
+	/* The same id from another source is another event. */
+	OK(state_event_add(fx->st, "call", "aloware", "m1", "a1", NULL, "{}", 3000, fx->run, &other, &fx->err));
+	assert_true(other > e1);
+	OK(state_event_add(fx->st, "call", "aloware", "c2", NULL, NULL, "{}", 4000, fx->run, &e2, &fx->err));
+	assert_true(e2 > other);
+	expect_peek(fx->path, "SELECT count(*) || ' ' || max(payload) FROM event WHERE source_id = 'm1' "
+		    "AND source = 'texting'", "1 {\"body\":\"hi\"}");
+
+	OK(state_delivery_add(fx->st, e1, "ghl", fx->run, &fx->err));
+	OK(state_delivery_add(fx->st, e1, "ghl", fx->run, &fx->err));
+	OK(state_delivery_add(fx->st, e2, "ghl", fx->run, &fx->err));
+	expect_peek(fx->path, "SELECT count(*) FROM delivery", "2");
+	OK(state_delivery_due(fx->st, 0, 0, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 2);
+
+	OK(state_delivery_load(fx->st, ids[0], &it, &fx->err));
+	assert_string_equal(it.target, "ghl");
+	assert_string_equal(it.status, "waiting");
+	assert_int_equal(it.attempts, 0);
+	assert_int_equal(it.ev.id, e1);
+	assert_string_equal(it.ev.kind, "message");
+	assert_string_equal(it.ev.source_contact, "t1");
+	assert_string_equal(it.ev.phone, "+15550102030");
+	assert_string_equal(it.ev.payload, "{\"body\":\"hi\"}");
+	assert_int_equal(it.ev.occurred_ms, 1000);
+	assert_int_equal(it.ev.person, 0);
+	delivery_item_clear(&it);
+
+	OK(state_event_person(fx->st, e1, 7, &fx->err));
+	OK(state_delivery_set(fx->st, ids[1], "pending", true, 5000, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, ids[0], "done", true, 0, "note-1", NULL, 3, &fx->err));
+	OK(state_delivery_due(fx->st, 4999, 0, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 0);
+	OK(state_delivery_due(fx->st, 5000, 0, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 1);
+	OK(state_delivery_load(fx->st, ids[0], &it, &fx->err));
+	assert_int_equal(it.ev.id, e2);
+	assert_string_equal(it.status, "pending");
+	assert_int_equal(it.attempts, 1);
+	delivery_item_clear(&it);
+	expect_peek(fx->path, "SELECT status || ' ' || attempts || ' ' || remote_id || ' ' || done_run || ' ' || "
+		    "coalesce(last_error, 'none') FROM delivery WHERE event_id = 1", "done 1 note-1 3 none");
+	expect_peek(fx->path, "SELECT person_id FROM event WHERE id = 1", "7");
+
+	/* Journalling a done delivery again (the event re-read within the
+	 * lookback) does not open it again. */
+	OK(state_delivery_add(fx->st, e1, "ghl", 4, &fx->err));
+	OK(state_delivery_due(fx->st, 1LL << 62, 0, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 1);
+	expect_peek(fx->path, "SELECT status || ' ' || run_id FROM delivery WHERE event_id = 1", "done 1");
+}
+
+/* The opt-out registry by phone and channel. */
+static void test_optout_registry(void **state)
+{
+	static const char PHONE[] = "+15550102030";
+	struct fixture *fx = *state;
+	bool out = true;
+	char *source = (char *)"x";
+
+	OK(state_optout_get(fx->st, PHONE, "sms", &out, &source, &fx->err));
+	assert_false(out);
+	assert_null(source);
+
+	OK(state_optout_set(fx->st, PHONE, "sms", true, "texting", "STOP keyword", fx->run, &fx->err));
+	OK(state_optout_get(fx->st, PHONE, "sms", &out, &source, &fx->err));
+	assert_true(out);
+	assert_string_equal(source, "texting");
+	free(source);
+	/* Per channel and per number. */
+	OK(state_optout_get(fx->st, PHONE, "call", &out, &source, &fx->err));
+	assert_false(out);
+	assert_null(source);
+	OK(state_optout_get(fx->st, "+15550102031", "sms", &out, &source, &fx->err));
+	assert_false(out);
+	assert_null(source);
+
+	/* An opt-in replaces it, keeping who did it. */
+	OK(state_optout_set(fx->st, PHONE, "sms", false, "ghl", "opt-in", 2, &fx->err));
+	OK(state_optout_get(fx->st, PHONE, "sms", &out, &source, &fx->err));
+	assert_false(out);
+	assert_string_equal(source, "ghl");
+	free(source);
+	expect_peek(fx->path, "SELECT count(*) || ' ' || status || ' ' || reason || ' ' || run_id FROM optout",
+		    "1 opted-in opt-in 2");
+
+	OK(state_optout_set(fx->st, PHONE, "sms", true, "verity", "flag", 3, &fx->err));
+	OK(state_optout_get(fx->st, PHONE, "sms", &out, &source, &fx->err));
+	assert_true(out);
+	assert_string_equal(source, "verity");
+	free(source);
+
+	OK(state_optout_log(fx->st, fx->run, PHONE, "sms", 4, "opt-out", "texting", "STOP", &fx->err));
+	OK(state_optout_log(fx->st, fx->run, NULL, "email", 4, "opt-in-refused", "aloware", "no", &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(coalesce(phone, '-') || ' ' || channel || ' ' || action, '; ') "
+		    "FROM optout_log", "+15550102030 sms opt-out; - email opt-in-refused");
+}
+
+/* Call-list membership as last made. */
+static void test_list_members(void **state)
+{
+	struct fixture *fx = *state;
+	char **lists = NULL;
+	int n = -1;
+
+	OK(state_list_members(fx->st, 1, &lists, &n, &fx->err));
+	assert_int_equal(n, 0);
+	free(lists);
+	OK(state_list_member_set(fx->st, 1, "L2", true, fx->run, &fx->err));
+	OK(state_list_member_set(fx->st, 1, "L1", true, fx->run, &fx->err));
+	OK(state_list_member_set(fx->st, 1, "L3", true, fx->run, &fx->err));
+	OK(state_list_member_set(fx->st, 2, "L9", true, fx->run, &fx->err));
+	OK(state_list_member_set(fx->st, 1, "L3", false, 2, &fx->err));
+	OK(state_list_members(fx->st, 1, &lists, &n, &fx->err));
+	assert_int_equal(n, 2);
+	assert_string_equal(lists[0], "L1");
+	assert_string_equal(lists[1], "L2");
+	for (int i = 0; i < n; i++)
+		free(lists[i]);
+	free(lists);
+	expect_peek(fx->path, "SELECT status || ' ' || run_id FROM list_member WHERE list_id = 'L3'", "removed 2");
+	OK(state_list_member_set(fx->st, 1, "L3", true, 3, &fx->err));
+	OK(state_list_members(fx->st, 1, &lists, &n, &fx->err));
+	assert_int_equal(n, 3);
+	for (int i = 0; i < n; i++)
+		free(lists[i]);
+	free(lists);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_open, teardown)
@@ -708,6 +1158,14 @@ int main(void)
 		T(test_outbox_supersede),
 		T(test_nested_transactions),
 		T(test_agreed_values),
+		T(test_sweep_batch),
+		T(test_sweep_rotation),
+		T(test_sweep_interval),
+		T(test_mark_unseen),
+		T(test_unlink_tombstone),
+		T(test_events_and_deliveries),
+		T(test_optout_registry),
+		T(test_list_members),
 	};
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
