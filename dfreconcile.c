@@ -126,7 +126,7 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	st = state_open_existing(cfg->state_path, &err);
+	st = state_open_reader(cfg->state_path, &err);
 	if (st == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
 		return EXIT_FATAL;
@@ -191,7 +191,7 @@ static int cmd_explain(const struct config *cfg, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_error("%s", "explain takes one phone, email or person number");
-	st = state_open_existing(cfg->state_path, &err);
+	st = state_open_reader(cfg->state_path, &err);
 	if (st == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
 		return EXIT_FATAL;

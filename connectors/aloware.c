@@ -322,9 +322,11 @@ static int aloware_fetch(void *self, const struct record *current, struct record
 			       current->remote_id);
 	if (aloware_lookup(self, current, out, err))
 		return -1;
-	/* The phone now leads elsewhere or nowhere: this contact is gone. */
+	/* Not found by its phone proves nothing: the phone may have changed in
+	 * Aloware. Say so instead of taking the contact for deleted. */
 	if (out->remote_id == NULL || strcmp(out->remote_id, current->remote_id) != 0)
-		*gone = true;
+		return df_fail(err, DF_FAIL_REMOTE, "aloware contact %s is no longer found by its phone %s "
+			       "(changed or deleted in Aloware)", current->remote_id, current->value[F_PHONE]);
 	return 0;
 }
 

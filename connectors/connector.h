@@ -71,6 +71,8 @@ struct connector {
 	 * system): its records never make a person appear in other systems,
 	 * and a record is created in it only to hold an opt-out. */
 	bool optouts_only;
+	/* Its API records opt-outs but cannot opt a number back in. */
+	bool optouts_one_way;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);

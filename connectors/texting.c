@@ -255,6 +255,7 @@ const struct connector texting_connector = {
 	.writable = OPTOUT_FIELDS,
 	.required_for_create = F_PHONE,
 	.optouts_only = true,
+	.optouts_one_way = true,
 	.open = jm_open_bearer,
 	.close = jm_close,
 	.poll_contacts = texting_poll_contacts,

@@ -170,7 +170,7 @@ static int read_token_file(struct loader *ld, const config_setting_t *s, const c
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	if (n == sizeof(buf) - 1 && fgetc(f) != EOF) {
 		fclose(f);
-		return bad(ld, s, "token file %s is longer than %zu bytes", path, sizeof(buf) - 2);
+		return bad(ld, s, "token file %s is longer than %zu bytes", path, sizeof(buf) - 1);
 	}
 	fclose(f);
 	buf[n] = '\0';
@@ -192,7 +192,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	static const char *const keys[] = {
 		"base_url", "token", "token_file", "location_id", "rate_limit", "rate_window",
 		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
-		"tls_verify", "create", "listing", "sweep", "sweep_interval", "propagate_deletes",
+		"tls_verify", "create", "listing", "events", "sweep", "sweep_interval", "propagate_deletes",
 		"conversation_provider_id", NULL,
 	};
 
@@ -211,6 +211,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->tls_verify = true;
 	sc->create = true;
 	sc->listing = true;
+	sc->events = true;
 	sc->sweep = -1;
 	sc->sweep_interval = -1;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
@@ -226,6 +227,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_bool(ld, grp, "tls_verify", &sc->tls_verify) ||
 	    get_bool(ld, grp, "create", &sc->create) ||
 	    get_bool(ld, grp, "listing", &sc->listing) ||
+	    get_bool(ld, grp, "events", &sc->events) ||
 	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
 	    get_int(ld, grp, "sweep_interval", &sc->sweep_interval, 0, 30 * 86400) ||
 	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
@@ -426,6 +428,10 @@ static int load_lists(struct loader *ld, config_t *lc)
 		if (lr->tag == NULL || lr->list_id == NULL) {
 			free(match);
 			return bad(ld, g, "needs tag and list_id");
+		}
+		if (lr->list_id[0] == '\0' || strspn(lr->list_id, "0123456789") != strlen(lr->list_id)) {
+			free(match);
+			return bad(ld, config_setting_get_member(g, "list_id"), "must be a list number");
 		}
 		lr->match = match == NULL || strcmp(match, "case-insensitive") == 0 ? MATCH_NOCASE :
 			    strcmp(match, "exact") == 0 ? MATCH_EXACT : strcmp(match, "regex") == 0 ? MATCH_REGEX : -1;

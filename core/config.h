@@ -34,6 +34,7 @@ struct system_conf {
 	bool tls_verify;
 	bool create;                    /* create missing contacts here */
 	bool listing;                   /* it serves a changed-since listing */
+	bool events;                    /* ... and one of its calls/messages */
 	int sweep;                      /* linked records re-read per run */
 	int sweep_interval;             /* s before a record is re-read again */
 	bool propagate_deletes;         /* a delete here deletes elsewhere */

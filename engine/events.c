@@ -43,12 +43,13 @@ static int stop_keyword(struct run *r, int s, const char *phone, const char *sou
 
 	log_info("event=stop-keyword system=%s message=%s", r->sys[s].conf->name, source_id);
 	if (state_optout_set(r->st, phone, "sms", true, r->sys[s].conf->name, "STOP keyword", r->id, &r->err) ||
-	    state_optout_log(r->st, r->id, phone, "sms", 0, "opt-out", r->sys[s].conf->name,
-			     "inbound message is a stop keyword", &r->err) ||
 	    state_match(r->st, "phone", phone, persons, 8, &n, &r->err))
 		return -1;
-	for (int i = 0; i < n; i++)
-		if (state_person_dirty(r->st, persons[i], true, &r->err))
+	/* One log row per person the number belongs to (or the number alone). */
+	for (int i = 0; i < (n ? n : 1); i++)
+		if (state_optout_log(r->st, r->id, phone, "sms", n ? persons[i] : 0, "opt-out",
+				     r->sys[s].conf->name, "inbound message is a stop keyword", &r->err) ||
+		    (n && state_person_dirty(r->st, persons[i], true, &r->err)))
 			return -1;
 	return 0;
 }

@@ -56,6 +56,7 @@ static bool listed(const char *const *v, int n, const char *id)
 	return false;
 }
 
+/* list: one list id to add, or the comma-separated ids to remove. */
 static int journal_list(struct run *r, long long person, int s, const char *remote_id, bool add,
 			const char *list, const char *keep)
 {
@@ -99,9 +100,15 @@ int plan_lists(struct run *r, long long person, const struct record *agreed,
 	for (int i = 0; i < nwant && rc == 0; i++)
 		if (!listed((const char *const *)have, nhave, want[i]))
 			rc = journal_list(r, person, s, recs[s].remote_id, true, want[i], NULL);
-	for (int i = 0; i < nhave && rc == 0; i++)
+	/* Removals go as one write: the system may drop every list at once. */
+	struct strbuf gone;
+	sb_init(&gone);
+	for (int i = 0; i < nhave; i++)
 		if (!listed(want, nwant, have[i]))
-			rc = journal_list(r, person, s, recs[s].remote_id, false, have[i], keep);
+			sb_addf(&gone, "%s%s", gone.len ? "," : "", have[i]);
+	if (rc == 0 && gone.len)
+		rc = journal_list(r, person, s, recs[s].remote_id, false, gone.buf, keep);
+	sb_free(&gone);
 	for (int i = 0; i < nhave; i++)
 		free(have[i]);
 	free(have);

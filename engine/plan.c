@@ -62,7 +62,8 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
 		    agreed->value[f] == NULL || str_eq(cur->value[f], agreed->value[f]))
 			continue;
-		if (connector_can_write(sr->conn, sr->conf, f)) {
+		if (connector_can_write(sr->conn, sr->conf, f) &&
+		    !(field_is_optout(f) && sr->conn->optouts_one_way && !str_eq(agreed->value[f], "true"))) {
 			want[n++] = f;
 		} else {
 			char msg[512];
@@ -93,7 +94,14 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	const struct system_run *sr = &r->sys[s];
 	int req = sr->conn->required_for_create, want[DF_MAX_FIELDS], n = 0;
 
+	bool deleted;
+
 	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts))
+		return 0;
+	/* Deleted there: not created again (the tombstone link says so). */
+	if (state_link_deleted(r->st, person, sr->conf->name, &deleted, &r->err))
+		return -1;
+	if (deleted)
 		return 0;
 	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
 		return notice(r, person, s, NULL, "cannot-create",

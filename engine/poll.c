@@ -111,7 +111,7 @@ static int poll_system(struct run *r, int s)
 			return -1;
 		sr->listed_all = complete && r->opt->full;
 	}
-	for (int i = 0; sr->conn->streams && sr->conn->streams[i]; i++)
+	for (int i = 0; sr->conf->events && sr->conn->streams && sr->conn->streams[i]; i++)
 		if (poll_stream(r, s, sr->conn->streams[i], &complete))
 			return -1;
 	log_info("event=polled system=%s records=%lld changed=%lld quarantined=%lld", sr->conf->name,

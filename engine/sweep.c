@@ -49,6 +49,12 @@ static int sweep_system(struct run *r, int s)
 		rc = state_snapshot_get(r->st, sr->conf->name, ids[i], &cur, &found, &r->err);
 		if (rc == 0 && found && sr->conn->fetch(sr->handle, &cur, &got, &gone, &e) != 0) {
 			log_warn("event=sweep-failed system=%s record=%s reason=\"%s\"", sr->conf->name, ids[i], e.msg);
+			if (e.fail == DF_FAIL_REMOTE) {
+				long long person = 0;
+				rc = state_link_get(r->st, sr->conf->name, ids[i], &person, &r->err) ||
+				     state_notice_add(r->st, r->id, person, sr->conf->name, ids[i], "sweep", e.msg,
+						      &r->err) ? -1 : 0;
+			}
 			if (e.fail == DF_FAIL_TEMP) {
 				/* Unreachable: the rest of the slice waits for the next run. */
 				record_clear(&cur);

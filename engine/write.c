@@ -151,49 +151,56 @@ static const char *item_value(const struct outbox_item *it, const char *name, bo
 	return NULL;
 }
 
-/* A call-list change; membership is recorded when the system confirmed. */
+/* Comma-separated ids as an array (free(*out) releases all). */
+static int split_ids(const char *ids, char ***out)
+{
+	char *copy = xstrdup(ids ? ids : "");
+	int n;
+
+	for (char *p = copy; *p; p++)
+		if (*p == ',')
+			*p = '\n';
+	n = set_split(copy, out);
+	free(copy);
+	return n;
+}
+
+/* A call-list change; membership is recorded when the system confirmed. A
+ * removal names every list to leave and the lists to stay in. */
 static int write_list(struct run *r, int s, const struct outbox_item *it, const struct record *cur)
 {
 	const struct system_run *sr = &r->sys[s];
 	bool add = strcmp(it->op, "list-add") == 0;
-	const char *list = item_value(it, "list", !add), *keep = item_value(it, "keep", false);
-	char **kv = NULL;
-	int nkeep = 0, rc;
+	char **lists = NULL, **keep = NULL;
+	int nlists = split_ids(item_value(it, "list", !add), &lists);
+	int nkeep = split_ids(item_value(it, "keep", false), &keep), rc = 0;
 	struct df_err e = { 0 };
 
-	/* keep is comma-separated (list ids hold no commas). */
-	if (keep) {
-		char *copy = xstrdup(keep);
-		for (char *p = copy; *p; p++)
-			if (*p == ',')
-				*p = '\n';
-		nkeep = set_split(copy, &kv);
-		free(copy);
-	}
-	if (list == NULL || sr->conn->list_change == NULL) {
-		free(kv);
-		return state_outbox_failed(r->st, it->id, 0, true, "list write without a list system", &r->err);
-	}
-	if (sr->conn->list_change(sr->handle, cur, list, add, (const char *const *)kv, nkeep, &e)) {
-		free(kv);
-		return record_failure(r, s, it, &e);
-	}
-	rc = state_begin(r->st, &r->err) ? -1 : 0;
-	if (rc == 0 && (state_outbox_done(r->st, it->id, r->id, NULL, &r->err) ||
-			state_list_member_set(r->st, it->person, list, add, r->id, &r->err) ||
-			(!add && nkeep > 0 &&
-			 state_notice_add(r->st, r->id, it->person, sr->conf->name, cur->remote_id, "list-remove",
-					  "this system removes a contact from every list at once: removed from all, "
-					  "then re-added to the lists its tags still call for", &r->err)))) {
-		state_rollback(r->st);
+	if (nlists == 0 || sr->conn->list_change == NULL) {
+		rc = state_outbox_failed(r->st, it->id, 0, true, "list write without a list system", &r->err);
+	} else if (sr->conn->list_change(sr->handle, cur, lists[0], add, (const char *const *)keep, nkeep, &e)) {
+		rc = record_failure(r, s, it, &e);
+	} else if (state_begin(r->st, &r->err) == 0) {
+		rc = state_outbox_done(r->st, it->id, r->id, NULL, &r->err);
+		for (int i = 0; i < nlists && rc == 0; i++)
+			rc = state_list_member_set(r->st, it->person, lists[i], add, r->id, &r->err);
+		if (rc == 0 && !add && nkeep > 0)
+			rc = state_notice_add(r->st, r->id, it->person, sr->conf->name, cur->remote_id, "list-remove",
+					      "this system removes a contact from every list at once: removed from all, "
+					      "then re-added to the lists its tags still call for", &r->err);
+		if (rc) {
+			state_rollback(r->st);
+		} else {
+			r->sys[s].counts.writes_done++;
+			log_info("event=write system=%s record=%s person=%lld op=%s lists=%s", sr->conf->name,
+				 cur->remote_id, it->person, it->op, item_value(it, "list", !add));
+			rc = state_commit(r->st, &r->err);
+		}
+	} else {
 		rc = -1;
-	} else if (rc == 0) {
-		r->sys[s].counts.writes_done++;
-		log_info("event=write system=%s record=%s person=%lld op=%s list=%s", sr->conf->name,
-			 cur->remote_id, it->person, it->op, list);
-		rc = state_commit(r->st, &r->err);
 	}
-	free(kv);
+	free(lists);
+	free(keep);
 	return rc;
 }
 
@@ -296,8 +303,9 @@ int write_print_plan(struct run *r, FILE *out)
 				int f = it.f[k].field;
 				fprintf(out, "plan: %s %s %s person=%lld field=%s: \"%s\" -> \"%s\" (rule %s)\n",
 					it.system, it.op, it.remote_id ? it.remote_id : "(new)", it.person,
-					f >= 0 ? field_get(f)->name : "?", it.f[k].old_value ? it.f[k].old_value : "",
-					it.f[k].new_value ? it.f[k].new_value : "", f >= 0 ? r->cfg->rule[f].text : "?");
+					it.f[k].name, it.f[k].old_value ? it.f[k].old_value : "",
+					it.f[k].new_value ? it.f[k].new_value : "",
+					f >= 0 ? r->cfg->rule[f].text : "call_lists");
 			}
 			total++;
 			outbox_item_clear(&it);

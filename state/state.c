@@ -91,8 +91,9 @@ static const char *const sql[S_COUNT] = {
 	[S_NOTICE_ADD] = "INSERT INTO notice (run_id, person_id, system, remote_id, kind, message) "
 			 "SELECT ?1,?2,?3,?4,?5,?6 WHERE NOT EXISTS (SELECT 1 FROM notice WHERE run_id = ?1 "
 			 "AND person_id IS ?2 AND system = ?3 AND kind = ?5 AND message = ?6)",
+	/* A journalled delete stands: no later plan replaces it. */
 	[S_OUTBOX_SUPERSEDE] = "UPDATE outbox SET status = 'superseded' "
-			       "WHERE person_id = ?1 AND system = ?2 AND status = 'pending'",
+			       "WHERE person_id = ?1 AND system = ?2 AND status = 'pending' AND op <> 'delete'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
 	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
 			       "VALUES (?1,?2,?3,?4,?5,?6)",
@@ -162,8 +163,9 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "conflicts", "SELECT person_id, field, base, candidates, winner, value, rule, reason FROM conflict "
 		       "WHERE run_id = ?1 ORDER BY id" },
 	{ "writes", "SELECT o.id AS outbox_id, o.system, coalesce(o.remote_id, '') AS remote_id, o.person_id, o.op, "
-		    "o.status, o.attempts, coalesce(o.last_error, '') AS last_error, f.field, f.old_value, "
-		    "f.new_value, f.rule, f.reason FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
+		    "o.status, o.attempts, coalesce(o.last_error, '') AS last_error, coalesce(f.field, '-') AS field, "
+		    "f.old_value, f.new_value, coalesce(f.rule, '-') AS rule, f.reason FROM outbox o "
+		    "LEFT JOIN outbox_field f ON f.outbox_id = o.id "
 		    "WHERE o.run_id = ?1 OR o.done_run = ?1 ORDER BY o.id, f.rowid" },
 	{ "pending", "SELECT id AS outbox_id, run_id, system, coalesce(remote_id, '') AS remote_id, person_id, op, "
 		     "status, attempts, coalesce(last_error, '') AS last_error FROM outbox "
@@ -339,13 +341,21 @@ static struct state *open_file(const char *path, int flags, struct df_err *err)
 		return NULL;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
-	if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err) ||
-	    migrate(st, err)) {
-		df_wrap(err, "%s", path);
-		state_close(st);
-		return NULL;
+	if (flags & SQLITE_OPEN_READONLY) {
+		/* A reader (report, explain) changes nothing, not even the schema. */
+		int v = -1;
+		if (user_version(st, &v, err) == 0 && v != SCHEMA_VERSION)
+			df_fail(err, DF_FAIL_STATE, "state: schema version %d, this dfreconcile reads %d: "
+				"let a run migrate the file first", v, SCHEMA_VERSION);
+		if (v == SCHEMA_VERSION)
+			return st;
+	} else if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+			err) == 0 && migrate(st, err) == 0) {
+		return st;
 	}
-	return st;
+	df_wrap(err, "%s", path);
+	state_close(st);
+	return NULL;
 }
 
 struct state *state_open(const char *path, struct df_err *err)
@@ -353,9 +363,9 @@ struct state *state_open(const char *path, struct df_err *err)
 	return open_file(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
 }
 
-struct state *state_open_existing(const char *path, struct df_err *err)
+struct state *state_open_reader(const char *path, struct df_err *err)
 {
-	return open_file(path, SQLITE_OPEN_READWRITE, err);
+	return open_file(path, SQLITE_OPEN_READONLY, err);
 }
 
 void state_close(struct state *st)

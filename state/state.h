@@ -21,8 +21,9 @@
 struct state;
 
 struct state *state_open(const char *path, struct df_err *err);
-/* The same for a file that must exist already (report, status). */
-struct state *state_open_existing(const char *path, struct df_err *err);
+/* Read-only, for a file that exists at the current schema (report,
+ * status, explain): auditors need no write access. */
+struct state *state_open_reader(const char *path, struct df_err *err);
 void state_close(struct state *st);
 int state_schema_version(struct state *st);
 

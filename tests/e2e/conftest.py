@@ -10,7 +10,10 @@ Vocabulary used by the tests:
     names dfreconcile uses in its state file; `seed` and `view` translate
     them to and from each system's stored shape, so tests read the same for
     all three systems;
-  * a "converged" run is `dfreconcile run` exiting 0.
+  * a "converged" run is `dfreconcile run` exiting 0;
+  * the texting system, GHL's conversation provider, call lists and opt-in
+    rules are opt-in per test (Env.configure_flows); without them a test's
+    configuration and request counts cover the three contact systems only.
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 SYSTEMS = ("ghl", "aloware", "verity")
 TOKENS = {"ghl": "ghl-test-token", "aloware": "aloware-test-token", "verity": "verity-test-token"}
 LOCATION = "loc-demo"
+# The texting system is opt-in per test: write_config(texting=True).
+TEXTING = "texting"
+TEXTING_TOKEN = "texting-test-token"
 
 # The listing (changed-since) endpoint of each system, as the simulator
 # counts it. A converged run calls exactly these, once per system.
@@ -52,6 +58,12 @@ LISTING = {"ghl": "POST /contacts/search", "aloware": "GET /api/v1/contacts",
 # (Aloware also lists its calls).
 ONLY_LISTINGS = {system: {LISTING[system]: 1} for system in SYSTEMS}
 ONLY_LISTINGS["aloware"]["GET /api/v1/calls"] = 1
+# The texting system's listings: its messages and its opt-out events.
+TEXTING_LISTINGS = {"GET /api/v1/messages": 1, "GET /api/v1/optouts/events": 1}
+# GHL's conversation provider for Call messages (configure_flows).
+PROVIDER = "prov-test-1"
+# The business number texts are exchanged with (the texting system's side).
+OUR_NUMBER = "+15550000000"
 
 # Canonical field -> each system's stored key. The custom field investor_tier
 # is configured with keys cf_tier (GHL custom field id), csf1 (Aloware) and
@@ -108,12 +120,15 @@ def view(system: str, record: dict) -> dict:
 # ----- the configuration ---------------------------------------------------
 
 def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | None = None,
-                system_options: dict | None = None, log_level: str = "info") -> str:
+                system_options: dict | None = None, log_level: str = "info",
+                texting: bool = False, extra: str = "") -> str:
     """The libconfig text of a configuration for the running simulators.
 
     fields: {"first_name": "always:verity"} -> fields = { ... };
     writes: {"backoff": 0} -> writes = { ... };
-    system_options: {"ghl": {"max_attempts": 2}} -> extra settings per system."""
+    system_options: {"ghl": {"max_attempts": 2}} -> extra settings per system;
+    texting: also configure the texting system (last in source_order);
+    extra: libconfig text appended as it is (call_lists, optouts, safety ...)."""
     def setting(key, value):
         if isinstance(value, bool):
             return f"{key} = {'true' if value else 'false'};"
@@ -122,18 +137,20 @@ def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | N
         return f"{key} = {value};"
 
     system_options = system_options or {}
+    systems = configured_systems(texting)
+    order = ", ".join(f'"{system}"' for system in systems)
     lines = [
         "# written by tests/e2e/conftest.py",
         f'state_path = "{state_path}";',
         'default_country = "US";',
         f'log_level = "{log_level}";',
-        'source_order = [ "ghl", "aloware", "verity" ];',
+        f"source_order = [ {order} ];",
         "systems = {",
     ]
-    for system in SYSTEMS:
+    for system in systems:
         lines.append(f"  {system} = {{")
         lines.append(f'    base_url = "{sim.base_url(system)}";')
-        lines.append(f'    token = "{TOKENS[system]}";')
+        lines.append(f'    token = "{TOKENS.get(system, TEXTING_TOKEN)}";')
         if system == "ghl":
             lines.append(f'    location_id = "{LOCATION}";')
         for key, value in system_options.get(system, {}).items():
@@ -155,7 +172,26 @@ def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | N
         f'verity = "{CUSTOM_KEYS["verity"]}"; }}',
         ");",
     ]
+    if extra:
+        lines.append(extra.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def call_lists_text(*rules) -> str:
+    """call_lists = {...} for Aloware from (tag, match, list_id) rules."""
+    entries = ",\n".join(f'    {{ tag = "{tag}"; match = "{match}"; list_id = "{list_id}"; }}'
+                          for tag, match, list_id in rules)
+    return f'call_lists = {{\n  system = "aloware";\n  rules = (\n{entries}\n  );\n}};\n'
+
+
+def optouts_text(opt_in: str) -> str:
+    """optouts = {...} with opt_in "same-system", "never" or "sys1,sys2"."""
+    return f'optouts = {{ opt_in = "{opt_in}"; }};\n'
+
+
+def configured_systems(texting: bool = False) -> tuple:
+    """The systems a configuration names, in source order."""
+    return SYSTEMS + (TEXTING,) if texting else SYSTEMS
 
 
 # ----- the environment of one test -----------------------------------------
@@ -169,13 +205,32 @@ class Env:
         self.config_path = tmp_path / "dfreconcile.conf"
         self.state_path = tmp_path / "state.db"
         self.lock_path = tmp_path / "state.db.lock"
+        self.systems = SYSTEMS
         self.write_config()
 
     # -- configuration --
     def write_config(self, **options) -> Path:
-        """(Re)writes the configuration; options as for config_text."""
+        """(Re)writes the configuration; options as for config_text.
+
+        The systems it names (texting=True adds the texting system) are the
+        ones reset_requests, all_counts and all_records cover from then on."""
+        self.systems = configured_systems(options.get("texting", False))
         self.config_path.write_text(config_text(self.sim, self.state_path, **options))
         return self.config_path
+
+    def configure_flows(self, *, lists=(), opt_in: str | None = None,
+                        system_options: dict | None = None, **options) -> Path:
+        """A configuration with every flow on: the texting system, GHL's
+        conversation provider (calls become Call messages too), call-list
+        rules (tag, match, list_id) for Aloware and optouts.opt_in.
+        system_options are merged over those defaults; other options as
+        for config_text."""
+        merged = {"ghl": {"conversation_provider_id": PROVIDER}}
+        for system, settings in (system_options or {}).items():
+            merged[system] = {**merged.get(system, {}), **settings}
+        extra = (call_lists_text(*lists) if lists else "") + (optouts_text(opt_in) if opt_in else "")
+        return self.write_config(texting=True, system_options=merged,
+                                 extra=extra + options.pop("extra", ""), **options)
 
     # -- the binary --
     def command(self, *args) -> list[str]:
@@ -252,8 +307,8 @@ class Env:
         return records[0]
 
     def reset_requests(self) -> None:
-        """Zeroes the request counts and logs of the three systems."""
-        for system in SYSTEMS:
+        """Zeroes the request counts and logs of the configured systems."""
+        for system in self.systems:
             self.sim.reset_requests(system)
 
     def counts(self, system: str) -> dict:
@@ -261,10 +316,112 @@ class Env:
 
     def all_counts(self) -> dict:
         """{system: {"<METHOD> <route>": n}} since the last reset."""
-        return {system: self.counts(system) for system in SYSTEMS}
+        return {system: self.counts(system) for system in self.systems}
 
     def all_records(self) -> dict:
-        return {s: self.sim.records(s) for s in SYSTEMS}
+        return {s: self.sim.records(s) for s in self.systems}
+
+    def only_listings(self) -> dict:
+        """The request counts of a run that only read (ONLY_LISTINGS, plus
+        the texting system's two listings when it is configured)."""
+        return {s: dict(ONLY_LISTINGS.get(s) or TEXTING_LISTINGS) for s in self.systems}
+
+    def write_requests(self) -> dict:
+        """{system: {route: n}} of the requests since the last reset that
+        are not reads (every GET and GHL's search are reads); {} if none."""
+        out = {}
+        for system in self.systems:
+            writes = {route: n for route, n in self.counts(system).items()
+                      if not route.startswith("GET ") and route != LISTING["ghl"]}
+            if writes:
+                out[system] = writes
+        return out
+
+    def ids_of(self, phone: str) -> dict:
+        """{system: id} of the contacts holding phone (last 10 digits
+        compared, so GHL's typed form matches too), in the three systems."""
+        def digits(value):
+            return "".join(ch for ch in value or "" if ch.isdigit())[-10:]
+        return {system: r["id"] for system in SYSTEMS for r in self.sim.records(system)
+                if digits(phone) and digits(view(system, r)["phone"]) == digits(phone)}
+
+    def converge_person(self, fields: dict) -> dict:
+        """Seeds a contact in GHL (canonical fields), converges, and returns
+        its {system: id} in the three systems (it must be in all three)."""
+        self.seed("ghl", **fields)
+        self.converge()
+        ids = self.ids_of(fields["phone"])
+        assert set(ids) == set(SYSTEMS), ids
+        return ids
+
+    # -- calls, texts, lists, notes and conversations in the simulators --
+    def seed_call(self, contact_id, **fields) -> int:
+        """Seeds one Aloware call of contact_id; returns the call id."""
+        (cid,) = self.sim.seed("aloware", [dict(fields, contact_id=contact_id)], collection="calls")
+        return cid
+
+    def seed_text(self, direction: str, phone: str, body: str, **fields) -> str:
+        """Seeds one texting message between `phone` and our number; an
+        inbound one comes from `phone`. Returns the message id."""
+        ends = {"from": phone, "to": OUR_NUMBER} if direction == "inbound" else \
+            {"from": OUR_NUMBER, "to": phone}
+        (mid,) = self.sim.seed(TEXTING, [dict(fields, direction=direction, body=body, **ends)],
+                               collection="messages")
+        return mid
+
+    def seed_lists(self, *list_ids) -> None:
+        """Empty Aloware power-dialer lists with these ids."""
+        self.sim.seed("aloware", [{"id": int(i), "name": f"list {i}", "contact_ids": []}
+                                  for i in list_ids], collection="lists")
+
+    def lists(self) -> dict:
+        """{list id: [contact ids]} of the Aloware lists."""
+        return {r["id"]: r["contact_ids"] for r in self.sim.records("aloware", collection="lists")}
+
+    def notes(self) -> list:
+        return self.sim.records("ghl", collection="notes")
+
+    def conversations(self) -> list:
+        return self.sim.records("ghl", collection="conversations")
+
+    def messages(self) -> list:
+        """The GHL conversation messages."""
+        return self.sim.records("ghl", collection="messages")
+
+    def optout_events(self) -> list:
+        """The texting system's opt-out events, without ids and times."""
+        return [{k: v for k, v in e.items() if k not in ("id", "createdAt", "updatedAt")}
+                for e in self.sim.records(TEXTING, collection="events")]
+
+    # -- the state of the flows --
+    def deliveries(self) -> list[tuple]:
+        """(kind, source, source_id, target, status, attempts, remote_id,
+        person, run_id, done_run) of every delivery, in order."""
+        return self.query(
+            "SELECT e.kind, e.source, e.source_id, d.target, d.status, d.attempts, d.remote_id, "
+            "e.person_id, d.run_id, d.done_run FROM delivery d JOIN event e ON e.id = d.event_id "
+            "ORDER BY d.id")
+
+    def notices(self, run_id: int | None = None) -> list[tuple]:
+        """(run_id, person, system, remote_id, kind, message), in order."""
+        where, params = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        return self.query("SELECT run_id, person_id, system, remote_id, kind, message FROM notice "
+                          f"{where} ORDER BY id", params)
+
+    def optout_log(self) -> list[tuple]:
+        """(run_id, phone, channel, person, action, system, reason), in order."""
+        return self.query("SELECT run_id, phone, channel, person_id, action, system, reason "
+                          "FROM optout_log ORDER BY id")
+
+    def optouts(self) -> list[tuple]:
+        """(phone, channel, status, source, reason, run_id) of the registry."""
+        return self.query("SELECT phone, channel, status, source, reason, run_id FROM optout "
+                          "ORDER BY phone, channel")
+
+    def list_members(self) -> list[tuple]:
+        """(person, list_id, status, run_id) of every list membership."""
+        return self.query("SELECT person_id, list_id, status, run_id FROM list_member "
+                          "ORDER BY person_id, list_id")
 
     def pending_faults(self, system: str) -> list:
         url = self.sim.base_url(system) + "/_sim/fault"

@@ -123,8 +123,8 @@ class Sim:
 
     # ----- faults, config, clock -----
     def fault(self, system: str, **spec) -> list:
-        """spec: method, route, kind (status|malformed|delay|ratelimit), status,
-        times, retry_after, delay."""
+        """spec: method, route, kind (status|malformed|delay|ratelimit|slow),
+        status, times, retry_after, delay."""
         return self._call(system, "POST", "/fault", spec)["faults"]
 
     def clear_faults(self, system: str) -> None:

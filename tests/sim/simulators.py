@@ -24,7 +24,7 @@ Design
   logic: it turns the HTTP request into a ``Request`` and writes back the
   ``Response`` the system returns.
 * State lives in memory.  Each system has one re-entrant lock, held while a
-  request is handled (except while a ``delay`` fault sleeps), so handlers never
+  request is handled (except while a ``delay`` or ``slow`` fault sleeps), so handlers never
   need finer locking.  Responses are serialised to bytes while the lock is
   held, so no live record escapes it.
 * Time comes from a per-system simulated clock: real UTC time plus an offset the
@@ -77,7 +77,7 @@ DEFAULT_LIST_LIMIT = 100
 GHL_PAGE_WINDOW = 10_000  # page-number paging is capped at 10,000 records
 MALFORMED_BODY = b'{"contacts": ['
 RATE_LIMIT_BODY = {"statusCode": 429, "message": "Too Many Requests"}  # all systems
-FAULT_KINDS = ("status", "malformed", "delay", "ratelimit")
+FAULT_KINDS = ("status", "malformed", "delay", "ratelimit", "slow")
 DEFAULT_CONFIG = {
     "index_delay": 0.0,       # GHL: seconds before an edit is visible to search
     "rate_limit": 0,          # max requests per window; 0 = unlimited
@@ -576,12 +576,19 @@ class System:
         if fault is not None and fault["kind"] == "delay":
             time.sleep(fault["delay"])
             fault = None
+        slow = None
+        if fault is not None and fault["kind"] == "slow":
+            # Processed now, answered late: the effect is visible before the
+            # client gets its answer (a crash after the write, before the ack).
+            slow, fault = fault["delay"], None
         with self.lock:
             response = self._invoke(lambda: self._serve(req, route, params, fault),
                                     lambda message: self.error_body(400, message))
             label = f"{req.method} {route.template if route else req.path}"
             self.counts[label] += 1
             self.log.append({"method": req.method, "path": req.path, "status": response.status})
+        if slow:
+            time.sleep(slow)
         return response
 
     def _serve(self, req: Request, route: Route | None, params: dict, fault: dict | None) -> Response:

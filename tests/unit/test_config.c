@@ -517,14 +517,14 @@ static const struct error_case error_cases[] = {
 
 	/* call_lists */
 	{ "call lists in an unknown system",
-	  { { "", "call_lists = {\n  system = \"hubspot\";\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	  { { "", "call_lists = {\n  system = \"hubspot\";\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "hubspot is not a configured system with call lists" },
 	{ "call lists in a system without lists",
-	  { { "", "call_lists = {\n  system = \"ghl\";\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	  { { "", "call_lists = {\n  system = \"ghl\";\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "ghl is not a configured system with call lists" },
 	{ "call lists default to aloware, which is not configured",
 	  { { "  aloware = {\n    base_url = \"http://127.0.0.1:9002\";\n    token = \"aloware-test-token\";\n  };\n", "" },
-	    { "", "call_lists = {\n  rules = ( { tag = \"vip\"; list_id = \"L1\"; } );\n};\n" } },
+	    { "", "call_lists = {\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "aloware is not a configured system with call lists" },
 	{ "call lists without rules",
 	  { { "", "call_lists = {\n  system = \"aloware\";\n};\n" } },
@@ -533,24 +533,27 @@ static const struct error_case error_cases[] = {
 	  { { "", "call_lists = {\n  rules = \"vip\";\n};\n" } },
 	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; list_id = ...; } groups" },
 	{ "call list rule with a bad match",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\";\n"
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\";\n"
 		  "      match = \"fuzzy\"; }\n  );\n};\n" } },
 	  "match = \"fuzzy\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
 	{ "call list rule with a match of the wrong case",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\";\n"
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\";\n"
 		  "      match = \"Exact\"; }\n  );\n};\n" } },
 	  "match = \"Exact\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
 	{ "call list rule with a bad regex",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\"; match = \"regex\"; },\n"
-		  "    { list_id = \"L2\"; match = \"regex\";\n      tag = \"(unclosed\"; }\n  );\n};\n" } },
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\"; match = \"regex\"; },\n"
+		  "    { list_id = \"102\"; match = \"regex\";\n      tag = \"(unclosed\"; }\n  );\n};\n" } },
 	  "tag = \"(unclosed\"", "call_lists.rules[1].tag", "is not a valid regular expression" },
 	{ "call list rule without list_id",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"L1\"; },\n"
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\"; },\n"
 		  "    { tag = \"buyer\"; match = \"exact\"; }\n  );\n};\n" } },
 	  "{ tag = \"buyer\"", "call_lists.rules[1]", "needs tag and list_id" },
 	{ "call list rule without tag",
-	  { { "", "call_lists = {\n  rules = (\n    { list_id = \"L1\"; }\n  );\n};\n" } },
+	  { { "", "call_lists = {\n  rules = (\n    { list_id = \"101\"; }\n  );\n};\n" } },
 	  "{ list_id = ", "call_lists.rules[0]", "needs tag and list_id" },
+	{ "call list rule with a list_id that is no number",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = \"L1\"; }\n  );\n};\n" } },
+	  "list_id = \"L1\"", "call_lists.rules[0].list_id", "must be a list number" },
 	{ "call list rule with a list_id that is no string",
 	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = 7; }\n  );\n};\n" } },
 	  "list_id = 7", "call_lists.rules[0].list_id", "must be a string" },
@@ -718,17 +721,17 @@ static void test_call_lists(void **state)
 {
 	static const struct edit edits[] = {
 		{ "", "call_lists = {\n  rules = (\n"
-		      "    { tag = \"VIP\"; list_id = \"L1\"; },\n"
-		      "    { tag = \"Buyer\"; list_id = \"L2\"; match = \"exact\"; },\n"
-		      "    { tag = \"^hot-\"; list_id = \"L3\"; match = \"regex\"; },\n"
-		      "    { tag = \"seller\"; list_id = \"L1\"; match = \"case-insensitive\"; }\n"
+		      "    { tag = \"VIP\"; list_id = \"101\"; },\n"
+		      "    { tag = \"Buyer\"; list_id = \"102\"; match = \"exact\"; },\n"
+		      "    { tag = \"^hot-\"; list_id = \"103\"; match = \"regex\"; },\n"
+		      "    { tag = \"seller\"; list_id = \"101\"; match = \"case-insensitive\"; }\n"
 		      "  );\n};\n" },
 	};
 	static const struct { const char *tag; int match; const char *list; } want[] = {
-		{ "VIP", MATCH_NOCASE, "L1" },
-		{ "Buyer", MATCH_EXACT, "L2" },
-		{ "^hot-", MATCH_REGEX, "L3" },
-		{ "seller", MATCH_NOCASE, "L1" },
+		{ "VIP", MATCH_NOCASE, "101" },
+		{ "Buyer", MATCH_EXACT, "102" },
+		{ "^hot-", MATCH_REGEX, "103" },
+		{ "seller", MATCH_NOCASE, "101" },
 	};
 	struct fixture *fx = *state;
 	struct config *cfg = load_edited(fx, edits, N(edits));
