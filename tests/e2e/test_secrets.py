@@ -1,22 +1,25 @@
 """Secrets stay put (I9): no configured token in any output or in the state."""
 import sqlite3
 
-from conftest import ANN_AS_TYPED, TOKENS
+from conftest import ANN_AS_TYPED, TEXTING_TOKEN, TOKENS
+
+ALL_TOKENS = dict(TOKENS, texting=TEXTING_TOKEN)
 
 
 def leaked(text) -> list:
     """The tokens found in text (str or bytes)."""
     if isinstance(text, str):
         text = text.encode()
-    return [name for name, token in TOKENS.items() if token.encode() in text]
+    return [name for name, token in ALL_TOKENS.items() if token.encode() in text]
 
 
 def test_no_token_in_any_output_nor_in_the_state_file(env):
     # Setup: debug logging (every request is logged); Ann in GHL, Cy in
     # Aloware, and failures on Aloware and Verity so that error messages and
     # retries are logged too.
-    env.write_config(log_level="debug")
-    ghl_id = env.seed("ghl", **ANN_AS_TYPED)
+    env.configure_flows(log_level="debug", lists=[("vip", "exact", "101")])
+    env.seed_lists(101)
+    ghl_id = env.seed("ghl", **dict(ANN_AS_TYPED, tags=["vip"]))
     (cy_id,) = env.sim.seed("aloware", [
         {"first_name": "Cy", "phone_number": "+1 555 201 0003", "email": "cy@example.com"}])
     env.sim.fault("aloware", method="GET", route="/api/v1/webhook/contact/phone-number",
@@ -36,6 +39,10 @@ def test_no_token_in_any_output_nor_in_the_state_file(env):
         keep_open.execute("SELECT count(*) FROM run").fetchall()
         env.edit("ghl", ghl_id, first_name="Anna")
         env.edit("aloware", cy_id, city="Reno")
+        # Every flow through every connector: a call, texts, a STOP.
+        env.seed_call(cy_id)
+        env.seed_text("inbound", "+15552010003", "Hello")
+        env.seed_text("inbound", "+15552010003", "STOP")
         code, out, err = env.run("-v", "run")
         outputs["run 2"] = out + err
         env.sim.fault("ghl", kind="status", status=401, times=10)
@@ -44,7 +51,8 @@ def test_no_token_in_any_output_nor_in_the_state_file(env):
         code, out, err = env.run("-v", "run", "--dry-run")
         outputs["dry run"] = out + err
         for args in (("report",), ("report", "--format", "json"), ("report", "--run", "1"),
-                     ("report", "--run", "1", "--format", "json"), ("status",), ("check-config",)):
+                     ("report", "--run", "1", "--format", "json"), ("status",), ("check-config",),
+                     ("explain", "cy@example.com"), ("explain", "--format", "json", "1")):
             code, out, err = env.run("-v", *args)
             assert code == 0, (args, err)
             outputs[" ".join(args)] = out + err
@@ -56,6 +64,8 @@ def test_no_token_in_any_output_nor_in_the_state_file(env):
 
     # Expected: the runs did real work (so the check means something) ...
     assert env.query("SELECT count(*) FROM outbox WHERE status = 'done'")[0][0] >= 4
+    assert env.query("SELECT count(*) FROM delivery WHERE status = 'done'")[0][0] == 3
+    assert env.query("SELECT count(*) FROM optout WHERE status = 'opted-out'")[0][0] == 1
     assert env.query("SELECT count(*) FROM run")[0][0] == 3
     # ... and no token appears anywhere.
     assert {what: leaked(text) for what, text in outputs.items() if leaked(text)} == {}
