@@ -70,61 +70,14 @@ static int get_with_token(struct conn *a, const char *path, const char *rest,
 	return rc;
 }
 
-/* One page of one of our listings (GET path?updated_since&limit&cursor,
- * answer {data, next_cursor}); each item goes through add(). */
-static int list_page(struct conn *a, const char *path, long long since_ms, char **cursor,
-		     struct connector_page *page,
-		     int (*add)(struct conn *, struct connector_page *, json_object *, struct df_err *),
-		     struct df_err *err)
-{
-	struct http_response resp;
-	struct strbuf rest;
-	char since[40];
-	json_object *o, *arr, *next;
-	int rc;
-
-	time_format_iso(since_ms, since, sizeof(since));
-	sb_init(&rest);
-	sb_add(&rest, "&updated_since=");
-	http_query_escape(&rest, since);
-	sb_addf(&rest, "&limit=%d", a->sc->page_size);
-	if (*cursor) {
-		sb_add(&rest, "&cursor=");
-		http_query_escape(&rest, *cursor);
-	}
-	rc = get_with_token(a, path, rest.buf, &resp, err);
-	sb_free(&rest);
-	free(*cursor);
-	*cursor = NULL;
-	o = rc ? NULL : jm_parse(&resp, a->sc->name, err);
-	http_response_free(&resp);
-	if (o == NULL)
-		return -1;
-	if (!json_object_object_get_ex(o, "data", &arr) || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(o);
-		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no data array", a->sc->name);
-	}
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		if (add(a, page, json_object_array_get_idx(arr, i), err)) {
-			json_object_put(o);
-			return -1;
-		}
-	}
-	if (json_object_object_get_ex(o, "next_cursor", &next) && json_object_is_type(next, json_type_string))
-		*cursor = xstrdup(json_object_get_string(next));
-	json_object_put(o);
-	return 0;
-}
-
-static int add_contact(struct conn *a, struct connector_page *page, json_object *item, struct df_err *err)
-{
-	return jm_page_add(page, item, "id", aloware_parse, a, err);
-}
-
 static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 				 struct connector_page *page, struct df_err *err)
 {
-	return list_page(self, "/api/v1/contacts", since_ms, cursor, page, add_contact, err);
+	static const struct jm_listing contacts = {
+		"/api/v1/contacts", "data", "next_cursor", true, aloware_parse, NULL,
+	};
+
+	return jm_list_page(self, &contacts, since_ms, cursor, page, err);
 }
 
 static int aloware_lookup(void *self, const struct record *want, struct record *found,
@@ -252,17 +205,16 @@ static int call_parse(void *self, json_object *o, struct event *ev, struct df_er
 	       jm_event_attr(o, "recording_url", ev, "recording_url", err) ? -1 : 0;
 }
 
-static int add_call(struct conn *a, struct connector_page *page, json_object *item, struct df_err *err)
-{
-	return jm_page_add_event(page, item, "id", call_parse, a, err);
-}
-
 static int aloware_poll_events(void *self, const char *stream, long long since_ms, char **cursor,
 			       struct connector_page *page, struct df_err *err)
 {
 	if (strcmp(stream, "calls") != 0)
 		return df_fail(err, DF_FAIL_REMOTE, "aloware has no %s stream", stream);
-	return list_page(self, "/api/v1/calls", since_ms, cursor, page, add_call, err);
+	static const struct jm_listing calls = {
+		"/api/v1/calls", "data", "next_cursor", true, NULL, call_parse,
+	};
+
+	return jm_list_page(self, &calls, since_ms, cursor, page, err);
 }
 
 /* POST a power-dialer webhook with the token in the body. */

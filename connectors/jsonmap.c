@@ -337,3 +337,51 @@ long jm_requests(void *self)
 {
 	return http_requests_sent(((struct conn *)self)->http);
 }
+
+int jm_list_page(struct conn *c, const struct jm_listing *l, long long since_ms, char **cursor,
+		 struct connector_page *page, struct df_err *err)
+{
+	struct http_response resp;
+	struct strbuf url;
+	char since[40];
+	json_object *o, *arr, *next;
+	int rc;
+
+	time_format_iso(since_ms, since, sizeof(since));
+	sb_init(&url);
+	sb_addf(&url, "%s?", l->path);
+	if (l->token_in_query) {
+		sb_add(&url, "api_token=");
+		http_query_escape(&url, c->sc->token);
+		sb_add(&url, "&");
+	}
+	sb_add(&url, "updated_since=");
+	http_query_escape(&url, since);
+	sb_addf(&url, "&limit=%d", c->sc->page_size);
+	if (*cursor) {
+		sb_add(&url, "&cursor=");
+		http_query_escape(&url, *cursor);
+	}
+	rc = http_request(c->http, "GET", url.buf, NULL, NULL, &resp, err);
+	explicit_bzero(url.buf, url.len);
+	sb_free(&url);
+	free(*cursor);
+	*cursor = NULL;
+	o = rc ? NULL : jm_parse(&resp, c->sc->name, err);
+	http_response_free(&resp);
+	if (o == NULL)
+		return -1;
+	if (!json_object_object_get_ex(o, l->items, &arr) || !json_object_is_type(arr, json_type_array)) {
+		json_object_put(o);
+		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no %s array", c->sc->name, l->items);
+	}
+	for (size_t i = 0; i < json_object_array_length(arr) && rc == 0; i++) {
+		json_object *item = json_object_array_get_idx(arr, i);
+		rc = l->record ? jm_page_add(page, item, "id", l->record, c, err)
+			       : jm_page_add_event(page, item, "id", l->event, c, err);
+	}
+	if (rc == 0 && json_object_object_get_ex(o, l->next, &next) && json_object_is_type(next, json_type_string))
+		*cursor = xstrdup(json_object_get_string(next));
+	json_object_put(o);
+	return rc;
+}

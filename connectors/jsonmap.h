@@ -73,6 +73,20 @@ int jm_page_add_event(struct connector_page *page, json_object *item, const char
 int jm_event_attr(json_object *o, const char *key, struct event *ev, const char *attr,
 		  struct df_err *err);
 
+/* One of OUR changed-since listings (tests/sim/README.md): GET
+ * path?updated_since=&limit=&cursor= answering {items: [...], next: cursor}
+ * sorted by (update time, id). Each item is parsed by record() or event(). */
+struct jm_listing {
+	const char *path;
+	const char *items;      /* key of the item array */
+	const char *next;       /* key of the next cursor */
+	bool token_in_query;    /* Aloware: api_token=<token> in the query */
+	int (*record)(void *self, json_object *o, struct record *r, struct df_err *err);
+	int (*event)(void *self, json_object *o, struct event *ev, struct df_err *err);
+};
+int jm_list_page(struct conn *c, const struct jm_listing *l, long long since_ms, char **cursor,
+		 struct connector_page *page, struct df_err *err);
+
 char *jm_to_string(json_object *o);    /* compact text, caller frees */
 
 /* The HTTP client for a configured system; auth is a header line or NULL. */

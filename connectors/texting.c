@@ -46,61 +46,14 @@ out:
 	return rc;
 }
 
-/* Reads one page of a listing: GET path?updated_since&limit&cursor, the
- * items under key, each parsed into a page entry. */
-static int list_page(struct conn *t, const char *path, const char *key, long long since_ms,
-		     char **cursor, struct connector_page *page,
-		     int (*add)(struct conn *, struct connector_page *, json_object *, struct df_err *),
-		     struct df_err *err)
-{
-	struct http_response resp;
-	struct strbuf url;
-	char since[40];
-	json_object *o, *arr, *next;
-	int rc;
-
-	time_format_iso(since_ms, since, sizeof(since));
-	sb_init(&url);
-	sb_addf(&url, "%s?updated_since=", path);
-	http_query_escape(&url, since);
-	sb_addf(&url, "&limit=%d", t->sc->page_size);
-	if (*cursor) {
-		sb_add(&url, "&cursor=");
-		http_query_escape(&url, *cursor);
-	}
-	rc = http_request(t->http, "GET", url.buf, NULL, NULL, &resp, err);
-	sb_free(&url);
-	free(*cursor);
-	*cursor = NULL;
-	o = rc ? NULL : jm_parse(&resp, t->sc->name, err);
-	http_response_free(&resp);
-	if (o == NULL)
-		return -1;
-	if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(o);
-		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no %s array", t->sc->name, key);
-	}
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		if (add(t, page, json_object_array_get_idx(arr, i), err)) {
-			json_object_put(o);
-			return -1;
-		}
-	}
-	if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
-		*cursor = xstrdup(json_object_get_string(next));
-	json_object_put(o);
-	return 0;
-}
-
-static int add_optout(struct conn *t, struct connector_page *page, json_object *item, struct df_err *err)
-{
-	return jm_page_add(page, item, "id", event_parse, t, err);
-}
-
 static int texting_poll_contacts(void *self, long long since_ms, char **cursor,
 				 struct connector_page *page, struct df_err *err)
 {
-	return list_page(self, "/api/v1/optouts/events", "events", since_ms, cursor, page, add_optout, err);
+	static const struct jm_listing events = {
+		"/api/v1/optouts/events", "events", "nextCursor", false, event_parse, NULL,
+	};
+
+	return jm_list_page(self, &events, since_ms, cursor, page, err);
 }
 
 static int texting_lookup(void *self, const struct record *want, struct record *found,
@@ -219,17 +172,16 @@ static int message_parse(void *self, json_object *o, struct event *ev, struct df
 	return 0;
 }
 
-static int add_message(struct conn *t, struct connector_page *page, json_object *item, struct df_err *err)
-{
-	return jm_page_add_event(page, item, "id", message_parse, t, err);
-}
-
 static int texting_poll_events(void *self, const char *stream, long long since_ms, char **cursor,
 			       struct connector_page *page, struct df_err *err)
 {
 	if (strcmp(stream, "messages") != 0)
 		return df_fail(err, DF_FAIL_REMOTE, "texting has no %s stream", stream);
-	return list_page(self, "/api/v1/messages", "messages", since_ms, cursor, page, add_message, err);
+	static const struct jm_listing messages = {
+		"/api/v1/messages", "messages", "nextCursor", false, NULL, message_parse,
+	};
+
+	return jm_list_page(self, &messages, since_ms, cursor, page, err);
 }
 
 static int texting_fetch(void *self, const struct record *current, struct record *out, bool *gone,

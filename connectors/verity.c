@@ -64,44 +64,11 @@ static int read_contact(struct conn *v, struct http_response *resp, struct recor
 static int verity_poll_contacts(void *self, long long since_ms, char **cursor,
 				struct connector_page *page, struct df_err *err)
 {
-	struct conn *v = self;
-	struct http_response resp;
-	struct strbuf path;
-	char since[40];
-	json_object *o, *arr, *next;
-	int rc;
+	static const struct jm_listing contacts = {
+		"/api/v1/contacts", "contacts", "nextCursor", false, verity_parse, NULL,
+	};
 
-	time_format_iso(since_ms, since, sizeof(since));
-	sb_init(&path);
-	sb_add(&path, "/api/v1/contacts?updated_since=");
-	http_query_escape(&path, since);
-	sb_addf(&path, "&limit=%d", v->sc->page_size);
-	if (*cursor) {
-		sb_add(&path, "&cursor=");
-		http_query_escape(&path, *cursor);
-	}
-	rc = http_request(v->http, "GET", path.buf, NULL, NULL, &resp, err);
-	sb_free(&path);
-	free(*cursor);
-	*cursor = NULL;
-	o = rc ? NULL : jm_parse(&resp, v->sc->name, err);
-	http_response_free(&resp);
-	if (o == NULL)
-		return -1;
-	if (!json_object_object_get_ex(o, "contacts", &arr) || !json_object_is_type(arr, json_type_array)) {
-		json_object_put(o);
-		return df_fail(err, DF_FAIL_TEMP, "%s: listing answer has no contacts array", v->sc->name);
-	}
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		if (jm_page_add(page, json_object_array_get_idx(arr, i), "id", verity_parse, v, err)) {
-			json_object_put(o);
-			return -1;
-		}
-	}
-	if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
-		*cursor = xstrdup(json_object_get_string(next));
-	json_object_put(o);
-	return 0;
+	return jm_list_page(self, &contacts, since_ms, cursor, page, err);
 }
 
 static int verity_lookup(void *self, const struct record *want, struct record *found,

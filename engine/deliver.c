@@ -16,8 +16,6 @@
 #include "../core/normalize.h"
 #include "../core/str.h"
 
-#define BATCH 100
-
 /* The person an event belongs to: a call by its source contact's link, a
  * message by its phone (one person only: an ambiguous number waits). */
 static int event_person(struct run *r, const struct event_row *ev, long long *person)
@@ -104,44 +102,31 @@ out:
 	return rc;
 }
 
-int deliver_due(struct run *r)
+static int deliver_id(struct run *r, long long id, void *arg)
 {
-	long long ids[BATCH], after = 0, now = time_now_ms();
-	int n;
-
-	do {
-		if (state_delivery_due(r->st, now, after, ids, BATCH, &n, &r->err))
-			return -1;
-		for (int i = 0; i < n; i++) {
-			after = ids[i];
-			if (deliver_one(r, ids[i]))
-				return -1;
-		}
-	} while (n == BATCH);
-	return 0;
+	(void)arg;
+	return deliver_one(r, id);
 }
 
-int deliver_print_plan(struct run *r, FILE *out)
+int deliver_due(struct run *r)
 {
-	long long ids[BATCH], after = 0;
-	int n;
+	return engine_each_due(r, DUE_DELIVERIES, time_now_ms(), deliver_id, NULL);
+}
 
-	do {
-		if (state_delivery_due(r->st, (long long)1 << 62, after, ids, BATCH, &n, &r->err))
-			return -1;
-		for (int i = 0; i < n; i++) {
-			struct delivery_item it;
-			char *target_id = NULL;
-			long long person = 0;
-			after = ids[i];
-			if (state_delivery_load(r->st, ids[i], &it, &r->err))
-				return -1;
-			if (target_of(r, &it, &person, &target_id) == 0)
-				fprintf(out, "plan: deliver %s %s %s to %s %s\n", it.ev.source, it.ev.kind,
-					it.ev.source_id, it.target, target_id ? target_id : "(waits for its contact)");
-			free(target_id);
-			delivery_item_clear(&it);
-		}
-	} while (n == BATCH);
-	return 0;
+int deliver_print(struct run *r, long long id, void *arg)
+{
+	struct delivery_item it;
+	char *target_id = NULL;
+	long long person = 0;
+	int rc;
+
+	if (state_delivery_load(r->st, id, &it, &r->err))
+		return -1;
+	rc = target_of(r, &it, &person, &target_id);
+	if (rc == 0)
+		fprintf(arg, "plan: deliver %s %s %s to %s %s\n", it.ev.source, it.ev.kind, it.ev.source_id,
+			it.target, target_id ? target_id : "(waits for its contact)");
+	free(target_id);
+	delivery_item_clear(&it);
+	return rc;
 }

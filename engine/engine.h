@@ -88,9 +88,9 @@ int observe_event(struct run *r, int s, const struct event *ev);
 bool events_is_stop(const char *body);  /* the whole trimmed text, any case */
 
 /* deliver.c: deliver what is due and linked; the rest waits. The dry
- * run prints what would be delivered instead. */
+ * run prints what would be delivered instead (deliver_print, arg a FILE). */
 int deliver_due(struct run *r);
-int deliver_print_plan(struct run *r, FILE *out);
+int deliver_print(struct run *r, long long id, void *arg);
 
 /* reconcile.c: merge and plan every dirty person. */
 int reconcile_dirty(struct run *r);
@@ -115,6 +115,13 @@ int lists_wanted(const struct list_rule *rules, int nrules, const char *tags, bo
 		 const char **out);
 int plan_lists(struct run *r, long long person, const struct record *agreed,
 	       const struct record *recs, const bool *present);
+
+/* write.c: calls fn for every journalled write (DUE_WRITES) or delivery
+ * (DUE_DELIVERIES) due at now_ms, lowest id first, each once. */
+enum due_kind { DUE_WRITES, DUE_DELIVERIES };
+#define ENGINE_ALL_DUE ((long long)1 << 62)
+int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
+		    int (*fn)(struct run *r, long long id, void *arg), void *arg);
 
 /* write.c: send what is due; dry runs print it instead. */
 int write_due(struct run *r);

@@ -266,51 +266,73 @@ out:
 	return rc;
 }
 
-int write_due(struct run *r)
+int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
+		    int (*fn)(struct run *r, long long id, void *arg), void *arg)
 {
-	long long ids[BATCH], after = 0, now = time_now_ms();
+	long long ids[BATCH], after = 0;
 	int n;
 
-	/* Ids only grow, so each row is tried at most once per call. */
+	/* Ids only grow, so each row is taken at most once per call. */
 	do {
-		if (state_outbox_due(r->st, now, after, ids, BATCH, &n, &r->err))
+		if ((kind == DUE_WRITES ? state_outbox_due : state_delivery_due)(r->st, now_ms, after, ids,
+										   BATCH, &n, &r->err))
 			return -1;
 		for (int i = 0; i < n; i++) {
 			after = ids[i];
-			if (write_one(r, ids[i]))
+			if (fn(r, ids[i], arg))
 				return -1;
 		}
 	} while (n == BATCH);
 	return 0;
 }
 
+static int write_id(struct run *r, long long id, void *arg)
+{
+	(void)arg;
+	return write_one(r, id);
+}
+
+int write_due(struct run *r)
+{
+	return engine_each_due(r, DUE_WRITES, time_now_ms(), write_id, NULL);
+}
+
+struct plan_out {
+	FILE *out;
+	long writes;
+};
+
+static int print_write(struct run *r, long long id, void *arg)
+{
+	struct plan_out *po = arg;
+	FILE *out = po->out;
+	struct outbox_item it;
+
+	if (state_outbox_load(r->st, id, &it, &r->err))
+		return -1;
+	for (int k = 0; k < it.nfields; k++) {
+		int f = it.f[k].field;
+		fprintf(out, "plan: %s %s %s person=%lld field=%s: \"%s\" -> \"%s\" (rule %s)\n",
+			it.system, it.op, it.remote_id ? it.remote_id : "(new)", it.person,
+			it.f[k].name, it.f[k].old_value ? it.f[k].old_value : "",
+			it.f[k].new_value ? it.f[k].new_value : "",
+			f >= 0 ? r->cfg->rule[f].text : "call_lists");
+	}
+	if (it.nfields == 0)
+		fprintf(out, "plan: %s %s %s person=%lld\n", it.system, it.op,
+			it.remote_id ? it.remote_id : "(new)", it.person);
+	outbox_item_clear(&it);
+	po->writes++;
+	return 0;
+}
+
 int write_print_plan(struct run *r, FILE *out)
 {
-	long long ids[BATCH], after = 0;
-	long total = 0;
-	int n;
+	struct plan_out po = { out, 0 };
 
 	fprintf(out, "dry run: nothing is sent and the state is left as it was\n");
-	do {
-		if (state_outbox_due(r->st, (long long)1 << 62, after, ids, BATCH, &n, &r->err))
-			return -1;
-		for (int i = 0; i < n; i++) {
-			struct outbox_item it;
-			after = ids[i];
-			if (state_outbox_load(r->st, ids[i], &it, &r->err))
-				return -1;
-			for (int k = 0; k < it.nfields; k++) {
-				int f = it.f[k].field;
-				fprintf(out, "plan: %s %s %s person=%lld field=%s: \"%s\" -> \"%s\" (rule %s)\n",
-					it.system, it.op, it.remote_id ? it.remote_id : "(new)", it.person,
-					it.f[k].name, it.f[k].old_value ? it.f[k].old_value : "",
-					it.f[k].new_value ? it.f[k].new_value : "",
-					f >= 0 ? r->cfg->rule[f].text : "call_lists");
-			}
-			total++;
-			outbox_item_clear(&it);
-		}
-	} while (n == BATCH);
-	fprintf(out, "plan: %ld write%s\n", total, total == 1 ? "" : "s");
-	return deliver_print_plan(r, out);
+	if (engine_each_due(r, DUE_WRITES, ENGINE_ALL_DUE, print_write, &po))
+		return -1;
+	fprintf(out, "plan: %ld write%s\n", po.writes, po.writes == 1 ? "" : "s");
+	return engine_each_due(r, DUE_DELIVERIES, ENGINE_ALL_DUE, deliver_print, out);
 }
