@@ -781,16 +781,23 @@ int state_outbox_field_add(struct state *st, long long outbox, const char *field
 			  field, old_value, new_value, rule, reason);
 }
 
-int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
-		     int max, int *n, struct df_err *err)
+/* Ids of rows due at now_ms after the id after (outbox or delivery). */
+static int due_ids(struct state *st, enum stmt_id id, long long now_ms, long long after,
+		   long long *ids, int max, int *n, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_DUE, err);
+	sqlite3_stmt *s = stmt(st, id, err);
 
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, now_ms);
 	sqlite3_bind_int64(s, 2, after);
 	return collect_ids(st, s, 3, ids, max, n, err);
+}
+
+int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
+		     int max, int *n, struct df_err *err)
+{
+	return due_ids(st, S_OUTBOX_DUE, now_ms, after, ids, max, n, err);
 }
 
 void outbox_item_clear(struct outbox_item *it)
@@ -1092,13 +1099,7 @@ int state_delivery_add(struct state *st, long long event, const char *target, lo
 int state_delivery_due(struct state *st, long long now_ms, long long after, long long *ids,
 		       int max, int *n, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_DELIVERY_DUE, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, now_ms);
-	sqlite3_bind_int64(s, 2, after);
-	return collect_ids(st, s, 3, ids, max, n, err);
+	return due_ids(st, S_DELIVERY_DUE, now_ms, after, ids, max, n, err);
 }
 
 void delivery_item_clear(struct delivery_item *it)
