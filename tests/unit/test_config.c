@@ -20,12 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "check.h"
 
 #include "../../core/config.h"
 #include "../../core/str.h"
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char minimal[] =
 	"# minimal: three systems, inline tokens, every default\n"

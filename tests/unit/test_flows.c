@@ -18,37 +18,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "check.h"
 
 #include "../../engine/engine.h"
 #include "../../engine/merge.h"
 #include "../../core/log.h"
 #include "../../core/str.h"
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const systems[] = { "ghl", "aloware", "verity" };
 enum { GHL, ALOWARE, VERITY, NSYS };
-
-static int check_str(const char *label, const char *what, const char *got, const char *want)
-{
-	if (got == NULL && want == NULL)
-		return 0;
-	if (got != NULL && want != NULL && strcmp(got, want) == 0)
-		return 0;
-	print_error("%s: %s: got %s%s%s, want %s%s%s\n", label, what,
-		    got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
-		    want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
-	return 1;
-}
-
-static int check_int(const char *label, const char *what, long long got, long long want)
-{
-	if (got == want)
-		return 0;
-	print_error("%s: %s: got %lld, want %lld\n", label, what, got, want);
-	return 1;
-}
 
 /* The stop-keyword rule: the whole trimmed message, any case. */
 

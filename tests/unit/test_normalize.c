@@ -14,28 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "check.h"
 
 #include "../../core/normalize.h"
 #include "../../core/record.h"
 #include "../../core/str.h"
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Row checks print what is wrong and return 1 for a wrong row, so that a
  * table reports every wrong row before the test fails (expect_rows). */
-static int check_str(const char *label, const char *got, const char *want)
-{
-	if (got == NULL && want == NULL)
-		return 0;
-	if (got != NULL && want != NULL && strcmp(got, want) == 0)
-		return 0;
-	print_error("%s: got %s%s%s, want %s%s%s\n", label,
-		    got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
-		    want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
-	return 1;
-}
-
 static int check_bool(const char *label, bool got, bool want)
 {
 	if (got == want)
@@ -120,7 +107,7 @@ static void test_phone_to_e164(void **state)
 		char *got = phone_to_e164(cases[i].in, cases[i].country);
 		snprintf(label, sizeof(label), "phone_to_e164(\"%s\", %s)",
 			 cases[i].in ? cases[i].in : "NULL", cases[i].country ? cases[i].country : "NULL");
-		wrong += check_str(label, got, cases[i].want);
+		wrong += check_str(label, "value", got, cases[i].want);
 		free(got);
 	}
 	expect_rows(wrong, N(cases));
@@ -184,7 +171,7 @@ static void test_email_normalize(void **state)
 	for (int i = 0; i < N(cases); i++) {
 		char *got = email_normalize(cases[i].in);
 		snprintf(label, sizeof(label), "email_normalize(\"%s\")", cases[i].in);
-		wrong += check_str(label, got, cases[i].want);
+		wrong += check_str(label, "value", got, cases[i].want);
 		free(got);
 	}
 	expect_rows(wrong, N(cases));
@@ -259,9 +246,9 @@ static void test_value_normalize(void **state)
 		const char *why = NULL;
 		char *got = value_normalize(cases[i].kind, cases[i].in, "US", &why);
 		snprintf(label, sizeof(label), "value_normalize %s", cases[i].label);
-		wrong += check_str(label, got, cases[i].want);
+		wrong += check_str(label, "value", got, cases[i].want);
 		snprintf(label, sizeof(label), "value_normalize %s: why", cases[i].label);
-		wrong += check_str(label, why, cases[i].why);
+		wrong += check_str(label, "reason", why, cases[i].why);
 		free(got);
 	}
 	expect_rows(wrong, N(cases));
@@ -335,7 +322,7 @@ static void test_time_round_trip(void **state)
 		wrong += check_ms(cases[i].text, ms, cases[i].ms);
 		time_format_iso(cases[i].ms, out, sizeof(out));
 		snprintf(label, sizeof(label), "time_format_iso(%lld)", ms);
-		wrong += check_str(label, out, cases[i].text);
+		wrong += check_str(label, "value", out, cases[i].text);
 	}
 	expect_rows(wrong, N(cases));
 }

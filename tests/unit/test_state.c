@@ -16,14 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "check.h"
 #include <sqlite3.h>
 
 #include "../../state/schema.h"
 #include "../../state/state.h"
 #include "../../core/str.h"
 
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 struct fixture {
 	char path[64];
