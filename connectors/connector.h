@@ -73,6 +73,9 @@ struct connector {
 	bool optouts_only;
 	/* Its API records opt-outs but cannot opt a number back in. */
 	bool optouts_one_way;
+	/* Its listing leaves fields unsaid (GHL search: per-channel DND): a new
+	 * or changed record is read whole with fetch before it is observed. */
+	bool listing_partial;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);

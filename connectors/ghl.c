@@ -365,12 +365,19 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 		if (rc == 0)
 			rc = change_tags(g, current->remote_id, ch[i].new_value, ch[i].old_value, "DELETE", err);
 	}
-	if (rc == 0 && json_object_object_length(body) > 0) {
-		char *text = jm_to_string(body), *path = xasprintf("/contacts/%s", current->remote_id);
-		rc = http_request(g->http, "PUT", path, text, version_hdr, &resp, err);
+	if (rc == 0) {
+		/* The answer of the PUT, or after tag changes alone a GET, is the
+		 * contact as GHL now has it (its dateUpdated moved). */
+		char *path = xasprintf("/contacts/%s", current->remote_id);
+		if (json_object_object_length(body) > 0) {
+			char *text = jm_to_string(body);
+			rc = http_request(g->http, "PUT", path, text, version_hdr, &resp, err);
+			free(text);
+		} else {
+			rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
+		}
 		if (rc == 0)
 			rc = read_contact(g, &resp, updated, err);
-		free(text);
 		free(path);
 	}
 	json_object_put(body);
@@ -607,6 +614,9 @@ static int deliver_call(struct conn *g, const char *contact, const struct event 
 		char date[40];
 		time_format_iso(ev->occurred_ms, date, sizeof(date));
 		json_object_object_add(call, "status", json_object_new_string(call_status(event_get(ev, "status"))));
+		/* The contact's side of the call must be the contact's number. */
+		if (ev->phone)
+			json_object_object_add(call, in ? "from" : "to", json_object_new_string(ev->phone));
 		json_object_object_add(body, "type", json_object_new_string("Call"));
 		json_object_object_add(body, "conversationProviderId",
 				       json_object_new_string(g->sc->conversation_provider_id));
@@ -701,6 +711,7 @@ const struct connector ghl_connector = {
 	.max_page_size = 500,
 	.default_rate_limit = 100,
 	.needs_location = true,
+	.listing_partial = true,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,

@@ -191,6 +191,13 @@ char *value_normalize(enum field_kind kind, const char *value,
 	return trim_copy(value);
 }
 
+bool value_same(enum field_kind kind, const char *a, const char *b)
+{
+	if (kind == FIELD_SET)
+		return strcasecmp(a ? a : "", b ? b : "") == 0;
+	return str_eq(a, b);
+}
+
 bool value_is_valid(enum field_kind kind, const char *value)
 {
 	switch (kind) {

@@ -28,6 +28,9 @@ bool email_is_valid(const char *s);
  * such a record is quarantined, not synced. */
 char *value_normalize(enum field_kind kind, const char *value,
 		      const char *default_country, const char **why);
+/* Whether two canonical values say the same: sets ignore the case of
+ * their members, as their merge does. */
+bool value_same(enum field_kind kind, const char *a, const char *b);
 /* Whether a canonical value of this kind is well-formed (prefer-valid). */
 bool value_is_valid(enum field_kind kind, const char *value);
 

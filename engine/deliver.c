@@ -80,6 +80,14 @@ static int deliver_one(struct run *r, long long id)
 		goto out;
 	}
 	to_event(&it.ev, &ev);
+	if (ev.phone == NULL) {
+		/* A call names its contact by id; the target wants the number. */
+		struct record agreed;
+		record_init(&agreed);
+		if (state_agreed_get(r->st, person, &agreed, &r->err) == 0 && phone_is_e164(agreed.value[F_PHONE]))
+			ev.phone = xstrdup(agreed.value[F_PHONE]);
+		record_clear(&agreed);
+	}
 	if (r->sys[t].conn->deliver(r->sys[t].handle, target_id, &ev, &made, &e) == 0) {
 		log_info("event=delivered kind=%s source=%s id=%s target=%s record=%s", it.ev.kind,
 			 it.ev.source, it.ev.source_id, it.target, made ? made : "-");

@@ -45,11 +45,19 @@ static int stop_keyword(struct run *r, int s, const char *phone, const char *sou
 	if (state_optout_set(r->st, phone, "sms", true, r->sys[s].conf->name, "STOP keyword", r->id, &r->err) ||
 	    state_match(r->st, "phone", phone, persons, 8, &n, &r->err))
 		return -1;
-	/* One log row per person the number belongs to (or the number alone). */
-	for (int i = 0; i < (n ? n : 1); i++)
-		if (state_optout_log(r->st, r->id, phone, "sms", n ? persons[i] : 0, "opt-out",
-				     r->sys[s].conf->name, "inbound message is a stop keyword", &r->err) ||
-		    (n && state_person_dirty(r->st, persons[i], true, &r->err)))
+	if (n == 0) {
+		/* A number that is no contact yet: a person of that number alone
+		 * carries the opt-out to the systems that keep opt-outs by phone
+		 * (the texting register) in this run; it is never made a contact. */
+		struct provenance p = { r->sys[s].conf->name, "stop-keyword", "number known only from a STOP", NULL };
+		persons[n++] = state_person_new(r->st, r->id, &r->err);
+		if (persons[0] < 0 || state_agreed_put(r->st, persons[0], "phone", phone, &p, r->id, &r->err))
+			return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (state_optout_log(r->st, r->id, phone, "sms", persons[i], "opt-out", r->sys[s].conf->name,
+				     "inbound message is a stop keyword", &r->err) ||
+		    state_person_dirty(r->st, persons[i], true, &r->err))
 			return -1;
 	return 0;
 }

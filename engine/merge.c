@@ -267,7 +267,9 @@ void merge_optout(const struct optout_input *in, struct optout_result *out)
 	out->opted_out_by = out->opted_in_by = -1;
 	/* A new opt-out anywhere wins over everything else in the same run. */
 	for (int s = 0; s < in->nsys; s++) {
-		if (flag_on(in->value[s]) && !was) {
+		/* A system still holding an opt-out it held at the last merge did
+		 * not opt out again (the texting register cannot opt in). */
+		if (flag_on(in->value[s]) && !was && !(in->prev_known[s] && flag_on(in->prev[s]))) {
 			out->opted_out = true;
 			out->opted_out_by = s;
 			out->reason = "opt-out recorded by a system";

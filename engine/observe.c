@@ -51,7 +51,7 @@ static int record_changes(struct run *r, int s, long long person, const struct r
 	*changed = false;
 	for (int f = 0; f < fields_count(); f++) {
 		const char *was = old ? old->value[f] : NULL;
-		if (rec->value[f] == NULL || str_eq(was, rec->value[f]))
+		if (rec->value[f] == NULL || value_same(field_get(f)->kind, was, rec->value[f]))
 			continue;
 		*changed = true;
 		if (state_observed_add(r->st, r->id, r->sys[s].conf->name, rec->remote_id, person,
@@ -68,6 +68,33 @@ void observe_fill(struct record *rec, const struct record *old)
 			record_set(rec, f, old->value[f]);
 }
 
+/* A listing that leaves carried fields unsaid (GHL search has no per-channel
+ * DND) is completed by reading the record itself, when it is new or changed
+ * since its snapshot; a failure leaves the snapshot's values standing. */
+static void complete(struct run *r, int s, struct record *rec, const struct record *old, bool found)
+{
+	const struct system_run *sr = &r->sys[s];
+	struct record full;
+	struct df_err e = { 0 };
+	bool partial = false, gone = false;
+
+	for (int f = 0; f < fields_count(); f++)
+		partial |= rec->value[f] == NULL && connector_carries(sr->conn, sr->conf, f);
+	if (!partial || !sr->conn->listing_partial || sr->conn->fetch == NULL ||
+	    (found && rec->updated_ms == old->updated_ms))
+		return;
+	record_init(&full);
+	if (sr->conn->fetch(sr->handle, rec, &full, &gone, &e) == 0 && !gone) {
+		for (int f = 0; f < fields_count(); f++)
+			if (rec->value[f] == NULL && full.value[f] != NULL)
+				record_set(rec, f, full.value[f]);
+	} else if (e.fail != DF_OK) {
+		log_warn("event=complete-failed system=%s record=%s reason=\"%s\"", sr->conf->name,
+			 rec->remote_id, e.msg);
+	}
+	record_clear(&full);
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
@@ -81,6 +108,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 	if (state_snapshot_get(r->st, name, rec->remote_id, &old, &found, &r->err) ||
 	    state_link_get(r->st, name, rec->remote_id, &person, &r->err))
 		goto out;
+	complete(r, s, rec, &old, found);
 	observe_fill(rec, &old);
 	if ((why = observe_normalize(r, s, rec)) != NULL) {
 		rc = quarantine(r, s, rec->remote_id, "malformed", why);

@@ -60,7 +60,7 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 
 	for (int f = 0; f < fields_count(); f++) {
 		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
-		    agreed->value[f] == NULL || str_eq(cur->value[f], agreed->value[f]))
+		    agreed->value[f] == NULL || value_same(field_get(f)->kind, cur->value[f], agreed->value[f]))
 			continue;
 		if (connector_can_write(sr->conn, sr->conf, f) &&
 		    !(field_is_optout(f) && sr->conn->optouts_one_way && !str_eq(agreed->value[f], "true"))) {

@@ -14,6 +14,22 @@
 #include "engine.h"
 #include "../core/str.h"
 
+/* The cursor moves to the newest update seen, but never past our own
+ * clock: one record dated in the future would otherwise hide every later
+ * change (the lookback absorbs ordinary clock skew). */
+static void advance(struct run *r, int s, long long *pos, long long updated_ms, const char *id)
+{
+	long long now = time_now_ms();
+
+	if (updated_ms > now) {
+		log_warn("event=future-date system=%s record=%s reason=\"update time is in the future; "
+			 "the cursor stops at now\"", r->sys[s].conf->name, id ? id : "-");
+		updated_ms = now;
+	}
+	if (updated_ms > *pos)
+		*pos = updated_ms;
+}
+
 /* Observes one page of a stream and advances its cursor, in one
  * transaction. */
 static int observe_page(struct run *r, int s, const char *stream, struct connector_page *page,
@@ -24,14 +40,12 @@ static int observe_page(struct run *r, int s, const char *stream, struct connect
 	if (state_begin(r->st, &r->err))
 		return -1;
 	for (int i = 0; i < page->nrecs; i++) {
-		if (page->recs[i].updated_ms > *pos)
-			*pos = page->recs[i].updated_ms;
+		advance(r, s, pos, page->recs[i].updated_ms, page->recs[i].remote_id);
 		if (observe_record(r, s, &page->recs[i]))
 			goto fail;
 	}
 	for (int i = 0; i < page->nevents; i++) {
-		if (page->events[i].updated_ms > *pos)
-			*pos = page->events[i].updated_ms;
+		advance(r, s, pos, page->events[i].updated_ms, page->events[i].source_id);
 		if (observe_event(r, s, &page->events[i]))
 			goto fail;
 	}

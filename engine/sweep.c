@@ -54,6 +54,8 @@ static int sweep_system(struct run *r, int s)
 				rc = state_link_get(r->st, sr->conf->name, ids[i], &person, &r->err) ||
 				     state_notice_add(r->st, r->id, person, sr->conf->name, ids[i], "sweep", e.msg,
 						      &r->err) ? -1 : 0;
+			} else if (e.fail == DF_FAIL_INPUT) {
+				rc = quarantine(r, s, ids[i], "malformed", e.msg);
 			}
 			if (e.fail == DF_FAIL_TEMP) {
 				/* Unreachable: the rest of the slice waits for the next run. */
@@ -72,7 +74,7 @@ static int sweep_system(struct run *r, int s)
 			}
 			sr->counts.swept++;
 		}
-		if (rc == 0 && (!found || e.fail == DF_FAIL_REMOTE))
+		if (rc == 0 && (!found || e.fail == DF_FAIL_REMOTE || e.fail == DF_FAIL_INPUT))
 			rc = state_snapshot_swept(r->st, sr->conf->name, ids[i], time_now_ms(), &r->err);
 		record_clear(&cur);
 		record_clear(&got);

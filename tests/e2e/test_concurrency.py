@@ -36,5 +36,6 @@ def test_second_run_while_one_runs_exits_3_and_the_first_completes(env):
     assert view("verity", env.only("verity")) == ANN
     # Only the first run is journalled, and it finished cleanly.
     assert env.query("SELECT id, mode, status, exit_code FROM run") == [(1, "run", "ok", 0)]
-    # The second run sent nothing: one search in all (the delayed one).
-    assert env.counts("ghl") == {"POST /contacts/search": 1}
+    # The second run sent nothing: one search in all (the delayed one), and
+    # the first run's read of the new contact (search has no DND settings).
+    assert env.counts("ghl") == {"POST /contacts/search": 1, "GET /contacts/{id}": 1}

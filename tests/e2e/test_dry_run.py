@@ -49,8 +49,10 @@ def test_dry_run_prints_the_plan_and_leaves_systems_and_state_unchanged(env):
         "plan: 4 writes",
     ]
 
-    # Expected: only the listings were read; no lookup, no write.
-    assert env.all_counts() == ONLY_LISTINGS
+    # Expected: only reads: the listings, and the new GHL contact read whole
+    # (search answers carry no per-channel DND); no lookup, no write.
+    assert env.all_counts() == dict(ONLY_LISTINGS, ghl={"POST /contacts/search": 1,
+                                                        "GET /contacts/{id}": 1})
     # Expected: every system and the state exactly as before.
     assert env.all_records() == records_before
     assert env.dump_state() == tables_before

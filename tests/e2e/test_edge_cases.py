@@ -1,6 +1,7 @@
-"""Review reproductions: each test asserts the behaviour the invariants
-(ARCHITECTURE.md I1-I9) and issues 2/3 require, and fails on the bug it
-names."""
+"""Edge cases found in review, each an invariant (ARCHITECTURE.md I1-I9) or
+issue requirement: future-dated records, GHL per-channel DND, opt-ins the
+texting register cannot take, malformed records found by the sweep, STOP
+from numbers that are no contact."""
 from conftest import ANN, ANN_AS_TYPED, view
 
 BOB = {"first_name": "Bob", "last_name": "Ray", "phone": "+15552010002"}
