@@ -20,8 +20,8 @@ struct section {
 static const struct section sections[] = {
 	{ "systems", "systems",
 	  "  {system}: polled {polled}, changed {changed}, quarantined {quarantined}, "
-	  "writes done {writes_done}, failed {writes_failed}, swept {swept} (every linked record "
-	  "within {sweep_cycle} run(s)), unlinked {unlinked}, requests {requests}" },
+	  "writes done {writes_done}, failed {writes_failed}, swept {swept} (at this budget "
+	  "{sweep_cycle} run(s) cover every linked record), unlinked {unlinked}, requests {requests}" },
 	{ "observed", "changes seen",
 	  "  {system} {remote_id} (person {person_id}) {field}: \"{old_value}\" -> \"{new_value}\"" },
 	{ "conflicts", "conflicts",
