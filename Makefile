@@ -4,11 +4,13 @@
 #   make test       unit tests (cmocka) and end-to-end tests (pytest + simulators)
 #   make check      the same tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       run the built-in demo against local simulators
-#   make install    PREFIX=/usr/local DESTDIR= : binary, man pages, example config
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binary, man
+#                   pages, example config (also as the config where there is none)
 #   make clean
 
 VERSION  = 0.1.0
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
 DESTDIR ?=
 PKGS     = libcurl json-c sqlite3 libconfig
 PYTHON  ?= /usr/bin/python3
@@ -84,6 +86,10 @@ install: dfreconcile
 	install -m 0644 man/dfreconcile.1 $(DESTDIR)$(PREFIX)/share/man/man1/dfreconcile.1
 	install -m 0644 man/dfreconcile.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/dfreconcile.conf.5
 	install -m 0644 etc/dfreconcile.conf crontab.example $(DESTDIR)$(PREFIX)/share/doc/dfreconcile/
+	@# The example becomes the configuration only where there is none yet.
+	install -d $(DESTDIR)$(SYSCONFDIR)/dfreconcile
+	test -e $(DESTDIR)$(SYSCONFDIR)/dfreconcile/dfreconcile.conf || \
+		install -m 0640 etc/dfreconcile.conf $(DESTDIR)$(SYSCONFDIR)/dfreconcile/dfreconcile.conf
 
 clean:
 	rm -rf build build-san dfreconcile tests/e2e/__pycache__ tests/sim/__pycache__ .pytest_cache
