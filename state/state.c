@@ -417,12 +417,7 @@ int state_rollback(struct state *st)
 
 long long state_run_start(struct state *st, const char *mode, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_RUN_START, err);
-
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, mode);
-	if (step_done(st, s, err, "start run"))
+	if (write_stmt(st, S_RUN_START, err, "start run", "t", mode))
 		return -1;
 	return sqlite3_last_insert_rowid(st->db);
 }
@@ -638,12 +633,7 @@ int state_link_put(struct state *st, const char *system, const char *remote_id,
 
 long long state_person_new(struct state *st, long long run, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_PERSON_NEW, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	if (step_done(st, s, err, "new person"))
+	if (write_stmt(st, S_PERSON_NEW, err, "new person", "i", run))
 		return -1;
 	return sqlite3_last_insert_rowid(st->db);
 }
@@ -759,16 +749,7 @@ long long state_outbox_add(struct state *st, long long run, long long person,
 			   const char *system, const char *remote_id, const char *op,
 			   struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_ADD, err);
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, run);
-	sqlite3_bind_int64(s, 2, person);
-	bind_text(s, 3, system);
-	bind_text(s, 4, remote_id);
-	bind_text(s, 5, op);
-	if (step_done(st, s, err, "journal write"))
+	if (write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt", run, person, system, remote_id, op))
 		return -1;
 	return sqlite3_last_insert_rowid(st->db);
 }
@@ -1070,21 +1051,11 @@ int state_event_add(struct state *st, const char *kind, const char *source,
 		    const char *payload, long long occurred_ms, long long run, long long *id,
 		    struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_EVENT_ADD, err);
-
 	*id = 0;
-	if (s == NULL)
+	if (write_stmt(st, S_EVENT_ADD, err, "store event", "ttttttii", kind, source, source_id,
+		       source_contact, phone, payload, occurred_ms, run))
 		return -1;
-	bind_text(s, 1, kind);
-	bind_text(s, 2, source);
-	bind_text(s, 3, source_id);
-	bind_text(s, 4, source_contact);
-	bind_text(s, 5, phone);
-	bind_text(s, 6, payload);
-	sqlite3_bind_int64(s, 7, occurred_ms);
-	sqlite3_bind_int64(s, 8, run);
-	if (step_done(st, s, err, "store event"))
-		return -1;
+	/* Known already: the insert did nothing. */
 	if (sqlite3_changes(st->db) > 0)
 		*id = sqlite3_last_insert_rowid(st->db);
 	return 0;
