@@ -60,3 +60,36 @@ def test_conflicting_edits_are_decided_by_the_rule_and_reported(env, rule, winne
     code, text, _ = env.run("report", "--last")
     assert code == 0
     assert f'person 1 first_name: base "Ann"' in text and f'-> "{value}" from {winner} (rule {rule_text}' in text
+
+
+def test_explain_answers_why_a_value_won_by_phone_email_or_person(env):
+    # Setup: the default two-way conflict (GHL's "Anna" beats Verity's
+    # "Annette").
+    converge_ann_then_edit_first_name_in_ghl_and_verity(env)
+    env.converge()
+    run_id = env.last_run_id()
+
+    # Action: ask by phone (as typed in GHL), by email in another case, and
+    # by person number.
+    answers = []
+    for key in ("(555) 201-0001", ANN["email"].upper(), "1"):
+        code, out, err = env.run("explain", "--format", "json", key)
+        assert code == 0, err
+        answers.append(json.loads(out))
+
+    # Expected: the same person each time, with the winner, its rule and
+    # reason, the values it beat, and every record of the person.
+    assert answers[0] == answers[1] == answers[2]
+    doc = answers[0]
+    assert doc["person"]["id"] == "1"
+    first_name = next(v for v in doc["explain_values"] if v["field"] == "first_name")
+    assert first_name == {"field": "first_name", "value": "Anna", "system": "ghl", "rule": "two-way",
+                          "reason": "conflict: source order", "run_id": str(run_id),
+                          "beaten": '{"aloware":"Ann","verity":"Annette"}'}
+    assert sorted(r["system"] for r in doc["explain_links"]) == ["aloware", "ghl", "verity"]
+    assert [c["field"] for c in doc["explain_conflicts"]] == ["first_name"]
+
+    # An unknown number is a usage error naming it.
+    code, out, err = env.run("explain", "+15559999999")
+    assert code == 2
+    assert err.strip() == "dfreconcile: no person has +15559999999"
