@@ -38,4 +38,37 @@ static inline int check_int(const char *label, const char *what, long long got, 
 	return 1;
 }
 
+/* Merges in under the rule (text, among the systems named) and checks
+ * the decision; returns the number of wrong parts. */
+#include "../../engine/merge.h"
+
+struct merge_want {
+	const char *value;
+	int winner;
+	bool changed, conflict;
+	const char *reason;
+};
+
+static inline int check_merge(const char *label, const char *rule_text, const char *const *systems,
+			      const struct merge_input *in, const struct merge_want *want)
+{
+	struct merge_rule rule;
+	struct merge_result res;
+	char why[256];
+	int wrong = 0;
+
+	if (merge_rule_parse(rule_text, systems, in->nsys, &rule, why, sizeof(why)) != 0)
+		fail_msg("%s: rule %s: %s", label, rule_text, why);
+	merge_field(&rule, in, &res);
+	wrong += check_str(label, "value", res.value, want->value);
+	wrong += check_int(label, "winner", res.winner, want->winner);
+	wrong += check_int(label, "changed", res.changed, want->changed);
+	wrong += check_int(label, "conflict", res.conflict, want->conflict);
+	wrong += check_str(label, "reason", res.reason, want->reason);
+	merge_result_free(&res);
+	if (res.value != NULL)
+		fail_msg("%s: merge_result_free left the value", label);
+	return wrong;
+}
+
 #endif

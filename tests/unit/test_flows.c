@@ -394,12 +394,8 @@ static void run_base_cases(const struct base_case *cases, int n)
 		const struct base_case *c = &cases[i];
 		struct merge_input in = { .kind = c->kind, .base = c->base, .nsys = NSYS,
 					  .keep_prefix = "SYS:" };
-		struct merge_rule rule;
-		struct merge_result res;
-		char why[256];
+		struct merge_want want = { c->want, c->winner, c->changed, c->conflict, c->reason };
 
-		if (merge_rule_parse(c->rule, systems, NSYS, &rule, why, sizeof(why)) != 0)
-			fail_msg("%s: rule %s: %s", c->label, c->rule, why);
 		for (int s = 0; s < NSYS; s++) {
 			in.value[s] = c->value[s];
 			in.prev[s] = c->prev[s];
@@ -407,13 +403,7 @@ static void run_base_cases(const struct base_case *cases, int n)
 			in.fresh[s] = c->fresh[s];
 			in.updated_ms[s] = c->updated_ms[s];
 		}
-		merge_field(&rule, &in, &res);
-		wrong += check_str(c->label, "value", res.value, c->want);
-		wrong += check_int(c->label, "winner", res.winner, c->winner);
-		wrong += check_int(c->label, "changed", res.changed, c->changed);
-		wrong += check_int(c->label, "conflict", res.conflict, c->conflict);
-		wrong += check_str(c->label, "reason", res.reason, c->reason);
-		merge_result_free(&res);
+		wrong += check_merge(c->label, c->rule, systems, &in, &want);
 	}
 	if (wrong)
 		fail_msg("%d failed check(s) over %d rows", wrong, n);

@@ -47,25 +47,13 @@ static void run_cases(const struct merge_case *cases, int n)
 		const struct merge_case *c = &cases[i];
 		struct merge_input in = { .kind = c->kind, .base = c->base, .nsys = NSYS,
 					  .keep_prefix = "SYS:" };
-		struct merge_rule rule;
-		struct merge_result res;
-		char why[256];
+		struct merge_want want = { c->want, c->winner, c->changed, c->conflict, c->reason };
 
-		if (merge_rule_parse(c->rule, systems, NSYS, &rule, why, sizeof(why)) != 0)
-			fail_msg("%s: rule %s: %s", c->label, c->rule, why);
 		for (int s = 0; s < NSYS; s++) {
 			in.value[s] = c->value[s];
 			in.updated_ms[s] = c->updated_ms[s];
 		}
-		merge_field(&rule, &in, &res);
-		wrong += check_str(c->label, "value", res.value, c->want);
-		wrong += check_int(c->label, "winner", res.winner, c->winner);
-		wrong += check_int(c->label, "changed", res.changed, c->changed);
-		wrong += check_int(c->label, "conflict", res.conflict, c->conflict);
-		wrong += check_str(c->label, "reason", res.reason, c->reason);
-		merge_result_free(&res);
-		if (res.value != NULL)
-			fail_msg("%s: merge_result_free left the value", c->label);
+		wrong += check_merge(c->label, c->rule, systems, &in, &want);
 	}
 	if (wrong)
 		fail_msg("%d failed check(s) over %d rows", wrong, n);
