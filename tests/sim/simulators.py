@@ -77,7 +77,9 @@ DEFAULT_LIST_LIMIT = 100
 GHL_PAGE_WINDOW = 10_000  # page-number paging is capped at 10,000 records
 MALFORMED_BODY = b'{"contacts": ['
 RATE_LIMIT_BODY = {"statusCode": 429, "message": "Too Many Requests"}  # all systems
-FAULT_KINDS = ("status", "malformed", "delay", "ratelimit", "slow")
+FAULT_KINDS = ("status", "malformed", "delay", "ratelimit", "slow", "repeat-cursor", "oversized")
+# Faults that let the endpoint answer, then change its answer.
+ANSWER_FAULTS = ("repeat-cursor", "oversized")
 DEFAULT_CONFIG = {
     "index_delay": 0.0,       # GHL: seconds before an edit is visible to search
     "rate_limit": 0,          # max requests per window; 0 = unlimited
@@ -594,11 +596,26 @@ class System:
     def _serve(self, req: Request, route: Route | None, params: dict, fault: dict | None) -> Response:
         if route is None:
             raise HttpError(404, self.not_found_body(req))
-        if fault is not None:
+        if fault is not None and fault["kind"] not in ANSWER_FAULTS:
             return self._fault_response(fault)
         self._check_rate_limit()
         self.authenticate(req)
-        return getattr(self, route.handler)(req, **params)
+        response = getattr(self, route.handler)(req, **params)
+        if fault is not None and response.status < 300:
+            response = self._changed_answer(fault, req, response)
+        return response
+
+    @staticmethod
+    def _changed_answer(fault: dict, req: Request, response: Response) -> Response:
+        """repeat-cursor: the listing hands back the cursor it was asked
+        with (a server stuck on one page). oversized: the answer is padded
+        with an ignored key to `size` bytes."""
+        body = json.loads(response.body)
+        if fault["kind"] == "repeat-cursor" and req.query.get("cursor"):
+            body["nextCursor"] = req.query["cursor"]
+        elif fault["kind"] == "oversized":
+            body["padding"] = "x" * max(0, fault["size"] - len(response.body))
+        return Response(response.status, body, response.headers)
 
     def _handle_control(self, req: Request) -> Response:
         route, params = match_route(self.CONTROL_ROUTES, req.method, req.segments)
@@ -777,6 +794,9 @@ class System:
         if not is_int(status) or not 100 <= status <= 599:
             raise control_error(400, "status must be an HTTP status code")
         delay, retry_after = spec.get("delay", 0), spec.get("retry_after", 1)
+        size = spec.get("size", 3 << 20)
+        if not is_int(size) or size < 0:
+            raise control_error(400, "size must be a non-negative integer")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                    for v in (delay, retry_after)):
             raise control_error(400, "delay and retry_after must be non-negative numbers")
@@ -787,7 +807,7 @@ class System:
             "route": None if any_route else route,
             "segments": None if any_route else split_path(str(route)),
             "kind": kind, "times": times, "status": status,
-            "retry_after": retry_after, "delay": delay,
+            "retry_after": retry_after, "delay": delay, "size": size,
         })
         return Response(200, {"faults": self._fault_views()})
 
