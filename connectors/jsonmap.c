@@ -279,27 +279,32 @@ char *jm_to_string(json_object *o)
 	return xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 
-struct http_client *jm_http_open(const struct system_conf *sc, const char *auth,
-				 struct df_err *err)
+struct http_client *jm_http_open(const struct system_conf *sc, const struct config *cfg,
+				 const char *auth, struct df_err *err)
 {
+	/* Connectors are opened as the run starts, so the run's deadline
+	 * counts from here (the engine stops its stages at the same time). */
 	struct http_opts o = {
 		.system = sc->name, .base_url = sc->base_url, .auth_header = auth,
 		.timeout = sc->timeout, .max_attempts = sc->max_attempts,
 		.max_retry_after = sc->max_retry_after, .rate_limit = sc->rate_limit,
 		.rate_window = sc->rate_window, .max_requests = sc->max_requests,
 		.tls_verify = sc->tls_verify,
+		.max_body = (size_t)cfg->max_response_mb << 20,
+		.deadline_ms = time_now_ms() + cfg->deadline * 1000LL,
 	};
 
 	return http_new(&o, err);
 }
 
-static void *conn_open(const struct system_conf *sc, bool bearer, struct df_err *err)
+static void *conn_open(const struct system_conf *sc, const struct config *cfg, bool bearer,
+		       struct df_err *err)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 	char *auth = bearer ? xasprintf("Authorization: Bearer %s", sc->token) : NULL;
 
 	c->sc = sc;
-	c->http = jm_http_open(sc, auth, err);
+	c->http = jm_http_open(sc, cfg, auth, err);
 	if (auth) {
 		explicit_bzero(auth, strlen(auth));
 		free(auth);
@@ -313,14 +318,12 @@ static void *conn_open(const struct system_conf *sc, bool bearer, struct df_err 
 
 void *jm_open_bearer(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
 {
-	(void)cfg;
-	return conn_open(sc, true, err);
+	return conn_open(sc, cfg, true, err);
 }
 
 void *jm_open_plain(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
 {
-	(void)cfg;
-	return conn_open(sc, false, err);
+	return conn_open(sc, cfg, false, err);
 }
 
 void jm_close(void *self)

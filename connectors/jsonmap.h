@@ -89,8 +89,10 @@ int jm_list_page(struct conn *c, const struct jm_listing *l, long long since_ms,
 
 char *jm_to_string(json_object *o);    /* compact text, caller frees */
 
-/* The HTTP client for a configured system; auth is a header line or NULL. */
-struct http_client *jm_http_open(const struct system_conf *sc, const char *auth,
-				 struct df_err *err);
+/* The HTTP client for a configured system; auth is a header line or NULL.
+ * It takes the run's limits from cfg: the deadline (counted from now) and
+ * the largest answer it reads. */
+struct http_client *jm_http_open(const struct system_conf *sc, const struct config *cfg,
+				 const char *auth, struct df_err *err);
 
 #endif

@@ -64,6 +64,8 @@ struct config {
 	int write_max_attempts;         /* runs a failed write is tried in */
 	int write_backoff;              /* seconds, doubled per failed attempt */
 	int max_pages;                  /* per system per run */
+	int deadline;                   /* s a run may take before it stops sending */
+	int max_response_mb;            /* largest answer read, MiB */
 	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
 	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
 	char *lists_system;             /* the system holding call lists */

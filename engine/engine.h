@@ -58,11 +58,17 @@ struct run {
 	int nsys;
 	struct system_run sys[DF_MAX_SYSTEMS];
 	long conflicts, quarantined, notices, writes_failed, delivered;
+	long long deadline_ms;  /* wall clock: nothing is read or sent after it */
+	bool deadline_hit;
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
 /* run.c: the whole run; returns the exit code. */
 int engine_run(const struct config *cfg, const struct run_options *opt);
+
+/* run.c: true once the run's deadline has passed (logged once): stages
+ * then stop reading and sending, and what was done is committed. */
+bool run_out_of_time(struct run *r);
 
 /* poll.c */
 int poll_all(struct run *r);

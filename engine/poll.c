@@ -30,6 +30,26 @@ static void advance(struct run *r, int s, long long *pos, long long updated_ms, 
 		*pos = updated_ms;
 }
 
+/* How many of a stream's latest cursors are remembered to catch a listing
+ * that goes round in circles; a longer circle still ends at max_pages. */
+#define RECENT_CURSORS 16
+
+/* True when cursor is one of the recent ones (seen[] holds their hashes,
+ * page_no counts the pages read); else it is remembered. */
+static bool cursor_repeats(unsigned long long *seen, int page_no, const char *cursor)
+{
+	unsigned long long h = 1469598103934665603ULL;  /* FNV-1a */
+	int n = page_no < RECENT_CURSORS ? page_no : RECENT_CURSORS;
+
+	for (const unsigned char *p = (const unsigned char *)cursor; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	for (int i = 0; i < n; i++)
+		if (seen[i] == h)
+			return true;
+	seen[page_no % RECENT_CURSORS] = h;
+	return false;
+}
+
 /* Observes one page of a stream and advances its cursor, in one
  * transaction. */
 static int observe_page(struct run *r, int s, const char *stream, struct connector_page *page,
@@ -77,6 +97,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 	struct system_run *sr = &r->sys[s];
 	long long pos = 0, since;
 	char *cursor = NULL;
+	unsigned long long seen[RECENT_CURSORS] = { 0 };
 	int page_no;
 
 	*complete = false;
@@ -89,6 +110,8 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 		struct connector_page page = { 0 };
 		struct df_err e = { 0 };
 
+		if (run_out_of_time(r))
+			break;
 		if (fetch_page(sr, stream, since, &cursor, &page, &e)) {
 			/* The system is unreachable or broken: the others go on, the
 			 * cursor stays, and the run reports itself partial. */
@@ -108,9 +131,20 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			*complete = true;
 			return 0;
 		}
+		if (cursor_repeats(seen, page_no, cursor)) {
+			/* A listing handing back a cursor it gave before would page
+			 * for ever: this stream fails for the run, its cursor stays
+			 * at the last page that moved forward. */
+			log_error("event=poll-failed system=%s stream=%s reason=\"the listing repeated its "
+				  "cursor after %d pages\"", sr->conf->name, stream, page_no + 1);
+			sr->poll_failed = true;
+			free(cursor);
+			return 0;
+		}
 	}
-	log_warn("event=poll-truncated system=%s stream=%s pages=%d reason=\"max_pages reached; "
-		 "the next run goes on\"", sr->conf->name, stream, page_no);
+	if (page_no == r->cfg->max_pages)
+		log_warn("event=poll-truncated system=%s stream=%s pages=%d reason=\"max_pages reached; "
+			 "the next run goes on\"", sr->conf->name, stream, page_no);
 	free(cursor);
 	return 0;
 }

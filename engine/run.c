@@ -39,6 +39,32 @@ static void close_systems(struct run *r)
 		r->sys[s].conn->close(r->sys[s].handle);
 }
 
+bool run_out_of_time(struct run *r)
+{
+	if (r->deadline_hit)
+		return true;
+	if (time_now_ms() < r->deadline_ms)
+		return false;
+	r->deadline_hit = true;
+	log_warn("event=deadline run=%lld seconds=%d reason=\"the run's deadline passed: nothing more "
+		 "is read or sent\"", r->id, r->cfg->deadline);
+	return true;
+}
+
+/* Work left for later runs: writes and deliveries waiting for a retry (a
+ * delivery waiting for its contact to be linked is not such work). */
+static int waiting_work(struct run *r, long long *writes, long long *deliveries)
+{
+	if (state_outbox_count(r->st, "pending", writes, &r->err) ||
+	    state_delivery_count(r->st, "pending", deliveries, &r->err))
+		return -1;
+	if (*writes || *deliveries)
+		log_warn("event=work-waiting writes=%lld deliveries=%lld reason=\"%lld write%s and %lld "
+			 "deliver%s waiting for a later attempt\"", *writes, *deliveries, *writes,
+			 *writes == 1 ? "" : "s", *deliveries, *deliveries == 1 ? "y" : "ies");
+	return 0;
+}
+
 static double allowed_share(const struct run *r)
 {
 	return r->opt->max_change_share >= 0 ? r->opt->max_change_share : r->cfg->max_change_share;
@@ -82,7 +108,7 @@ static int any_dirty(struct run *r, bool *dirty)
  * that must be merged in (a create that found an existing record). */
 static int reconcile_and_write(struct run *r, char *valve, size_t n)
 {
-	for (int pass = 0; pass < MAX_PASSES; pass++) {
+	for (int pass = 0; pass < MAX_PASSES && !run_out_of_time(r); pass++) {
 		bool dirty;
 		for (int s = 0; s < r->nsys; s++)
 			r->sys[s].planned_updates = 0;
@@ -132,7 +158,8 @@ static int finish(struct run *r, int code, const char *message)
 
 static int run_stages(struct run *r)
 {
-	char valve[512] = "";
+	char valve[512] = "", why[256] = "";
+	long long writes = 0, deliveries = 0;
 	int code = EXIT_OK;
 	bool partial = false;
 
@@ -154,14 +181,26 @@ static int run_stages(struct run *r)
 	}
 	if (r->opt->dry_run && write_print_plan(r, stdout))
 		return EXIT_FATAL;
+	if (!r->opt->dry_run && waiting_work(r, &writes, &deliveries)) {
+		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
+		return finish(r, EXIT_FATAL, r->err.msg);
+	}
 	for (int s = 0; s < r->nsys; s++)
 		partial |= r->sys[s].poll_failed;
-	partial |= r->quarantined > 0 || r->writes_failed > 0;
+	partial |= r->quarantined > 0 || r->writes_failed > 0 || writes > 0 || deliveries > 0;
+	if (r->deadline_hit) {
+		/* Said on stderr: cron mails it, and the next run goes on. */
+		snprintf(why, sizeof(why), "the run's deadline of %d s passed: it stopped reading and "
+			 "sending; what it did is committed and the next run goes on", r->cfg->deadline);
+		fprintf(stderr, "dfreconcile: %s\n", why);
+		partial = true;
+	}
 	if (partial)
 		code = EXIT_PARTIAL;
 	log_info("event=run-end run=%lld status=%s conflicts=%ld quarantined=%ld writes_failed=%ld",
 		 r->id, code ? "partial" : "ok", r->conflicts, r->quarantined, r->writes_failed);
-	return finish(r, code, partial ? "some records or writes need attention: see the report" : NULL);
+	return finish(r, code, why[0] ? why : partial ? "some records or writes need attention: see the report"
+						   : NULL);
 }
 
 int engine_run(const struct config *cfg, const struct run_options *opt)
@@ -169,6 +208,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 	struct run r = { .cfg = cfg, .opt = opt };
 	int lock, code;
 
+	r.deadline_ms = time_now_ms() + cfg->deadline * 1000LL;
 	lock = lock_take(cfg->lock_path, &r.err);
 	if (lock < 0) {
 		fprintf(stderr, "dfreconcile: %s\n", r.err.msg);

@@ -278,6 +278,9 @@ int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
 										   BATCH, &n, &r->err))
 			return -1;
 		for (int i = 0; i < n; i++) {
+			/* Past the deadline the rest stays due for the next run. */
+			if (now_ms != ENGINE_ALL_DUE && run_out_of_time(r))
+				return 0;
 			after = ids[i];
 			if (fn(r, ids[i], arg))
 				return -1;

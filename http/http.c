@@ -5,6 +5,7 @@
  * by max_requests, so no remote answer can keep a run alive for ever.
  */
 #include <curl/curl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,12 +125,36 @@ static void rate_wait(struct http_client *c)
 	}
 }
 
+struct body {
+	struct strbuf sb;
+	size_t cap;             /* 0: none */
+	bool too_large;
+};
+
+/* Refuses the rest of an answer past the cap: returning short makes libcurl
+ * stop the transfer, so memory never holds more than cap bytes. */
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
-	struct strbuf *sb = arg;
+	struct body *b = arg;
 
-	sb_addn(sb, data, size * n);
+	if (b->cap && b->sb.len + size * n > b->cap) {
+		b->too_large = true;
+		return 0;
+	}
+	sb_addn(&b->sb, data, size * n);
 	return size * n;
+}
+
+/* Milliseconds left before the deadline (at least 1 while any is left);
+ * 0 when it has passed; LLONG_MAX without one. */
+static long long time_left_ms(const struct http_client *c)
+{
+	long long left;
+
+	if (c->o.deadline_ms <= 0)
+		return LLONG_MAX;
+	left = c->o.deadline_ms - time_now_ms();
+	return left > 0 ? left : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
@@ -153,18 +178,24 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 /* One attempt. Returns the HTTP status, or 0 on a transport failure with
  * the reason in why. */
 static long attempt(struct http_client *c, const char *method, const char *url,
-		    const char *body, struct curl_slist *hdrs, struct strbuf *out,
+		    const char *body, struct curl_slist *hdrs, struct body *out,
 		    long *retry_after, char *why, size_t whylen)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
+	long long timeout_ms = c->o.timeout * 1000LL, left = time_left_ms(c);
 	long status = 0;
 	CURLcode rc;
+
+	if (left < timeout_ms)
+		timeout_ms = left;
 
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, (long)c->o.timeout);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	if (c->o.max_body)
+		curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o.max_body);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, c->o.tls_verify ? 1L : 0L);
@@ -181,6 +212,16 @@ static long attempt(struct http_client *c, const char *method, const char *url,
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
 	rc = curl_easy_perform(c->curl);
+	if (out->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		out->too_large = true;
+		snprintf(why, whylen, "the answer is larger than %zu MiB (max_response_mb)",
+			 c->o.max_body >> 20);
+		return 0;
+	}
+	if (rc == CURLE_OPERATION_TIMEDOUT && timeout_ms < c->o.timeout * 1000LL) {
+		snprintf(why, whylen, "cut off at the run's deadline");
+		return 0;
+	}
 	if (rc != CURLE_OK) {
 		/* curl's message names host and port at most, never the query. */
 		snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -217,7 +258,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
 		hdrs = curl_slist_append(hdrs, headers[i]);
 
 	for (n = 0; n < c->o.max_attempts; n++) {
-		struct strbuf out;
+		struct body out = { .cap = c->o.max_body };
 		long retry_after = -1, status;
 		long long wait;
 
@@ -227,17 +268,27 @@ int http_request(struct http_client *c, const char *method, const char *path,
 			break;
 		}
 		rate_wait(c);
+		if (time_left_ms(c) == 0) {
+			df_fail(err, DF_FAIL_TEMP, "%s: the run's deadline has passed; nothing more is sent",
+				c->system);
+			break;
+		}
 		c->sent++;
-		sb_init(&out);
+		sb_init(&out.sb);
 		status = attempt(c, method, url, body, hdrs, &out, &retry_after, why, sizeof(why));
 		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
 			  c->system, method, (int)plen, path, status, n + 1);
 		http_response_free(resp);
 		resp->status = status;
-		resp->len = out.len;
-		resp->body = sb_detach(&out);
+		resp->len = out.sb.len;
+		resp->body = sb_detach(&out.sb);
 		if (status >= 200 && status < 300) {
 			rc = 0;
+			break;
+		}
+		if (out.too_large) {
+			/* The same request would bring the same answer. */
+			df_fail(err, DF_FAIL_REMOTE, "%s: %s %.*s: %s", c->system, method, (int)plen, path, why);
 			break;
 		}
 		if (status >= 400 && status < 500 && status != 429 && status != 408) {
@@ -258,6 +309,10 @@ int http_request(struct http_client *c, const char *method, const char *path,
 				break;
 			}
 			wait = retry_after * 1000LL;
+		}
+		if (wait >= time_left_ms(c)) {
+			df_wrap(err, "no time left before the run's deadline to try again");
+			break;
 		}
 		log_info("event=retry system=%s method=%s path=%.*s status=%ld wait_ms=%lld",
 			 c->system, method, (int)plen, path, status, wait);

@@ -6,7 +6,10 @@
  * bucket per system (rate_limit requests per rate_window seconds), retries
  * of 429, 5xx and transport failures with exponential backoff and jitter
  * (Retry-After honoured up to max_retry_after), at most max_attempts tries
- * per request and max_requests requests per run. Log lines carry the method,
+ * per request and max_requests requests per run. Two more bounds keep one
+ * remote side from holding a run: an answer larger than max_body is refused
+ * as it arrives (never buffered whole), and nothing is sent once the run's
+ * deadline has passed (a request in flight is cut at it). Log lines carry the method,
  * the path without its query string and the status: never a header, a
  * query (Aloware puts its token there) or a body.
  */
@@ -30,6 +33,8 @@ struct http_opts {
 	double rate_window;
 	int max_requests;
 	bool tls_verify;
+	size_t max_body;                /* bytes; 0 = no cap */
+	long long deadline_ms;          /* wall clock ms; 0 = none */
 };
 
 struct http_response {

@@ -34,6 +34,7 @@ enum stmt_id {
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
+	S_DELIVERY_COUNT,
 	S_COUNT
 };
 
@@ -106,6 +107,7 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
 			    "status = CASE WHEN ?3 THEN 'failed' ELSE 'pending' END, last_error = ?4 WHERE id = ?1",
 	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
+	[S_DELIVERY_COUNT] = "SELECT count(*) FROM delivery WHERE status = ?1",
 	[S_SWEEP_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
 			   "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
 			   "WHERE s.system = ?1 AND s.gone_run IS NULL AND s.swept_ms <= ?3 "
@@ -846,6 +848,11 @@ int state_outbox_failed(struct state *st, long long id, long long next_ms, bool 
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
 {
 	return query_int(st, S_OUTBOX_COUNT, status, NULL, n, NULL, err);
+}
+
+int state_delivery_count(struct state *st, const char *status, long long *n, struct df_err *err)
+{
+	return query_int(st, S_DELIVERY_COUNT, status, NULL, n, NULL, err);
 }
 
 int state_optout_get(struct state *st, const char *phone, const char *channel,

@@ -221,6 +221,7 @@ int state_outbox_done(struct state *st, long long id, long long run, const char 
 int state_outbox_failed(struct state *st, long long id, long long next_ms, bool final,
 			const char *error, struct df_err *err);
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err);
+int state_delivery_count(struct state *st, const char *status, long long *n, struct df_err *err);
 
 /* Reports: calls row(arg, ncols, names, values) for each row of a named
  * report query for the run (see state.c: report_queries). */
