@@ -6,10 +6,11 @@ the file and `dfreconcile init-state`, which moves a refused file aside and
 starts a new one. State, WAL, SHM and lock files are 0600; a run cannot dump
 core."""
 import os
+import re
 import sqlite3
 import stat
 
-from conftest import ANN, ANN_AS_TYPED, RUN_TIMEOUT, wait_until
+from conftest import ANN, ANN_AS_TYPED, REPO, RUN_TIMEOUT, wait_until
 
 APPLICATION_ID = 0x64667263  # "dfrc", man/dfreconcile.1 (STATE FILE)
 STATE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
@@ -181,3 +182,13 @@ def test_state_wal_shm_and_lock_files_are_0600_and_a_run_cannot_dump_core(env):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
+
+
+def test_help_and_man_page_document_init_state_and_the_application_id(env):
+    code, out, err = env.run("--help")
+    assert code == 0
+    assert re.search(r"^  init-state\b", out, re.M), out
+    page = (REPO / "man" / "dfreconcile.1").read_text().replace("\\-", "-")
+    assert ".B init-state" in page
+    assert "1684435555" in page and "0x64667263" in page
+    assert "quick_check" in page
