@@ -8,8 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "core/config.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "core/normalize.h"
 #include "engine/engine.h"
@@ -39,6 +43,9 @@ static const char usage[] =
 	"                     why a person's values are what they are (a person\n"
 	"                     is a number of up to 9 digits)\n"
 	"  check-config       validate the configuration; touch nothing\n"
+	"  init-state         create the state file; one that was refused (empty,\n"
+	"                     damaged or not dfreconcile's) is first renamed to\n"
+	"                     STATE.refused-TIME; a usable one is never replaced\n"
 	"\n"
 	"options:\n"
 	"  -c, --config FILE  configuration (default $DFRECONCILE_CONFIG or\n"
@@ -207,6 +214,45 @@ static int cmd_explain(const struct config *cfg, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* init-state: the admin's explicit way past a refused state file. */
+static int cmd_init_state(const struct config *cfg, int argc)
+{
+	struct df_err err = { 0 };
+	char *aside = NULL;
+	int lock, rc;
+
+	if (argc > 1)
+		return usage_error("%s", "init-state takes no arguments");
+	lock = lock_take(cfg->lock_path, &err);
+	if (lock < 0) {
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return err.fail == DF_FAIL_TEMP ? EXIT_LOCKED : EXIT_FATAL;
+	}
+	rc = state_init(cfg->state_path, &aside, &err);
+	lock_release(lock);
+	if (rc) {
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return EXIT_FATAL;
+	}
+	if (aside)
+		printf("moved the refused state file to %s\n", aside);
+	printf("created a new state file %s\n", cfg->state_path);
+	free(aside);
+	return EXIT_OK;
+}
+
+/* Before any token is read: no core file and no ptrace-style reading of
+ * this process by other users (a dump would hold the tokens, I9), and
+ * every file we create (state, WAL, SHM, lock) is private to the owner. */
+static void protect_process(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &none);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	umask(077);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -222,6 +268,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	int c, level = -1, rc;
 
+	protect_process();
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
 	while ((c = getopt_long(argc, argv, "+c:vqhV", opts, NULL)) != -1) {
@@ -239,7 +286,7 @@ int main(int argc, char **argv)
 	argc -= optind - 1;
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
-	    strcmp(cmd, "check-config") && strcmp(cmd, "explain"))
+	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state"))
 		return usage_error("unknown command \"%s\"", cmd);
 
 	/* Only a run talks to the systems and needs their tokens. */
@@ -259,6 +306,8 @@ int main(int argc, char **argv)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = cmd_run(cfg, argc, argv);
 		curl_global_cleanup();
+	} else if (strcmp(cmd, "init-state") == 0) {
+		rc = cmd_init_state(cfg, argc);
 	} else if (strcmp(cmd, "explain") == 0) {
 		rc = cmd_explain(cfg, argc, argv);
 	} else {

@@ -38,7 +38,7 @@ static int aloware_parse(void *self, json_object *o, struct record *r, struct df
 	struct conn *a = self;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updated_at", r, err) ||
-	    jm_read_fields(o, aloware_map, r, err) || jm_read_flag(o, "is_dnc", r, F_OPTOUT_CALL, err))
+	    jm_read_fields(o, aloware_map, r, err) || jm_read_flag(o, NULL, "is_dnc", r, F_OPTOUT_CALL, err))
 		return -1;
 	/* A dialer's DNC stops calls and texts alike. */
 	record_set(r, F_OPTOUT_SMS, r->value[F_OPTOUT_CALL]);
@@ -194,7 +194,8 @@ static int call_parse(void *self, json_object *o, struct event *ev, struct df_er
 		return -1;
 	if (!json_object_object_get_ex(o, "contact_id", &cid) || cid == NULL)
 		return df_fail(err, DF_FAIL_INPUT, "call has no contact_id");
-	ev->contact_id = xstrdup(json_object_get_string(cid));
+	if (jm_id_text(cid, "contact_id", &ev->contact_id, err))
+		return -1;
 	return jm_event_attr(o, "direction", ev, "direction", err) ||
 	       jm_event_attr(o, "type", ev, "type", err) ||
 	       jm_event_attr(o, "disposition", ev, "disposition", err) ||

@@ -10,6 +10,7 @@
  * "phone eq" in search misses existing contacts. Tags are changed with the
  * tag endpoints, never by PUT, which would overwrite tags added meanwhile.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,15 +43,23 @@ static int read_custom(struct conn *g, json_object *o, struct record *r, struct 
 		return df_fail(err, DF_FAIL_INPUT, "customFields is not an array");
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i), *id, *val;
+		const char *text;
 		if (!json_object_object_get_ex(e, "id", &id) || !json_object_is_type(id, json_type_string))
 			return df_fail(err, DF_FAIL_INPUT, "customFields[%zu] has no id", i);
 		for (int f = F_NBUILTIN; f < fields_count(); f++) {
 			if (g->sc->field_key[f] == NULL || strcmp(g->sc->field_key[f], json_object_get_string(id)))
 				continue;
+			val = NULL;
 			json_object_object_get_ex(e, "value", &val);
-			record_take(r, f, xstrdup(val == NULL ? "" :
-				json_object_is_type(val, json_type_string) ? json_object_get_string(val) :
-				json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN)));
+			if (val != NULL && json_object_is_type(val, json_type_string)) {
+				char key[80];
+				snprintf(key, sizeof(key), "customFields.%s", g->sc->field_key[f]);
+				if ((text = jm_string_of(val, key, err)) == NULL)
+					return -1;
+			} else {
+				text = val == NULL ? "" : json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN);
+			}
+			record_take(r, f, xstrdup(text));
 		}
 	}
 	return 0;
@@ -63,23 +72,46 @@ static const struct { int field; const char *key; } dnd_channels[] = {
 	{ F_OPTOUT_SMS, "SMS" }, { F_OPTOUT_CALL, "Call" }, { F_OPTOUT_EMAIL, "Email" },
 };
 
+/* A DND value we cannot read counts as on (the safe direction, I4) and is
+ * noted in r->problem so that the record is reported. */
 static int read_dnd(json_object *o, struct record *r, struct df_err *err)
 {
 	json_object *dnd = NULL, *settings = NULL;
-	bool master, detailed;
+	bool master = false, detailed = false;
 
-	json_object_object_get_ex(o, "dnd", &dnd);
-	if (dnd != NULL && !json_object_is_type(dnd, json_type_boolean))
-		return df_fail(err, DF_FAIL_INPUT, "dnd is not true or false");
-	master = dnd != NULL && json_object_get_boolean(dnd);
-	detailed = json_object_object_get_ex(o, "dndSettings", &settings) &&
-		   json_object_is_type(settings, json_type_object);
+	(void)err;
+	if (json_object_object_get_ex(o, "dnd", &dnd) && dnd != NULL) {
+		master = !json_object_is_type(dnd, json_type_boolean) || json_object_get_boolean(dnd);
+		if (!json_object_is_type(dnd, json_type_boolean))
+			record_problem(r, "field dnd is not true or false: read as opted out on every "
+				       "channel until it is fixed");
+	}
+	if (json_object_object_get_ex(o, "dndSettings", &settings) && settings != NULL) {
+		detailed = json_object_is_type(settings, json_type_object);
+		if (!detailed) {
+			master = true;
+			record_problem(r, "field dndSettings is not an object: read as opted out on every "
+				       "channel until it is fixed");
+		}
+	}
 	for (size_t i = 0; i < sizeof(dnd_channels) / sizeof(dnd_channels[0]); i++) {
 		json_object *ch = NULL, *status = NULL;
+		const char *st = NULL;
 		bool on = master;
-		if (detailed && json_object_object_get_ex(settings, dnd_channels[i].key, &ch) &&
-		    json_object_object_get_ex(ch, "status", &status) && json_object_is_type(status, json_type_string))
-			on = on || strcmp(json_object_get_string(status), "inactive") != 0;
+		if (detailed && json_object_object_get_ex(settings, dnd_channels[i].key, &ch) && ch != NULL) {
+			if (json_object_is_type(ch, json_type_object) &&
+			    json_object_object_get_ex(ch, "status", &status) &&
+			    json_object_is_type(status, json_type_string))
+				st = json_object_get_string(status);
+			if (st && (strcmp(st, "active") == 0 || strcmp(st, "permanent") == 0 ||
+				   strcmp(st, "inactive") == 0)) {
+				on = on || strcmp(st, "inactive") != 0;
+			} else {
+				on = true;
+				record_problem(r, "field dndSettings.%s is not {\"status\": ...}: read as "
+					       "opted out until it is fixed", dnd_channels[i].key);
+			}
+		}
 		if (detailed || master)
 			record_set(r, dnd_channels[i].field, on ? "true" : "false");
 	}
@@ -172,7 +204,7 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 	json_object_array_add(arr, sort);
 	json_object_object_add(body, "sort", arr);
 	if (*cursor)
-		json_object_object_add(body, "searchAfter", json_tokener_parse(*cursor));
+		json_object_object_add(body, "searchAfter", jm_parse_text(*cursor, strlen(*cursor)));
 	text = jm_to_string(body);
 	json_object_put(body);
 	rc = http_request(g->http, "POST", "/contacts/search", text, version_hdr, &resp, err);
@@ -302,13 +334,13 @@ static int ghl_create(void *self, const struct record *rec, struct record *creat
 	free(text);
 	if (rc == 0) {
 		rc = read_contact(g, &resp, created, err);
-	} else if (resp.status == 400 && (o = json_tokener_parse(resp.body ? resp.body : "")) != NULL) {
+	} else if (resp.status == 400 && (o = jm_parse_text(resp.body, resp.len)) != NULL) {
 		/* The location forbids duplicates and names the existing contact:
 		 * that contact is the one we meant to create. */
 		if (json_object_object_get_ex(o, "meta", &meta) &&
 		    json_object_object_get_ex(meta, "contactId", &id) &&
 		    json_object_is_type(id, json_type_string)) {
-			char *path = xasprintf("/contacts/%s", json_object_get_string(id));
+			char *path = http_path("/contacts/", json_object_get_string(id), NULL);
 			http_response_free(&resp);
 			rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
 			if (rc == 0)
@@ -342,7 +374,7 @@ static int change_tags(struct conn *g, const char *id, const char *from, const c
 	json_object_object_add(body, "tags", arr);
 	text = jm_to_string(body);
 	json_object_put(body);
-	path = xasprintf("/contacts/%s/tags", id);
+	path = http_path("/contacts/", id, "/tags");
 	rc = http_request(g->http, method, path, text, version_hdr, &resp, err);
 	http_response_free(&resp);
 	free(path);
@@ -368,7 +400,7 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 	if (rc == 0) {
 		/* The answer of the PUT, or after tag changes alone a GET, is the
 		 * contact as GHL now has it (its dateUpdated moved). */
-		char *path = xasprintf("/contacts/%s", current->remote_id);
+		char *path = http_path("/contacts/", current->remote_id, NULL);
 		if (json_object_object_length(body) > 0) {
 			char *text = jm_to_string(body);
 			rc = http_request(g->http, "PUT", path, text, version_hdr, &resp, err);
@@ -425,7 +457,7 @@ static char *member(json_object *o, const char *key)
 	json_object *v;
 
 	if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		return xstrdup(json_object_get_string(v));
+		return xstrdup(jm_string_of(v, key, NULL));
 	return NULL;
 }
 
@@ -453,7 +485,7 @@ static char *call_note(const struct event *ev)
 /* The id of the contact's note carrying marker, or NULL. */
 static int find_note(struct conn *g, const char *contact, const char *marker, char **id, struct df_err *err)
 {
-	char *path = xasprintf("/contacts/%s/notes", contact);
+	char *path = http_path("/contacts/", contact, "/notes");
 	json_object *o = get_json(g, path, version_hdr, err), *arr;
 
 	free(path);
@@ -598,7 +630,7 @@ static int deliver_call(struct conn *g, const char *contact, const struct event 
 
 	if (rc == 0 && note == NULL) {
 		json_object *body = json_object_new_object(), *o, *n;
-		char *path = xasprintf("/contacts/%s/notes", contact), *text = call_note(ev);
+		char *path = http_path("/contacts/", contact, "/notes"), *text = call_note(ev);
 		json_object_object_add(body, "body", json_object_new_string(text));
 		o = post_json(g, path, body, version_hdr, err);
 		if (o != NULL && json_object_object_get_ex(o, "note", &n))
@@ -677,7 +709,7 @@ static int ghl_fetch(void *self, const struct record *current, struct record *ou
 {
 	struct conn *g = self;
 	struct http_response resp;
-	char *path = xasprintf("/contacts/%s", current->remote_id);
+	char *path = http_path("/contacts/", current->remote_id, NULL);
 	int rc = http_request(g->http, "GET", path, NULL, version_hdr, &resp, err);
 
 	*gone = false;
@@ -698,7 +730,7 @@ static int ghl_remove(void *self, const struct record *current, struct df_err *e
 {
 	struct conn *g = self;
 	struct http_response resp;
-	char *path = xasprintf("/contacts/%s", current->remote_id);
+	char *path = http_path("/contacts/", current->remote_id, NULL);
 	int rc = http_request(g->http, "DELETE", path, NULL, version_hdr, &resp, err);
 
 	free(path);

@@ -3,6 +3,7 @@
  * and the connector registry.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,9 +62,105 @@ void connector_page_clear(struct connector_page *page)
 	memset(page, 0, sizeof(*page));
 }
 
+/*
+ * Reading JSON exactly. json-c reads an integer literal beyond 64 bits as
+ * the nearest 64-bit value, so two such ids would collapse into one. Before
+ * parsing, such a literal is rewritten as a string marked by a leading NUL
+ * and '#' ("\u0000#<digits>"): ids read it back as its exact digits
+ * (jm_id_text) and every other reader refuses it as a number, since a
+ * string we accept never holds a NUL. The tokener's depth is raised from
+ * json-c's 32 (real payloads nest deeper in fields we ignore) and stays
+ * bounded.
+ */
+#define JM_MAX_DEPTH 512
+#define BIG_MARK_LEN 2          /* "\0#" once parsed */
+
+static bool int_overflows(const char *digits, size_t n, bool negative)
+{
+	const char *limit = negative ? "9223372036854775808" : "18446744073709551615";
+	size_t ln = strlen(limit);
+
+	return n > ln || (n == ln && memcmp(digits, limit, n) > 0);
+}
+
+/* text with every integer literal beyond 64 bits quoted and marked, or
+ * NULL when there is none; *n is its length. */
+static char *quote_big_ints(const char *text, size_t len, size_t *n)
+{
+	struct strbuf sb;
+	bool found = false, in_string = false;
+	size_t from = 0;
+
+	sb_init(&sb);
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		size_t j, k, end;
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+			continue;
+		}
+		if (c == '"') {
+			in_string = true;
+			continue;
+		}
+		if (c != '-' && !(c >= '0' && c <= '9'))
+			continue;
+		j = i + (c == '-');
+		for (k = j; k < len && text[k] >= '0' && text[k] <= '9'; k++)
+			;
+		for (end = k; end < len && text[end] && strchr(".eE+-0123456789", text[end]); end++)
+			;
+		if (end == k && int_overflows(text + j, k - j, c == '-')) {
+			sb_addn(&sb, text + from, i - from);
+			sb_add(&sb, "\"\\u0000#");
+			sb_addn(&sb, text + i, k - i);
+			sb_add(&sb, "\"");
+			from = k;
+			found = true;
+		}
+		i = end > i ? end - 1 : i;
+	}
+	if (!found) {
+		sb_free(&sb);
+		return NULL;
+	}
+	sb_addn(&sb, text + from, len - from);
+	*n = sb.len;
+	return sb_detach(&sb);
+}
+
+json_object *jm_parse_text(const char *text, size_t len)
+{
+	struct json_tokener *tok;
+	json_object *o;
+	size_t n = 0;
+	char *quoted;
+
+	if (text == NULL || len > INT_MAX)
+		return NULL;
+	quoted = quote_big_ints(text, len, &n);
+	tok = json_tokener_new_ex(JM_MAX_DEPTH);
+	if (tok == NULL) {
+		free(quoted);
+		return NULL;
+	}
+	o = json_tokener_parse_ex(tok, quoted ? quoted : text, (int)(quoted ? n : len));
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	free(quoted);
+	return o;
+}
+
 json_object *jm_parse(const struct http_response *resp, const char *system, struct df_err *err)
 {
-	json_object *o = resp->body ? json_tokener_parse(resp->body) : NULL;
+	json_object *o = resp->body ? jm_parse_text(resp->body, resp->len) : NULL;
 
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
@@ -74,9 +171,61 @@ json_object *jm_parse(const struct http_response *resp, const char *system, stru
 	return o;
 }
 
+static bool big_marked(const char *s, size_t n)
+{
+	return n > BIG_MARK_LEN && s[0] == '\0' && s[1] == '#';
+}
+
+const char *jm_string_of(json_object *v, const char *key, struct df_err *err)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = (size_t)json_object_get_string_len(v);
+
+	if (big_marked(s, n)) {
+		df_fail(err, DF_FAIL_INPUT, "field %s is a number, not a string", key);
+		return NULL;
+	}
+	if (strlen(s) != n) {
+		df_fail(err, DF_FAIL_INPUT, "field %s holds a NUL character", key);
+		return NULL;
+	}
+	if (!str_utf8_valid(s, n)) {
+		df_fail(err, DF_FAIL_INPUT, "field %s is not valid UTF-8", key);
+		return NULL;
+	}
+	return s;
+}
+
+int jm_id_text(json_object *v, const char *key, char **out, struct df_err *err)
+{
+	const char *s;
+
+	*out = NULL;
+	if (json_object_is_type(v, json_type_int)) {
+		/* int64 or uint64, printed exactly as json-c holds it */
+		*out = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get_string(v);
+		if (big_marked(s, (size_t)json_object_get_string_len(v))) {
+			*out = xstrdup(s + BIG_MARK_LEN);
+			return 0;
+		}
+		if ((s = jm_string_of(v, key, err)) == NULL)
+			return -1;
+		if (!str_blank(s) && strlen(s) < 256) {
+			*out = xstrdup(s);
+			return 0;
+		}
+	}
+	return df_fail(err, DF_FAIL_INPUT, "record id %s is not a usable id", key);
+}
+
 int jm_get_string(json_object *o, const char *key, char **out, struct df_err *err)
 {
 	json_object *v;
+	const char *s;
 
 	*out = NULL;
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
@@ -84,7 +233,9 @@ int jm_get_string(json_object *o, const char *key, char **out, struct df_err *er
 	if (!json_object_is_type(v, json_type_string))
 		return df_fail(err, DF_FAIL_INPUT, "field %s is a %s, not a string", key,
 			       json_type_to_name(json_object_get_type(v)));
-	*out = xstrdup(json_object_get_string(v));
+	if ((s = jm_string_of(v, key, err)) == NULL)
+		return -1;
+	*out = xstrdup(s);
 	return 0;
 }
 
@@ -120,21 +271,31 @@ int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct
 			free(m);
 			return df_fail(err, DF_FAIL_INPUT, "field %s holds a non-string", key);
 		}
-		m[i] = json_object_get_string(e);
+		if ((m[i] = jm_string_of(e, key, err)) == NULL) {
+			free(m);
+			return -1;
+		}
 	}
 	record_take(r, f, set_from_array(m, (int)n));
 	free(m);
 	return 0;
 }
 
-int jm_read_flag(json_object *o, const char *key, struct record *r, int f, struct df_err *err)
+int jm_read_flag(json_object *o, const char *parent, const char *key, struct record *r, int f,
+		 struct df_err *err)
 {
 	json_object *v;
 
+	(void)err;
 	if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
 		return 0;
-	if (!json_object_is_type(v, json_type_boolean))
-		return df_fail(err, DF_FAIL_INPUT, "field %s is not true or false", key);
+	if (!json_object_is_type(v, json_type_boolean)) {
+		/* The safe direction (I4): an opt-out we cannot read holds. */
+		record_set(r, f, "true");
+		record_problem(r, "field %s%s%s is not true or false: read as opted out until it is fixed",
+			       parent ? parent : "", parent ? "." : "", key);
+		return 0;
+	}
 	record_set(r, f, json_object_get_boolean(v) ? "true" : "false");
 	return 0;
 }
@@ -145,14 +306,7 @@ int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err 
 
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
 		return df_fail(err, DF_FAIL_INPUT, "record has no %s", key);
-	if (json_object_is_type(v, json_type_int))
-		r->remote_id = xasprintf("%" PRId64, json_object_get_int64(v));
-	else if (json_object_is_type(v, json_type_string) && !str_blank(json_object_get_string(v)) &&
-		 json_object_get_string_len(v) < 256)
-		r->remote_id = xstrdup(json_object_get_string(v));
-	else
-		return df_fail(err, DF_FAIL_INPUT, "record id %s is not a usable id", key);
-	return 0;
+	return jm_id_text(v, key, &r->remote_id, err);
 }
 
 int jm_read_time(json_object *o, const char *key, struct record *r, struct df_err *err)
@@ -205,7 +359,7 @@ static void page_bad(struct connector_page *page, json_object *item, const char 
 	page->bad[page->nbad].remote_id = xstrdup(known_id);
 	if (known_id == NULL && json_object_is_type(item, json_type_object) &&
 	    json_object_object_get_ex(item, id_key, &id) && id != NULL)
-		page->bad[page->nbad].remote_id = xstrdup(json_object_get_string(id));
+		jm_id_text(id, id_key, &page->bad[page->nbad].remote_id, NULL);
 	page->bad[page->nbad].reason = xstrdup(e->fail == DF_FAIL_INPUT ? e->msg : "item is not a JSON object");
 	page->nbad++;
 }
@@ -264,9 +418,18 @@ int jm_event_attr(json_object *o, const char *key, struct event *ev, const char 
 
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
 		return 0;
-	if (json_object_is_type(v, json_type_string))
-		event_set(ev, attr, json_object_get_string(v));
-	else if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_boolean))
+	if (json_object_is_type(v, json_type_string)) {
+		const char *s = json_object_get_string(v);
+		char *id = NULL;
+		if (big_marked(s, (size_t)json_object_get_string_len(v)) && jm_id_text(v, key, &id, err) == 0) {
+			event_set(ev, attr, id);        /* a number beyond 64 bits, exact */
+			free(id);
+			return 0;
+		}
+		if ((s = jm_string_of(v, key, err)) == NULL)
+			return -1;
+		event_set(ev, attr, s);
+	} else if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_boolean))
 		event_set(ev, attr, json_object_to_json_string(v));
 	else
 		return df_fail(err, DF_FAIL_INPUT, "field %s is a %s", key,

@@ -33,6 +33,18 @@ struct field_key {
 /* Parses a response body; DF_FAIL_TEMP when it is not a JSON object (a
  * broken answer is retried on a later run, never trusted). */
 json_object *jm_parse(const struct http_response *resp, const char *system, struct df_err *err);
+/* Parses len bytes of JSON text (NULL when it is not JSON). Nesting up to
+ * 512 levels; integers beyond 64 bits are kept exactly for jm_id_text.
+ * Every connector parses through this, never json_tokener_parse. */
+json_object *jm_parse_text(const char *text, size_t len);
+/* The text of the JSON string v, NULL with DF_FAIL_INPUT naming key when
+ * it holds a NUL (json-c would cut it short there), is not valid UTF-8, or
+ * is an integer beyond 64 bits. Borrowed from v. */
+const char *jm_string_of(json_object *v, const char *key, struct df_err *err);
+/* An id as exact text (caller frees *out): a JSON integer (any size) by
+ * its digits, never through int64 or double, or a string that is not
+ * blank, checked as by jm_string_of and shorter than 256 bytes. */
+int jm_id_text(json_object *v, const char *key, char **out, struct df_err *err);
 
 /* Reads the string member key of o into *out (copied; NULL when absent or
  * null). Numbers are malformed input: a system that sends a phone as a
@@ -44,9 +56,13 @@ int jm_read_fields(json_object *o, const struct field_key *map, struct record *r
 		   struct df_err *err);
 /* Reads a JSON array of strings as a canonical set into r->value[f]. */
 int jm_read_set(json_object *o, const char *key, struct record *r, int f, struct df_err *err);
-/* Reads a boolean member into r->value[f] as "true"/"false"; an absent
- * member leaves the value NULL (the answer does not say). */
-int jm_read_flag(json_object *o, const char *key, struct record *r, int f, struct df_err *err);
+/* Reads a boolean opt-out member into r->value[f] as "true"/"false"; an
+ * absent member leaves the value NULL (the answer does not say). A member
+ * that is not a boolean reads as "true", opted out, the safe direction
+ * (I4), and is noted in r->problem naming parent.key (parent may be NULL)
+ * so that it is reported. */
+int jm_read_flag(json_object *o, const char *parent, const char *key, struct record *r, int f,
+		 struct df_err *err);
 /* Reads the record id (string or integer) into r->remote_id. */
 int jm_read_id(json_object *o, const char *key, struct record *r, struct df_err *err);
 /* Reads an ISO timestamp member into r->updated_ms. */

@@ -80,7 +80,7 @@ static int texting_lookup(void *self, const struct record *want, struct record *
 	record_set(found, F_PHONE, want->value[F_PHONE]);
 	bool any = false;
 	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && rc == 0; f++) {
-		rc = jm_read_flag(channels, optout_channel(f), found, f, err);
+		rc = jm_read_flag(channels, "channels", optout_channel(f), found, f, err);
 		any |= str_eq(found->value[f], "true");
 	}
 	/* The register knows every number; it holds a record only of those

@@ -28,8 +28,16 @@ static int verity_parse(void *self, json_object *o, struct record *r, struct df_
 	    jm_read_fields(o, verity_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err))
 		return -1;
 	json_object_object_get_ex(o, "optOuts", &optouts);
+	if (optouts != NULL && !json_object_is_type(optouts, json_type_object)) {
+		/* The safe direction (I4): opt-outs we cannot read hold. */
+		for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+			record_set(r, f, "true");
+		record_problem(r, "field optOuts is not an object: read as opted out on every channel "
+			       "until it is fixed");
+		optouts = NULL;
+	}
 	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
-		if (jm_read_flag(optouts, optout_channel(f), r, f, err))
+		if (jm_read_flag(optouts, "optOuts", optout_channel(f), r, f, err))
 			return -1;
 	json_object_object_get_ex(o, "customFields", &custom);
 	if (custom != NULL && !json_object_is_type(custom, json_type_object))
@@ -142,10 +150,10 @@ static int send_contact(struct conn *v, const char *method, const char *path,
 	free(text);
 	if (rc == 0) {
 		rc = read_contact(v, &resp, out, err);
-	} else if (resp.status == 409 && (o = json_tokener_parse(resp.body ? resp.body : "")) != NULL) {
+	} else if (resp.status == 409 && (o = jm_parse_text(resp.body, resp.len)) != NULL) {
 		/* Someone (or our own earlier, unrecorded create) holds the key. */
 		if (json_object_object_get_ex(o, "existingId", &id) && json_object_is_type(id, json_type_string)) {
-			char *get = xasprintf("/api/v1/contacts/%s", json_object_get_string(id));
+			char *get = http_path("/api/v1/contacts/", json_object_get_string(id), NULL);
 			http_response_free(&resp);
 			rc = http_request(v->http, "GET", get, NULL, NULL, &resp, err);
 			if (rc == 0)
@@ -180,7 +188,7 @@ static int verity_update(void *self, const struct record *current, const struct 
 {
 	struct conn *v = self;
 	json_object *body = contact_body(v, ch, nch);
-	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	char *path = http_path("/api/v1/contacts/", current->remote_id, NULL);
 	int rc = send_contact(v, "PATCH", path, body, updated, err);
 
 	json_object_put(body);
@@ -193,7 +201,7 @@ static int verity_fetch(void *self, const struct record *current, struct record 
 {
 	struct conn *v = self;
 	struct http_response resp;
-	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	char *path = http_path("/api/v1/contacts/", current->remote_id, NULL);
 	int rc = http_request(v->http, "GET", path, NULL, NULL, &resp, err);
 
 	*gone = false;
@@ -213,7 +221,7 @@ static int verity_remove(void *self, const struct record *current, struct df_err
 {
 	struct conn *v = self;
 	struct http_response resp;
-	char *path = xasprintf("/api/v1/contacts/%s", current->remote_id);
+	char *path = http_path("/api/v1/contacts/", current->remote_id, NULL);
 	int rc = http_request(v->http, "DELETE", path, NULL, NULL, &resp, err);
 
 	free(path);

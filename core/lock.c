@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lock.h"
@@ -13,11 +14,12 @@
 int lock_take(const char *path, struct df_err *err)
 {
 	char pid[32] = "";
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ssize_t n;
 
 	if (fd < 0)
 		return df_fail(err, DF_FAIL_STATE, "cannot open lock file %s: %s", path, strerror(errno));
+	(void)fchmod(fd, 0600);        /* a lock file made 0644 by an earlier version */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		n = pread(fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';

@@ -1,6 +1,8 @@
 /*
  * record.c - the field table and canonical records.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -99,7 +101,22 @@ void record_clear(struct record *r)
 	free(r->remote_id);
 	for (int f = 0; f < DF_MAX_FIELDS; f++)
 		free(r->value[f]);
+	free(r->problem);
 	record_init(r);
+}
+
+void record_problem(struct record *r, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	char *joined;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	joined = r->problem ? xasprintf("%s; %s", r->problem, text) : xstrdup(text);
+	free(r->problem);
+	r->problem = joined;
 }
 
 void record_take(struct record *r, int f, char *value)

@@ -50,12 +50,18 @@ struct record {
 	long long updated_ms;   /* the system's own update time, -1 if unknown */
 	bool deleted;
 	char *value[DF_MAX_FIELDS];
+	/* Set by a connector when a value was malformed and read in the safe
+	 * direction (an opt-out read as opted out): the record is used, and
+	 * the problem is reported. NULL otherwise. */
+	char *problem;
 };
 
 void record_init(struct record *r);
 void record_clear(struct record *r);   /* frees members, re-inits */
 void record_set(struct record *r, int f, const char *value); /* copies */
 void record_take(struct record *r, int f, char *value);      /* owns */
+/* Adds a problem (printf-style) to r->problem, "; "-separated. */
+void record_problem(struct record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Canonical JSON of the carried fields, keys in field order; caller frees. */
 char *record_to_json(const struct record *r);

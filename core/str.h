@@ -30,6 +30,9 @@ char *sb_detach(struct strbuf *sb);     /* caller owns the result */
 void sb_free(struct strbuf *sb);
 
 bool str_blank(const char *s);          /* NULL or only white space */
+/* Whether the n bytes at s are well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+bool str_utf8_valid(const char *s, size_t n);
 bool str_eq(const char *a, const char *b); /* NULL equals "" */
 
 /* Milliseconds since the epoch from ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff](Z|+hh:mm)"

@@ -4,7 +4,8 @@
  * A record equal to its snapshot costs one read and a touch of its remote
  * time; that is what makes a quiet minute cheap and our own writes echo
  * harmlessly (I3). A record that cannot be normalised is quarantined with
- * its reason and id, and the run goes on (I8).
+ * its reason and id, and the run goes on (I8). A record whose opt-out was
+ * malformed is used with the opt-out on, and quarantined (reported) too.
  */
 #include <stdlib.h>
 
@@ -88,6 +89,8 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 		for (int f = 0; f < fields_count(); f++)
 			if (rec->value[f] == NULL && full.value[f] != NULL)
 				record_set(rec, f, full.value[f]);
+		if (full.problem)
+			record_problem(rec, "%s", full.problem);
 	} else if (e.fail != DF_OK) {
 		log_warn("event=complete-failed system=%s record=%s reason=\"%s\"", sr->conf->name,
 			 rec->remote_id, e.msg);
@@ -114,6 +117,10 @@ int observe_record(struct run *r, int s, struct record *rec)
 		rc = quarantine(r, s, rec->remote_id, "malformed", why);
 		goto out;
 	}
+	/* A malformed opt-out was read as opted out: the record goes on, and
+	 * the admin sees it in the report until the system fixes the value. */
+	if (rec->problem && quarantine(r, s, rec->remote_id, "malformed-optout", rec->problem))
+		goto out;
 	if (found && person) {
 		if (record_changes(r, s, person, &old, rec, &changed))
 			goto out;

@@ -77,6 +77,28 @@ void http_response_free(struct http_response *resp)
 	resp->len = 0;
 }
 
+void http_path_escape(struct strbuf *sb, const char *s)
+{
+	if (s && (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)) {
+		for (; *s; s++)
+			sb_add(sb, "%2E");
+		return;
+	}
+	http_query_escape(sb, s);
+}
+
+char *http_path(const char *prefix, const char *segment, const char *suffix)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	sb_add(&sb, prefix);
+	http_path_escape(&sb, segment);
+	if (suffix)
+		sb_add(&sb, suffix);
+	return sb_detach(&sb);
+}
+
 void http_query_escape(struct strbuf *sb, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";

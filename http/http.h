@@ -63,5 +63,12 @@ long http_requests_sent(const struct http_client *c);
 
 /* Appends s to buf percent-encoded for a query value. */
 void http_query_escape(struct strbuf *sb, const char *s);
+/* Appends s percent-encoded as ONE path segment: everything but A-Z a-z
+ * 0-9 - _ . ~ is encoded ('/' too), and a segment that is "." or ".." has
+ * its dots encoded, so a remote id can never name another path. */
+void http_path_escape(struct strbuf *sb, const char *s);
+/* prefix + the path-escaped segment + suffix (may be NULL); caller frees.
+ * Every connector builds a path holding a remote id with this. */
+char *http_path(const char *prefix, const char *segment, const char *suffix);
 
 #endif

@@ -20,10 +20,25 @@
 
 struct state;
 
+/* PRAGMA application_id of every state file: "dfrc" in ASCII. */
+#define STATE_APPLICATION_ID 1684435555
+
+/* Opens the state file, creating it only when it does not exist. An
+ * existing file must be ours (application_id, or our schema from before
+ * the id) and pass PRAGMA quick_check; an empty, foreign or damaged file is
+ * refused (DF_FAIL_STATE, the message names the file and init-state) and
+ * left exactly as it is. */
 struct state *state_open(const char *path, struct df_err *err);
 /* Read-only, for a file that exists at the current schema (report,
- * status, explain): auditors need no write access. */
+ * status, explain): auditors need no write access. Refuses what
+ * state_open refuses. */
 struct state *state_open_reader(const char *path, struct df_err *err);
+/* `dfreconcile init-state`: creates a new state file at path when there is
+ * none, or when the one there is refused, after renaming it (and its -wal
+ * and -shm files) to path.refused-<UTC time>; *aside is that name (caller
+ * frees) or NULL. A usable file is never replaced: -1. The caller holds
+ * the run lock. */
+int state_init(const char *path, char **aside, struct df_err *err);
 void state_close(struct state *st);
 int state_schema_version(struct state *st);
 

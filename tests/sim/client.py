@@ -67,7 +67,8 @@ class Sim:
             headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
+                # surrogateescape: a record may hold invalid UTF-8 on purpose.
+                return json.loads((response.read() or b"null").decode("utf-8", "surrogateescape"))
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:

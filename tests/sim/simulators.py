@@ -238,12 +238,26 @@ class BadBody(ValueError):
     """The request body is not a JSON object."""
 
 
+def encode_json(body) -> bytes:
+    """The JSON text of body. A string holding U+DC80..U+DCFF (Python's
+    surrogateescape, e.g. seeded as "\\udcff") is sent as that raw byte, so
+    tests can serve invalid UTF-8; anything else is plain ASCII JSON."""
+    text = json.dumps(body)
+    if "\\udc" not in text:
+        return text.encode()
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
 class Response:
     """A finished answer; the body is serialised immediately (under the lock)."""
 
     def __init__(self, status: int, body=None, headers: dict | None = None):
         self.status = status
-        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.body = body if isinstance(body, bytes) else encode_json(body)
         self.headers = headers or {}
 
 

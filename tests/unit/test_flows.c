@@ -583,6 +583,7 @@ static int setup_state(void **state)
 	if (fd < 0)
 		return -1;
 	close(fd);
+	unlink(fx->path);       /* a unique name; an existing empty file is refused */
 	fields_reset();
 	log_set_level(LOG_ERROR);
 	fx->st = state_open(fx->path, &fx->err);

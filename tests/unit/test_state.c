@@ -47,6 +47,7 @@ static int setup_file(void **state)
 	if (fd < 0)
 		return -1;
 	close(fd);
+	unlink(fx->path);       /* a unique name; an existing empty file is refused */
 	fields_reset();
 	*state = fx;
 	return 0;
@@ -180,7 +181,8 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4");
+	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4; "
+		 "PRAGMA application_id = 1684435555");
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
