@@ -22,7 +22,7 @@
 #define DEFAULT_CONFIG "/etc/dfreconcile/dfreconcile.conf"
 
 static const char usage[] =
-	"usage: dfreconcile [-c FILE] [-v|-q] [COMMAND [OPTIONS]]\n"
+	"usage: dfreconcile [-c FILE] [-v|-q] [--log-format text|json] [COMMAND [OPTIONS]]\n"
 	"\n"
 	"Reconciles GoHighLevel, Aloware, Verity and the texting system: contacts\n"
 	"both ways, Aloware calls and texts into GHL, GHL tags to Aloware call\n"
@@ -52,6 +52,9 @@ static const char usage[] =
 	"                     " DEFAULT_CONFIG ")\n"
 	"  -v, --verbose      log every request (debug level)\n"
 	"  -q, --quiet        log warnings and errors only\n"
+	"      --log-format text|json\n"
+	"                     log lines as key=value text (default) or one JSON\n"
+	"                     object per line (overrides log_format)\n"
 	"  -h, --help         this text\n"
 	"  -V, --version      the version\n"
 	"\n"
@@ -259,6 +262,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "log-format", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -267,6 +271,8 @@ int main(int argc, char **argv)
 	struct df_err err = { 0 };
 	struct config *cfg;
 	int c, level = -1, rc;
+	enum log_format log_format = LOG_TEXT;
+	bool log_format_set = false;
 
 	protect_process();
 	if (path == NULL || *path == '\0')
@@ -276,6 +282,13 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'v': level = LOG_DEBUG; break;
 		case 'q': level = LOG_WARN; break;
+		case 'L':
+			if (log_parse_format(optarg, &log_format))
+				return usage_error("--log-format must be text or json, not \"%s\"", optarg);
+			log_format_set = true;
+			/* Also for what goes wrong before the config is read. */
+			log_set_output(LOG_TO_STDERR, log_format);
+			break;
 		case 'h': fputs(usage, stdout); return EXIT_OK;
 		case 'V': printf("dfreconcile %s\n", DF_VERSION); return EXIT_OK;
 		default: fputs("Try 'dfreconcile --help'.\n", stderr); return EXIT_USAGE;
@@ -298,6 +311,8 @@ int main(int argc, char **argv)
 	}
 	if (level >= 0)
 		log_set_level((enum log_level)level);
+	if (log_format_set)
+		log_set_output(cfg->log_target, log_format);
 	if (strcmp(cmd, "check-config") == 0) {
 		config_print(cfg);
 		printf("configuration ok\n");

@@ -496,13 +496,14 @@ static int load_top(struct loader *ld, config_t *lc)
 	config_setting_t *safety = config_lookup(lc, "safety");
 	config_setting_t *writes = config_lookup(lc, "writes");
 	static const char *const keys[] = {
-		"state_path", "lock_path", "default_country", "log_level", "source_order", "systems",
+		"state_path", "lock_path", "default_country", "log_level", "log_target", "log_format",
+		"source_order", "systems",
 		"fields", "custom_fields", "keep_tag_prefix", "safety", "writes", "max_pages",
 		"deadline", "max_response_mb", "optouts", "call_lists", NULL,
 	};
 	static const char *const safety_keys[] = { "max_change_share", "min_records", NULL };
 	static const char *const writes_keys[] = { "max_attempts", "backoff", NULL };
-	char *level = NULL, *state = NULL, *lock = NULL;
+	char *level = NULL, *state = NULL, *lock = NULL, *target = NULL, *format = NULL;
 	int rc = 0;
 
 	if (known_keys(ld, root, keys, NULL) || known_keys(ld, safety, safety_keys, NULL) ||
@@ -522,6 +523,7 @@ static int load_top(struct loader *ld, config_t *lc)
 	if (get_string(ld, root, "state_path", &state) || get_string(ld, root, "lock_path", &lock) ||
 	    get_string(ld, root, "default_country", &cfg->default_country) ||
 	    get_string(ld, root, "log_level", &level) ||
+	    get_string(ld, root, "log_target", &target) || get_string(ld, root, "log_format", &format) ||
 	    get_string(ld, root, "keep_tag_prefix", &cfg->keep_tag_prefix) ||
 	    get_int(ld, root, "max_pages", &cfg->max_pages, 1, 1000000) ||
 	    get_int(ld, root, "deadline", &cfg->deadline, 1, 86400) ||
@@ -536,6 +538,10 @@ static int load_top(struct loader *ld, config_t *lc)
 	else if (level && log_parse_level(level, &cfg->log_level))
 		rc = bad(ld, config_setting_get_member(root, "log_level"),
 			 "must be error, warn, info or debug");
+	else if (target && log_parse_target(target, &cfg->log_target))
+		rc = bad(ld, config_setting_get_member(root, "log_target"), "must be stderr or syslog");
+	else if (format && log_parse_format(format, &cfg->log_format))
+		rc = bad(ld, config_setting_get_member(root, "log_format"), "must be text or json");
 	else if (safety && (get_double(ld, safety, "max_change_share", &cfg->max_change_share, 0, 1) ||
 			    get_int(ld, safety, "min_records", &cfg->safety_min_records, 0, 100000000)))
 		rc = -1;
@@ -547,6 +553,8 @@ static int load_top(struct loader *ld, config_t *lc)
 		cfg->lock_path = lock ? resolve_path(ld, lock) : xasprintf("%s.lock", cfg->state_path);
 	}
 	free(level);
+	free(target);
+	free(format);
 	free(state);
 	free(lock);
 	return rc;
@@ -583,6 +591,7 @@ static struct config *load(const char *path, bool secrets, struct df_err *err)
 		return NULL;
 	}
 	log_set_level(cfg->log_level);
+	log_set_output(cfg->log_target, cfg->log_format);
 	return cfg;
 }
 

@@ -55,6 +55,8 @@ struct config {
 	char *lock_path;
 	char *default_country;
 	enum log_level log_level;
+	enum log_target log_target;
+	enum log_format log_format;
 	int nsys;
 	struct system_conf sys[DF_MAX_SYSTEMS];   /* source-of-truth order */
 	struct merge_rule rule[DF_MAX_FIELDS];

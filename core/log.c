@@ -17,25 +17,62 @@
 #include <time.h>
 
 #include "log.h"
+#include "logsys.h"
 #include "str.h"
 
 static enum log_level current = LOG_INFO;
-static const char *names[] = { "error", "warn", "info", "debug" };
+static enum log_target target = LOG_TO_STDERR;
+static enum log_format format = LOG_TEXT;
+static const char *const names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const targets[] = { "stderr", "syslog", NULL };
+static const char *const formats[] = { "text", "json", NULL };
 
 void log_set_level(enum log_level level)
 {
 	current = level;
 }
 
+static int find_name(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i]; i++)
+		if (strcmp(name, list[i]) == 0)
+			return i;
+	return -1;
+}
+
 int log_parse_level(const char *name, enum log_level *out)
 {
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcmp(name, names[i]) == 0) {
-			*out = (enum log_level)i;
-			return 0;
-		}
-	}
-	return -1;
+	int i = find_name(names, name);
+
+	if (i >= 0)
+		*out = (enum log_level)i;
+	return i >= 0 ? 0 : -1;
+}
+
+int log_parse_target(const char *name, enum log_target *out)
+{
+	int i = find_name(targets, name);
+
+	if (i >= 0)
+		*out = (enum log_target)i;
+	return i >= 0 ? 0 : -1;
+}
+
+int log_parse_format(const char *name, enum log_format *out)
+{
+	int i = find_name(formats, name);
+
+	if (i >= 0)
+		*out = (enum log_format)i;
+	return i >= 0 ? 0 : -1;
+}
+
+void log_set_output(enum log_target t, enum log_format f)
+{
+	if (t == LOG_TO_SYSLOG && target != LOG_TO_SYSLOG)
+		logsys_open();
+	target = t;
+	format = f;
 }
 
 static bool needs_quotes(const char *v, size_t n)
@@ -182,13 +219,104 @@ char *log_format(const char *fmt, ...)
 	return line;
 }
 
+/* Appends s (n bytes) as the inside of a JSON string. */
+static void json_text(struct strbuf *sb, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			sb_addf(sb, "\\%c", c);
+		else if (c < ' ' || c == 0x7f)
+			sb_addf(sb, "\\u%04x", c);
+		else
+			sb_addn(sb, (const char *)&c, 1);
+	}
+}
+
+/* Reads one value of a text line at *p (bare up to a space, or quoted
+ * with the escapes add_value makes) into out, unescaped. */
+static void read_value(const char **p, struct strbuf *out)
+{
+	const char *s = *p;
+	bool quoted = *s == '"';
+
+	for (s += quoted; *s && (quoted ? *s != '"' : *s != ' '); s++) {
+		if (*s != '\\' || s[1] == '\0') {
+			sb_addn(out, s, 1);
+			continue;
+		}
+		s++;
+		switch (*s) {
+		case 'n': sb_add(out, "\n"); break;
+		case 'r': sb_add(out, "\r"); break;
+		case 't': sb_add(out, "\t"); break;
+		case 'x': {
+			char hex[3] = { s[1], s[1] ? s[2] : 0, 0 };
+			char ch = (char)strtol(hex, NULL, 16);
+			sb_addn(out, &ch, 1);
+			s += hex[0] && hex[1] ? 2 : 0;
+			break;
+		}
+		default: sb_addn(out, s, 1);
+		}
+	}
+	*p = *s == '"' ? s + 1 : s;
+}
+
+/* The text line (our keys, escaped values) as one JSON object. */
+static char *line_to_json(const char *ts, const char *level, const char *line)
+{
+	struct strbuf sb, text;
+	const char *p = line;
+
+	sb_init(&sb);
+	sb_init(&text);
+	sb_add(&sb, "{");
+	if (ts)
+		sb_addf(&sb, "\"ts\":\"%s\",", ts);
+	sb_addf(&sb, "\"level\":\"%s\"", level);
+	while (*p) {
+		size_t key = strcspn(p, "= ");
+		struct strbuf v;
+		if (*p == ' ') {
+			p++;
+			continue;
+		}
+		if (p[key] != '=') {
+			/* A word of free text: kept, in order, under "text". */
+			if (text.len)
+				sb_add(&text, " ");
+			sb_addn(&text, p, key);
+			p += key;
+			continue;
+		}
+		sb_init(&v);
+		sb_add(&sb, ",\"");
+		json_text(&sb, p, key);
+		sb_add(&sb, "\":\"");
+		p += key + 1;
+		read_value(&p, &v);
+		json_text(&sb, v.buf ? v.buf : "", v.len);
+		sb_add(&sb, "\"");
+		sb_free(&v);
+	}
+	if (text.len) {
+		sb_add(&sb, ",\"text\":\"");
+		json_text(&sb, text.buf, text.len);
+		sb_add(&sb, "\"");
+	}
+	sb_add(&sb, "}");
+	sb_free(&text);
+	return sb_detach(&sb);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char ts[32];
 	time_t now;
 	struct tm tm;
 	va_list ap;
-	char *line;
+	char *line, *json = NULL;
 
 	if (level > current)
 		return;
@@ -198,6 +326,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	line = log_vformat(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+	/* syslog stamps its own time and priority. */
+	if (format == LOG_JSON)
+		json = line_to_json(target == LOG_TO_SYSLOG ? NULL : ts, names[level], line);
+	if (target == LOG_TO_SYSLOG) {
+		char *text = json ? NULL : xasprintf("%s %s", names[level], line);
+		logsys_write((int)level, json ? json : text);
+		free(text);
+	} else if (json)
+		fprintf(stderr, "%s\n", json);
+	else
+		fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+	free(json);
 	free(line);
 }

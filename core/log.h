@@ -1,5 +1,6 @@
 /*
- * log.h - one event per line on stderr: "ts level event=... key=value ...".
+ * log.h - one event per line on stderr or syslog: "ts level event=... key=value ..."
+ * or the same as a JSON object.
  *
  * Callers pass only ids, counts, field names and error classes; never a
  * token, never a full payload. Every %s value is escaped by the log itself
@@ -14,9 +15,19 @@
 #include <stdarg.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* Where lines go: stderr (cron mails it, journald takes it) or syslog(3),
+ * facility daemon, which stamps its own time. */
+enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
+/* text: "ts level event=... key=value"; json: one object per line with
+ * "ts", "level" and every key, its value unescaped (a word without a key
+ * goes to "text"). */
+enum log_format { LOG_TEXT, LOG_JSON };
 
 void log_set_level(enum log_level level);
 int log_parse_level(const char *name, enum log_level *out);
+void log_set_output(enum log_target target, enum log_format format);
+int log_parse_target(const char *name, enum log_target *out);
+int log_parse_format(const char *name, enum log_format *out);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* The line log_msg would print after its time and level, escaped as above;
