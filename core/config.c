@@ -499,7 +499,7 @@ static int load_top(struct loader *ld, config_t *lc)
 		"state_path", "lock_path", "default_country", "log_level", "log_target", "log_format",
 		"source_order", "systems",
 		"fields", "custom_fields", "keep_tag_prefix", "safety", "writes", "max_pages",
-		"deadline", "max_response_mb", "optouts", "call_lists", NULL,
+		"deadline", "max_response_mb", "progress_interval", "optouts", "call_lists", NULL,
 	};
 	static const char *const safety_keys[] = { "max_change_share", "min_records", NULL };
 	static const char *const writes_keys[] = { "max_attempts", "backoff", NULL };
@@ -520,6 +520,7 @@ static int load_top(struct loader *ld, config_t *lc)
 	cfg->max_pages = 10000;
 	cfg->deadline = 300;
 	cfg->max_response_mb = 32;
+	cfg->progress_interval = 10;
 	if (get_string(ld, root, "state_path", &state) || get_string(ld, root, "lock_path", &lock) ||
 	    get_string(ld, root, "default_country", &cfg->default_country) ||
 	    get_string(ld, root, "log_level", &level) ||
@@ -527,7 +528,8 @@ static int load_top(struct loader *ld, config_t *lc)
 	    get_string(ld, root, "keep_tag_prefix", &cfg->keep_tag_prefix) ||
 	    get_int(ld, root, "max_pages", &cfg->max_pages, 1, 1000000) ||
 	    get_int(ld, root, "deadline", &cfg->deadline, 1, 86400) ||
-	    get_int(ld, root, "max_response_mb", &cfg->max_response_mb, 1, 1024))
+	    get_int(ld, root, "max_response_mb", &cfg->max_response_mb, 1, 1024) ||
+	    get_int(ld, root, "progress_interval", &cfg->progress_interval, 0, 3600))
 		rc = -1;
 	else if (state == NULL)
 		rc = bad(ld, NULL, "state_path is required");

@@ -68,6 +68,7 @@ struct config {
 	int max_pages;                  /* per system per run */
 	int deadline;                   /* s a run may take before it stops sending */
 	int max_response_mb;            /* largest answer read, MiB */
+	int progress_interval;          /* s between progress lines */
 	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
 	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
 	char *lists_system;             /* the system holding call lists */

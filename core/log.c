@@ -32,6 +32,11 @@ void log_set_level(enum log_level level)
 	current = level;
 }
 
+bool log_enabled(enum log_level level)
+{
+	return level <= current;
+}
+
 static int find_name(const char *const *list, const char *name)
 {
 	for (int i = 0; list[i]; i++)

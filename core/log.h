@@ -13,6 +13,7 @@
 #define DF_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Where lines go: stderr (cron mails it, journald takes it) or syslog(3),
@@ -24,6 +25,7 @@ enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
 enum log_format { LOG_TEXT, LOG_JSON };
 
 void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
 int log_parse_level(const char *name, enum log_level *out);
 void log_set_output(enum log_target target, enum log_format format);
 int log_parse_target(const char *name, enum log_target *out);

@@ -59,12 +59,26 @@ struct run {
 	struct system_run sys[DF_MAX_SYSTEMS];
 	long conflicts, quarantined, notices, writes_failed, delivered;
 	long long deadline_ms;  /* wall clock: nothing is read or sent after it */
+	bool progress;          /* progress lines wanted (progress.c) */
 	bool deadline_hit;
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
 /* run.c: the whole run; returns the exit code. */
 int engine_run(const struct config *cfg, const struct run_options *opt);
+
+/* progress.c: "event=progress" lines on long stages, at most every
+ * progress_interval seconds, when someone watches (a terminal, or -v). */
+struct progress {
+	const char *stage, *system;
+	long long total;        /* <= 0: unknown */
+	long long done, started_ms, last_ms;
+	bool on;
+};
+bool progress_wanted(void);
+void progress_start(struct run *r, struct progress *p, const char *stage, const char *system,
+		    long long total);
+void progress_step(struct run *r, struct progress *p, long long n);
 
 /* run.c: true once the run's deadline has passed (logged once): stages
  * then stop reading and sending, and what was done is committed. */

@@ -98,6 +98,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 	long long pos = 0, since;
 	char *cursor = NULL;
 	unsigned long long seen[RECENT_CURSORS] = { 0 };
+	struct progress prog;
 	int page_no;
 
 	*complete = false;
@@ -106,6 +107,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 	since = r->opt->full ? 0 : pos - sr->conf->lookback * 1000LL;
 	if (since < 0)
 		since = 0;
+	progress_start(r, &prog, stream, sr->conf->name, 0);
 	for (page_no = 0; page_no < r->cfg->max_pages; page_no++) {
 		struct connector_page page = { 0 };
 		struct df_err e = { 0 };
@@ -126,6 +128,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			free(cursor);
 			return -1;
 		}
+		progress_step(r, &prog, page.nrecs + page.nevents + page.nbad);
 		connector_page_clear(&page);
 		if (cursor == NULL) {
 			*complete = true;

@@ -209,6 +209,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 	int lock, code;
 
 	r.deadline_ms = time_now_ms() + cfg->deadline * 1000LL;
+	r.progress = progress_wanted();
 	lock = lock_take(cfg->lock_path, &r.err);
 	if (lock < 0) {
 		fprintf(stderr, "dfreconcile: %s\n", r.err.msg);

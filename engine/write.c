@@ -291,13 +291,19 @@ int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
 
 static int write_id(struct run *r, long long id, void *arg)
 {
-	(void)arg;
+	progress_step(r, arg, 1);
 	return write_one(r, id);
 }
 
 int write_due(struct run *r)
 {
-	return engine_each_due(r, DUE_WRITES, time_now_ms(), write_id, NULL);
+	struct progress prog;
+	long long pending = 0;
+
+	if (r->progress && state_outbox_count(r->st, "pending", &pending, &r->err))
+		return -1;
+	progress_start(r, &prog, "write", "all", pending);
+	return engine_each_due(r, DUE_WRITES, time_now_ms(), write_id, &prog);
 }
 
 struct plan_out {

@@ -87,3 +87,29 @@ def test_log_target_syslog_sends_every_line_to_dev_log(env, tmp_path):
     assert all(m.startswith("<30>") or m.startswith("<28>") for m in received), received
     assert "dfreconcile[" in received[0] and "event=run-start" in received[0]
     assert "event=run-end" in received[-1]
+
+
+def test_progress_lines_with_verbose_count_what_each_stage_did(env):
+    # Setup: three Verity contacts, one per page, and Ann in GHL: a first run
+    # reads 3 Verity pages and makes 4 creates in Aloware, 1 in Verity... A
+    # progress line at every step (progress_interval = 0) to count them.
+    env.write_config(system_options={"verity": {"page_size": 1}}, extra="progress_interval = 0;")
+    env.seed("ghl", **ANN_AS_TYPED)
+    for i in range(3):
+        env.seed("verity", first_name=f"V{i}", last_name="Test", phone=f"+1555302{i:04d}")
+
+    # Action: -v (or a terminal) asks for progress.
+    code, out, err = env.run("-v", "run")
+    quiet_code, quiet_out, quiet_err = env.run("run")
+
+    # Expected: Verity's listing counted page by page (a last empty page
+    # may follow), the writes counted one by one against their total; and
+    # none of it without -v (stderr is no terminal here).
+    assert code == 0, err
+    progress = [line.split(" ", 2)[2] for line in err.splitlines() if "event=progress" in line]
+    verity = [p for p in progress if "stage=contacts system=verity" in p]
+    assert [p.split()[3] for p in verity][:3] == ["done=1", "done=2", "done=3"]
+    writes = [p.split()[3:5] for p in progress if "stage=write" in p]
+    total = len(writes)
+    assert total >= 4 and writes == [[f"done={i}", f"total={total}"] for i in range(1, total + 1)]
+    assert "event=progress" not in quiet_err
