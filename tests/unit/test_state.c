@@ -132,7 +132,7 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 3);
+	assert_int_equal(SCHEMA_VERSION, 4);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
 	expect_peek(fx->path, "PRAGMA user_version", "3");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
