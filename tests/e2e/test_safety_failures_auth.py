@@ -76,6 +76,8 @@ def test_bad_credentials_keep_every_write_pending_until_the_token_is_fixed(env, 
         (str(call_id), "waiting", 0), (stop_id, "waiting", 0), (text_id, "waiting", 0)])
     report = env.report_json()
     assert f"ghl: credentials refused (HTTP {how})" in report["run"]["message"]
+    code, text, _ = env.run("report")
+    assert code == 0 and f"ghl: credentials refused (HTTP {how})" in text
 
     # Action 2: the token is fixed; a run.
     fix_ghl(env, how)
@@ -99,6 +101,37 @@ def test_bad_credentials_keep_every_write_pending_until_the_token_is_fixed(env, 
     env.reset_requests()
     env.converge()
     assert env.all_counts() == env.only_listings()
+
+
+def test_credentials_refused_on_a_write_stop_the_system_for_the_rest_of_the_run(env):
+    # Setup: Ann and Bob converged; both renamed in Aloware; GHL answers
+    # the first PUT with 401 (a token revoked during the run).
+    env.write_config(writes={"backoff": 0})
+    ann = env.converge_person(ANN_AS_TYPED)
+    bob = env.converge_person({"first_name": "Bob", "phone": "+15552010002"})
+    env.edit("aloware", ann["aloware"], first_name="Annie")
+    env.edit("aloware", bob["aloware"], first_name="Robert")
+    env.sim.fault("ghl", method="PUT", route="/contacts/{id}", kind="status", status=401, times=1)
+    env.reset_requests()
+
+    # Action 1: a run.
+    code, _, err = env.run("run")
+
+    # Expected: exit 6; after the 401 nothing more went to GHL; both GHL
+    # writes wait untouched; Verity got both.
+    assert code == EXIT_CREDENTIALS, err
+    log = ghl_requests(env)
+    assert log[-1] == ("PUT", log[-1][1], 401)
+    assert [r for r in log if r[0] == "PUT"] == [log[-1]]
+    assert env.query("SELECT status, attempts FROM outbox WHERE system = 'ghl' AND run_id = ?",
+                     (env.last_run_id(),)) == [("pending", 0), ("pending", 0)]
+    assert sorted(v["first_name"] for v in env.views("verity")) == ["Annie", "Robert"]
+
+    # Action 2: GHL accepts the token again; a run.
+    env.converge()
+    assert sorted(v["first_name"] for v in env.views("ghl")) == ["Annie", "Robert"]
+    assert env.query("SELECT status, attempts FROM outbox WHERE system = 'ghl' AND op = 'update'") == [
+        ("done", 1), ("done", 1)]
 
 
 def test_a_refused_write_is_kept_with_the_answer_and_sent_again_on_retry(env):
@@ -163,6 +196,68 @@ def test_a_refused_write_is_superseded_when_the_record_changes(env):
     assert (ghl["firstName"], ghl["lastName"]) == ("Annie", "Leigh")
     assert env.query("SELECT status FROM outbox WHERE system = 'ghl' AND op = 'update' ORDER BY id") == [
         ("superseded",), ("done",)]
+
+
+def test_a_refused_write_is_sent_again_once_the_configuration_changes(env):
+    # Setup: as above, GHL refuses the rename once; a second run leaves it.
+    env.write_config(writes={"backoff": 0})
+    ids = env.converge_person(ANN_AS_TYPED)
+    env.edit("aloware", ids["aloware"], first_name="Annie")
+    env.sim.fault("ghl", method="PUT", route="/contacts/{id}", kind="status", status=422, times=1)
+    code, _, err = env.run("run")
+    assert code == 1, err
+    env.reset_requests()
+    env.run("run")
+    assert "PUT /contacts/{id}" not in env.counts("ghl")
+
+    # Action: the configuration changes (a setting that shapes GHL writes).
+    env.write_config(writes={"backoff": 0}, system_options={"ghl": {"conversation_provider_id": "prov-2"}})
+    env.reset_requests()
+    env.converge()
+
+    # Expected: the refused write was sent again, once, and is done.
+    assert env.counts("ghl").get("PUT /contacts/{id}") == 1
+    assert env.sim.record("ghl", ids["ghl"])["firstName"] == "Annie"
+    assert env.query("SELECT status, attempts FROM outbox WHERE system = 'ghl' AND op = 'update'") == [
+        ("done", 2)]
+
+
+def test_a_refused_delivery_is_kept_and_sent_again_on_retry_of_its_record(env):
+    # Setup: Ann converged; a call logged in Aloware; GHL refuses the note
+    # once with 422.
+    env.configure_flows(writes={"backoff": 0})
+    ids = env.converge_person(ANN_AS_TYPED)
+    call_id = env.seed_call(ids["aloware"], direction="inbound", **CALL)
+    env.sim.fault("ghl", method="POST", route="/contacts/{id}/notes", kind="status", status=422, times=1)
+
+    # Action 1: a run.
+    code, _, err = env.run("run")
+
+    # Expected: partial; the delivery is refused with GHL's answer.
+    assert code == 1, err
+    ((status, attempts, last_error),) = env.query("SELECT status, attempts, last_error FROM delivery")
+    assert (status, attempts) == ("refused", 1)
+    assert last_error.startswith(f"ghl: POST /contacts/{ids['ghl']}/notes: HTTP 422: ")
+    assert env.notes() == []
+
+    # Action 2: a run does not resend it; `retry ghl:ID` then a run does.
+    env.reset_requests()
+    env.run("run")
+    assert "POST /contacts/{id}/notes" not in env.counts("ghl")
+    code, out, err = env.run("retry", f"ghl:{ids['ghl']}")
+    assert (code, out) == (0, "0 writes and 1 delivery are due again\n"), err
+    env.converge()
+
+    # Expected: one note; the delivery is done.
+    (note,) = env.notes()
+    assert note["body"].endswith(f"aloware_call_id: {call_id}")
+    assert env.query("SELECT status, attempts FROM delivery") == [("done", 1)]
+
+
+def test_retry_refuses_an_unknown_system(env):
+    code, out, err = env.run("retry", "nosuch:1")
+    assert code == 2 and out == ""
+    assert 'retry: "nosuch:1" is not a configured SYSTEM or SYSTEM:ID' in err
 
 
 def test_a_used_up_request_budget_is_not_a_failed_attempt(env):
