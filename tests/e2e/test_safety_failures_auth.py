@@ -283,3 +283,32 @@ def test_a_used_up_request_budget_is_not_a_failed_attempt(env):
     assert env.sim.record("ghl", ids["ghl"])["firstName"] == "Annie"
     assert env.query("SELECT status, attempts FROM outbox WHERE system = 'ghl' AND op = 'update'") == [
         ("done", 1)]
+
+
+def test_a_system_whose_poll_failed_gets_no_writes_or_deliveries_that_run(env):
+    # Setup: Ann converged; renamed in Aloware; a call logged; GHL's search
+    # answers 503 more often than a run retries it.
+    env.configure_flows(writes={"backoff": 0}, system_options={"ghl": {"max_attempts": 2}})
+    ids = env.converge_person(ANN_AS_TYPED)
+    env.edit("aloware", ids["aloware"], first_name="Annie")
+    call_id = env.seed_call(ids["aloware"], direction="inbound", **CALL)
+    env.sim.fault("ghl", method="POST", route="/contacts/search", kind="status", status=503, times=2)
+    env.reset_requests()
+
+    # Action 1: a run.
+    code, _, err = env.run("run")
+
+    # Expected: partial; GHL got only its two search attempts; its write
+    # and the delivery wait untouched; Verity got the rename.
+    assert code == 1, err
+    assert ghl_requests(env) == [("POST", "/contacts/search", 503)] * 2
+    assert env.query("SELECT status, attempts FROM outbox WHERE system = 'ghl' AND op = 'update'") == [
+        ("pending", 0)]
+    assert env.query("SELECT status, attempts FROM delivery") == [("waiting", 0)]
+    assert env.sim.record("verity", ids["verity"])["firstName"] == "Annie"
+
+    # Action 2: GHL answers again; a run.
+    env.converge()
+    assert env.sim.record("ghl", ids["ghl"])["firstName"] == "Annie"
+    (note,) = env.notes()
+    assert note["body"].endswith(f"aloware_call_id: {call_id}")
