@@ -75,7 +75,7 @@ static int delivery_failed(struct run *r, int t, const struct delivery_item *it,
 	if (e->fail == DF_FAIL_REMOTE) {
 		log_warn("event=delivery-refused kind=%s id=%s target=%s reason=\"%s\"", it->ev.kind,
 			 it->ev.source_id, it->target, e->msg);
-		return state_delivery_refused(r->st, it->id, e->msg, r->config_fp, r->id, &r->err);
+		return state_delivery_refused(r->st, it->id, e->msg, r->config_fp, &r->err);
 	}
 	log_warn("event=delivery-failed kind=%s id=%s target=%s final=%s%s reason=\"%s\"", it->ev.kind,
 		 it->ev.source_id, it->target, final ? "yes" : "no",

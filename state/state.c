@@ -151,7 +151,7 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_REFUSED] = "UPDATE outbox SET status = 'refused', attempts = attempts + 1, last_error = ?2, "
 			     "config = ?3 WHERE id = ?1",
 	[S_DELIVERY_REFUSED] = "UPDATE delivery SET status = 'refused', attempts = attempts + 1, last_error = ?2, "
-			       "config = ?3, run_id = ?4 WHERE id = ?1",
+			       "config = ?3 WHERE id = ?1",
 	/* Refused under another configuration: due again. */
 	[S_REFUSED_REOPEN] = "UPDATE outbox SET status = 'pending', next_attempt_ms = 0 "
 			     "WHERE status = 'refused' AND config IS NOT ?1",
@@ -886,10 +886,9 @@ int state_outbox_refused(struct state *st, long long id, const char *error, cons
 }
 
 int state_delivery_refused(struct state *st, long long id, const char *error, const char *config,
-			   long long run, struct df_err *err)
+			   struct df_err *err)
 {
-	return write_stmt(st, S_DELIVERY_REFUSED, err, "record refused delivery", "itti", id, error,
-			  config, run);
+	return write_stmt(st, S_DELIVERY_REFUSED, err, "record refused delivery", "itt", id, error, config);
 }
 
 int state_refused_reopen(struct state *st, const char *config, long long *n, struct df_err *err)

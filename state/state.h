@@ -234,7 +234,7 @@ int state_outbox_set(struct state *st, long long id, const char *status, bool at
 int state_outbox_refused(struct state *st, long long id, const char *error, const char *config,
 			 struct df_err *err);
 int state_delivery_refused(struct state *st, long long id, const char *error, const char *config,
-			   long long run, struct df_err *err);
+			   struct df_err *err);
 /* Refused rows journalled under another configuration are due again; *n
  * says how many. */
 int state_refused_reopen(struct state *st, const char *config, long long *n, struct df_err *err);
