@@ -243,28 +243,15 @@ enum df_fail http_classify(long status, bool sent, bool idempotent, bool *again)
 	return DF_FAIL_REMOTE;
 }
 
-/* Appends to sb at most max bytes of text, on one line, without control
- * characters and with every secret of the request (the credential of the
- * auth header, the query's values) replaced, so that a system's answer
- * that echoes the request never carries a token into a log or the state. */
-static void add_excerpt(struct strbuf *sb, const struct http_client *c, const char *path,
-			const char *text, size_t max)
+void http_excerpt(struct strbuf *sb, const char *text, size_t max, const char *const *secrets,
+		  int nsecrets)
 {
-	const char *secrets[16];
-	size_t nsec = 0, start = sb->len;
-	char *q = strchr(path, '?') ? xstrdup(strchr(path, '?') + 1) : NULL;
+	size_t start = sb->len;
 
-	if (c->secret && strlen(c->secret) >= 4)
-		secrets[nsec++] = c->secret;
-	if (c->auth_header && strrchr(c->auth_header, ' ') && strlen(strrchr(c->auth_header, ' ') + 1) >= 4)
-		secrets[nsec++] = strrchr(c->auth_header, ' ') + 1;
-	for (char *tok = q ? strtok(q, "&") : NULL; tok && nsec < 16; tok = strtok(NULL, "&"))
-		if (strchr(tok, '=') && strlen(strchr(tok, '=') + 1) >= 4)
-			secrets[nsec++] = strchr(tok, '=') + 1;
 	while (text && *text && sb->len - start < max) {
-		size_t k, n = 0;
-		for (k = 0; k < nsec && n == 0; k++)
-			if (strncmp(text, secrets[k], strlen(secrets[k])) == 0)
+		size_t n = 0;
+		for (int k = 0; k < nsecrets && n == 0; k++)
+			if (secrets[k] && *secrets[k] && strncmp(text, secrets[k], strlen(secrets[k])) == 0)
 				n = strlen(secrets[k]);
 		if (n) {
 			sb_add(sb, "[redacted]");
@@ -285,6 +272,27 @@ static void add_excerpt(struct strbuf *sb, const struct http_client *c, const ch
 		sb->buf[sb->len] = '\0';
 		sb_add(sb, "...");
 	}
+}
+
+/* The excerpt of an answer with every secret of the request blanked: the
+ * token, the credential of the auth header and the query's values (a
+ * system that echoes the request must not carry a token into a log or the
+ * state file). */
+static void add_excerpt(struct strbuf *sb, const struct http_client *c, const char *path,
+			const char *text, size_t max)
+{
+	const char *secrets[16];
+	int nsec = 0;
+	char *q = strchr(path, '?') ? xstrdup(strchr(path, '?') + 1) : NULL, *save = NULL;
+
+	if (c->secret && strlen(c->secret) >= 4)
+		secrets[nsec++] = c->secret;
+	if (c->auth_header && strrchr(c->auth_header, ' ') && strlen(strrchr(c->auth_header, ' ') + 1) >= 4)
+		secrets[nsec++] = strrchr(c->auth_header, ' ') + 1;
+	for (char *tok = q ? strtok_r(q, "&", &save) : NULL; tok && nsec < 16; tok = strtok_r(NULL, "&", &save))
+		if (strchr(tok, '=') && strlen(strchr(tok, '=') + 1) >= 4)
+			secrets[nsec++] = strchr(tok, '=') + 1;
+	http_excerpt(sb, text, max, secrets, nsec);
 	free(q);
 }
 

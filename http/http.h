@@ -86,6 +86,13 @@ void http_response_free(struct http_response *resp);
 
 long http_requests_sent(const struct http_client *c);
 
+/* Appends to sb at most max bytes of text (an answer's body) on one line:
+ * control characters become spaces, each of the nsecrets strings secrets
+ * becomes "[redacted]", and a cut text ends with "..." (never inside a
+ * UTF-8 sequence). Pure. */
+void http_excerpt(struct strbuf *sb, const char *text, size_t max, const char *const *secrets,
+		  int nsecrets);
+
 /* Appends s to buf percent-encoded for a query value. */
 void http_query_escape(struct strbuf *sb, const char *s);
 

@@ -76,11 +76,42 @@ static void test_method_idempotent(void **unused)
 	assert_false(http_method_idempotent("POST"));
 }
 
+static void test_excerpt(void **unused)
+{
+	static const struct {
+		const char *text;
+		size_t max;
+		const char *want;
+	} rows[] = {
+		{ "{\"message\":\"bad phone\"}", 200, "{\"message\":\"bad phone\"}" },
+		{ "line one\n\r\tline two", 200, "line one line two" },
+		{ "token s3cr3t-token in the answer", 200, "token [redacted] in the answer" },
+		{ "?api_token=q-token&x=1", 200, "?api_token=[redacted]&x=1" },
+		{ "abcdefghij", 4, "abcd..." },
+		{ "ab\xc3\xa9cd", 3, "ab..." },      /* a cut never splits a character */
+		{ "ab\xc3\xa9", 200, "ab\xc3\xa9" },
+		{ "", 200, "" },
+	};
+	const char *secrets[] = { "s3cr3t-token", "q-token" };
+	int bad = 0;
+
+	(void)unused;
+	for (int i = 0; i < N(rows); i++) {
+		struct strbuf sb;
+		sb_init(&sb);
+		http_excerpt(&sb, rows[i].text, rows[i].max, secrets, N(secrets));
+		bad += check_str(rows[i].text, "excerpt", sb.buf, rows[i].want);
+		sb_free(&sb);
+	}
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_method_idempotent),
+		cmocka_unit_test(test_excerpt),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
