@@ -54,7 +54,7 @@ MAKEFLAGS += --no-print-directory
 
 BUILD ?= build
 OBJ    = $(LIBSRC:%.c=$(BUILD)/%.o)
-UNIT   = test_normalize test_merge test_state test_config test_flows test_input
+UNIT   = test_normalize test_merge test_state test_config test_flows test_input test_http
 UNITBIN = $(UNIT:%=$(BUILD)/tests/%)
 
 all: dfreconcile

@@ -16,6 +16,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "core/normalize.h"
+#include "core/str.h"
 #include "engine/engine.h"
 #include "report/report.h"
 
@@ -42,6 +43,10 @@ static const char usage[] =
 	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
 	"                     why a person's values are what they are (a person\n"
 	"                     is a number of up to 9 digits)\n"
+	"  retry [SYSTEM[:ID]]\n"
+	"                     make writes and deliveries that were given up or\n"
+	"                     refused due again (all, one system's, or those of\n"
+	"                     one record of SYSTEM and its person)\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"  init-state         create the state file; one that was refused (empty,\n"
 	"                     damaged or not dfreconcile's) is first renamed to\n"
@@ -59,7 +64,8 @@ static const char usage[] =
 	"  -V, --version      the version\n"
 	"\n"
 	"exit status: 0 ok, 1 partial (see the report), 2 usage or configuration\n"
-	"error, 3 another run holds the lock, 4 safety valve, 5 fatal error.\n";
+	"error, 3 another run holds the lock, 4 safety valve, 5 fatal error,\n"
+	"6 a system refused the credentials (401/403).\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -244,6 +250,49 @@ static int cmd_init_state(const struct config *cfg, int argc)
 	return EXIT_OK;
 }
 
+/* retry [SYSTEM[:ID]]: given-up and refused writes and deliveries are due
+ * again at the next run, with fresh attempts (I11). Takes the run lock, so
+ * it never races a run. */
+static int cmd_retry(const struct config *cfg, int argc, char **argv)
+{
+	struct df_err err = { 0 };
+	char *system = NULL, *id = NULL;
+	long long writes = 0, deliveries = 0;
+	struct state *st;
+	int lock, rc;
+
+	if (argc > 2)
+		return usage_error("%s", "retry takes at most one SYSTEM or SYSTEM:ID");
+	if (argc == 2) {
+		system = xstrdup(argv[1]);
+		if ((id = strchr(system, ':')) != NULL)
+			*id++ = '\0';
+		if (config_system(cfg, system) < 0 || (id && *id == '\0')) {
+			rc = usage_error("retry: \"%s\" is not a configured SYSTEM or SYSTEM:ID", argv[1]);
+			free(system);
+			return rc;
+		}
+	}
+	lock = lock_take(cfg->lock_path, &err);
+	if (lock < 0) {
+		free(system);
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return err.fail == DF_FAIL_TEMP ? EXIT_LOCKED : EXIT_FATAL;
+	}
+	st = state_open(cfg->state_path, &err);
+	rc = st == NULL ? -1 : state_retry(st, system, id, &writes, &deliveries, &err);
+	state_close(st);
+	lock_release(lock);
+	free(system);
+	if (rc) {
+		fprintf(stderr, "dfreconcile: %s\n", err.msg);
+		return EXIT_FATAL;
+	}
+	printf("%lld write%s and %lld deliver%s are due again\n", writes, writes == 1 ? "" : "s",
+	       deliveries, deliveries == 1 ? "y" : "ies");
+	return EXIT_OK;
+}
+
 /* Before any token is read: no core file and no ptrace-style reading of
  * this process by other users (a dump would hold the tokens, I9), and
  * every file we create (state, WAL, SHM, lock) is private to the owner. */
@@ -299,7 +348,8 @@ int main(int argc, char **argv)
 	argc -= optind - 1;
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
-	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state"))
+	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state") &&
+	    strcmp(cmd, "retry"))
 		return usage_error("unknown command \"%s\"", cmd);
 
 	/* Only a run talks to the systems and needs their tokens. */
@@ -325,6 +375,8 @@ int main(int argc, char **argv)
 		rc = cmd_init_state(cfg, argc);
 	} else if (strcmp(cmd, "explain") == 0) {
 		rc = cmd_explain(cfg, argc, argv);
+	} else if (strcmp(cmd, "retry") == 0) {
+		rc = cmd_retry(cfg, argc, argv);
 	} else {
 		rc = cmd_report(cfg, argc, argv, strcmp(cmd, "status") == 0);
 	}

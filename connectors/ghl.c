@@ -207,7 +207,8 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 		json_object_object_add(body, "searchAfter", jm_parse_text(*cursor, strlen(*cursor)));
 	text = jm_to_string(body);
 	json_object_put(body);
-	rc = http_request(g->http, "POST", "/contacts/search", text, version_hdr, &resp, err);
+	/* A search only reads: repeating it in place is safe. */
+	rc = http_request_read(g->http, "POST", "/contacts/search", text, version_hdr, &resp, err);
 	free(text);
 	free(*cursor);
 	*cursor = NULL;

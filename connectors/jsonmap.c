@@ -448,7 +448,7 @@ struct http_client *jm_http_open(const struct system_conf *sc, const struct conf
 	/* Connectors are opened as the run starts, so the run's deadline
 	 * counts from here (the engine stops its stages at the same time). */
 	struct http_opts o = {
-		.system = sc->name, .base_url = sc->base_url, .auth_header = auth,
+		.system = sc->name, .base_url = sc->base_url, .auth_header = auth, .secret = sc->token,
 		.timeout = sc->timeout, .max_attempts = sc->max_attempts,
 		.max_retry_after = sc->max_retry_after, .rate_limit = sc->rate_limit,
 		.rate_window = sc->rate_window, .max_requests = sc->max_requests,

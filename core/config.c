@@ -672,3 +672,42 @@ void config_print(const struct config *cfg)
 	for (int f = 0; f < fields_count(); f++)
 		printf("field %s: %s\n", field_get(f)->name, cfg->rule[f].text);
 }
+
+/* FNV-1a over one setting, with a separator so that "ab","c" and "a","bc"
+ * differ. */
+static void fp_add(unsigned long long *h, const char *s)
+{
+	for (; s && *s; s++) {
+		*h ^= (unsigned char)*s;
+		*h *= 1099511628211ULL;
+	}
+	*h ^= 0xff;
+	*h *= 1099511628211ULL;
+}
+
+void config_fingerprint(const struct config *cfg, char out[17])
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	/* Tokens are left out: a refused write is not a credentials matter, and
+	 * nothing derived from a secret goes into the state (I9). */
+	for (int i = 0; i < cfg->nsys; i++) {
+		const struct system_conf *sc = &cfg->sys[i];
+		fp_add(&h, sc->name);
+		fp_add(&h, sc->base_url);
+		fp_add(&h, sc->location_id);
+		fp_add(&h, sc->conversation_provider_id);
+		fp_add(&h, sc->create ? "create" : "no-create");
+		for (int f = 0; f < DF_MAX_FIELDS; f++)
+			fp_add(&h, sc->field_key[f]);
+	}
+	for (int f = 0; f < fields_count(); f++)
+		fp_add(&h, cfg->rule[f].text);
+	fp_add(&h, cfg->keep_tag_prefix);
+	fp_add(&h, cfg->lists_system);
+	for (int i = 0; i < cfg->nlists; i++) {
+		fp_add(&h, cfg->lists[i].tag);
+		fp_add(&h, cfg->lists[i].list_id);
+	}
+	snprintf(out, 17, "%016llx", h);
+}

@@ -90,5 +90,9 @@ int config_system(const struct config *cfg, const char *name);
 void config_system_names(const struct config *cfg, const char **names);
 /* Writes a human summary without secrets to stdout (check-config). */
 void config_print(const struct config *cfg);
+/* A fingerprint (16 hex digits into out) of the settings that shape what
+ * is sent to a system, without any secret: a write a system refused is
+ * tried again once it changes (I11). */
+void config_fingerprint(const struct config *cfg, char out[17]);
 
 #endif

@@ -58,6 +58,9 @@ const char *df_fail_name(enum df_fail fail)
 	case DF_FAIL_INPUT: return "input";
 	case DF_FAIL_CONFIG: return "config";
 	case DF_FAIL_STATE: return "state";
+	case DF_FAIL_AUTH: return "credentials";
+	case DF_FAIL_UNKNOWN: return "unknown";
+	case DF_FAIL_BUDGET: return "budget";
 	}
 	return "unknown";
 }

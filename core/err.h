@@ -6,6 +6,13 @@
  *   DF_FAIL_TEMP    the remote side or network failed; retry on a later run
  *   DF_FAIL_REMOTE  the remote side refused this request for good (4xx);
  *                   retrying the same request will not help
+ *   DF_FAIL_AUTH    the system refused our credentials (401/403): stop
+ *                   talking to it for this run; its work stays pending
+ *   DF_FAIL_UNKNOWN a create or append (POST) was sent but no answer came
+ *                   (timeout, reset, 500/502/504): it may have been made,
+ *                   so the next attempt looks for it before sending again
+ *   DF_FAIL_BUDGET  the run's request budget for the system is used up:
+ *                   nothing was sent, so it is not a failed attempt
  *   DF_FAIL_INPUT   a record cannot be understood; quarantine it, go on
  *   DF_FAIL_CONFIG  the configuration is wrong; stop before doing anything
  *   DF_FAIL_STATE   the state file cannot be used; stop
@@ -21,6 +28,9 @@ enum df_fail {
 	DF_FAIL_INPUT,
 	DF_FAIL_CONFIG,
 	DF_FAIL_STATE,
+	DF_FAIL_AUTH,
+	DF_FAIL_UNKNOWN,
+	DF_FAIL_BUDGET,
 };
 
 struct df_err {

@@ -5,8 +5,11 @@
  * Aloware contact is not linked yet is delivered by the run that links it.
  * The connector looks for an earlier delivery of the same event before
  * making one, so a crash between the target's write and our record of it
- * never makes a second note or message. A failed delivery is retried by
- * later runs with backoff and is never marked delivered before the target
+ * never makes a second note or message. A failed delivery is classified
+ * like a write (write.c, I11): retried by later runs with backoff ('unknown'
+ * when a POST got no answer: the next attempt finds what it made), kept
+ * 'refused' with the target's answer, or left untouched while the target
+ * is stopped for the run. It is never marked delivered before the target
  * confirmed it.
  */
 #include <stdlib.h>
@@ -54,6 +57,34 @@ static int target_of(struct run *r, struct delivery_item *it, long long *person,
 	return *person ? state_link_of(r->st, *person, it->target, target_id, &r->err) : 0;
 }
 
+/* A failed delivery, classified as a failed write is (write.c). */
+static int delivery_failed(struct run *r, int t, const struct delivery_item *it, const struct df_err *e)
+{
+	bool final = it->attempts + 1 >= r->cfg->write_max_attempts;
+	long long wait = (long long)r->cfg->write_backoff * 1000LL << (it->attempts < 16 ? it->attempts : 16);
+
+	if (e->fail == DF_FAIL_AUTH || e->fail == DF_FAIL_BUDGET) {
+		if (e->fail == DF_FAIL_AUTH)
+			engine_system_refused(r, t, e);
+		r->writes_waiting++;
+		log_warn("event=delivery-waits kind=%s id=%s target=%s reason=\"%s\"", it->ev.kind,
+			 it->ev.source_id, it->target, e->msg);
+		return 0;
+	}
+	r->writes_failed++;
+	if (e->fail == DF_FAIL_REMOTE) {
+		log_warn("event=delivery-refused kind=%s id=%s target=%s reason=\"%s\"", it->ev.kind,
+			 it->ev.source_id, it->target, e->msg);
+		return state_delivery_refused(r->st, it->id, e->msg, r->config_fp, &r->err);
+	}
+	log_warn(e->fail == DF_FAIL_UNKNOWN
+		 ? "event=delivery-failed kind=%s id=%s target=%s final=%s outcome=unknown reason=\"%s\""
+		 : "event=delivery-failed kind=%s id=%s target=%s final=%s reason=\"%s\"",
+		 it->ev.kind, it->ev.source_id, it->target, final ? "yes" : "no", e->msg);
+	return state_delivery_set(r->st, it->id, final ? "failed" : e->fail == DF_FAIL_UNKNOWN ? "unknown" : "pending",
+				  true, time_now_ms() + wait, NULL, e->msg, r->id, &r->err);
+}
+
 static int deliver_one(struct run *r, long long id)
 {
 	struct delivery_item it;
@@ -70,6 +101,12 @@ static int deliver_one(struct run *r, long long id)
 	if (t < 0 || r->sys[t].conn->deliver == NULL) {
 		rc = state_delivery_set(r->st, id, "failed", false, 0, NULL, "target system is not configured",
 					r->id, &r->err);
+		goto out;
+	}
+	if (r->sys[t].poll_failed) {
+		/* The target's poll failed or it refused our credentials this
+		 * run: the delivery waits untouched (I11). */
+		rc = 0;
 		goto out;
 	}
 	if (target_of(r, &it, &person, &target_id) ||
@@ -94,13 +131,7 @@ static int deliver_one(struct run *r, long long id)
 		r->delivered++;
 		rc = state_delivery_set(r->st, id, "done", true, 0, made, NULL, r->id, &r->err);
 	} else {
-		bool final = e.fail == DF_FAIL_REMOTE || it.attempts + 1 >= r->cfg->write_max_attempts;
-		long long wait = (long long)r->cfg->write_backoff * 1000LL << (it.attempts < 16 ? it.attempts : 16);
-		log_warn("event=delivery-failed kind=%s id=%s target=%s final=%s reason=\"%s\"", it.ev.kind,
-			 it.ev.source_id, it.target, final ? "yes" : "no", e.msg);
-		r->writes_failed++;
-		rc = state_delivery_set(r->st, id, final ? "failed" : "pending", true, time_now_ms() + wait,
-					NULL, e.msg, r->id, &r->err);
+		rc = delivery_failed(r, t, &it, &e);
 	}
 out:
 	free(target_id);

@@ -32,6 +32,7 @@ enum {
 	EXIT_LOCKED = 3,        /* another run holds the lock */
 	EXIT_SAFETY = 4,        /* the safety valve stopped the run */
 	EXIT_FATAL = 5,         /* state or environment unusable */
+	EXIT_CREDENTIALS = 6,   /* a system refused our credentials (401/403) */
 };
 
 struct run_options {
@@ -44,7 +45,9 @@ struct system_run {
 	const struct system_conf *conf;
 	const struct connector *conn;
 	void *handle;
-	bool poll_failed;
+	bool poll_failed;       /* it gets no writes nor deliveries this run */
+	bool auth_failed;       /* it refused our credentials: nothing more is sent */
+	char auth_why[512];     /* the first such refusal, token-free */
 	bool listed_all;        /* a full run read every page of its contacts */
 	long planned_updates;
 	struct run_counts counts;
@@ -61,6 +64,8 @@ struct run {
 	long long deadline_ms;  /* wall clock: nothing is read or sent after it */
 	bool progress;          /* progress lines wanted (progress.c) */
 	bool deadline_hit;
+	long writes_waiting;    /* not sent: system stopped or budget used up */
+	char config_fp[17];     /* config_fingerprint, kept with refused writes */
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
@@ -148,5 +153,8 @@ int write_due(struct run *r);
 int write_print_plan(struct run *r, FILE *out);
 
 int run_system_index(const struct run *r, const char *name);
+/* write.c: system s refused our credentials (e, DF_FAIL_AUTH): nothing more
+ * goes to it this run and its writes and deliveries wait untouched (I11). */
+void engine_system_refused(struct run *r, int s, const struct df_err *e);
 
 #endif

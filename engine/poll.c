@@ -120,6 +120,8 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			log_error("event=poll-failed system=%s stream=%s reason=\"%s\"", sr->conf->name,
 				  stream, e.msg);
 			sr->poll_failed = true;
+			if (e.fail == DF_FAIL_AUTH)
+				engine_system_refused(r, s, &e);
 			connector_page_clear(&page);
 			return 0;
 		}
@@ -162,7 +164,8 @@ static int poll_system(struct run *r, int s)
 			return -1;
 		sr->listed_all = complete && r->opt->full;
 	}
-	for (int i = 0; sr->conf->events && sr->conn->streams && sr->conn->streams[i]; i++)
+	/* A system that refused our credentials is asked nothing more (I11). */
+	for (int i = 0; sr->conf->events && sr->conn->streams && sr->conn->streams[i] && !sr->auth_failed; i++)
 		if (poll_stream(r, s, sr->conn->streams[i], &complete))
 			return -1;
 	log_info("event=polled system=%s records=%lld changed=%lld quarantined=%lld", sr->conf->name,

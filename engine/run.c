@@ -55,9 +55,15 @@ bool run_out_of_time(struct run *r)
  * delivery waiting for its contact to be linked is not such work). */
 static int waiting_work(struct run *r, long long *writes, long long *deliveries)
 {
+	long long unknown_writes = 0, unknown_deliveries = 0;
+
 	if (state_outbox_count(r->st, "pending", writes, &r->err) ||
-	    state_delivery_count(r->st, "pending", deliveries, &r->err))
+	    state_outbox_count(r->st, "unknown", &unknown_writes, &r->err) ||
+	    state_delivery_count(r->st, "pending", deliveries, &r->err) ||
+	    state_delivery_count(r->st, "unknown", &unknown_deliveries, &r->err))
 		return -1;
+	*writes += unknown_writes;
+	*deliveries += unknown_deliveries;
 	if (*writes || *deliveries)
 		log_warn("event=work-waiting writes=%lld deliveries=%lld reason=\"%lld write%s and %lld "
 			 "deliver%s waiting for a later attempt\"", *writes, *deliveries, *writes,
@@ -139,6 +145,7 @@ static int finish(struct run *r, int code, const char *message)
 	static const char *status[] = {
 		[EXIT_OK] = "ok", [EXIT_PARTIAL] = "partial", [EXIT_USAGE] = "failed",
 		[EXIT_LOCKED] = "locked", [EXIT_SAFETY] = "safety-valve", [EXIT_FATAL] = "failed",
+		[EXIT_CREDENTIALS] = "credentials",
 	};
 	struct df_err e = { 0 };
 
@@ -156,6 +163,40 @@ static int finish(struct run *r, int code, const char *message)
 	return code;
 }
 
+/* I11: a write or delivery a system refused is tried again once the
+ * configuration changed since. */
+static int reopen_refused(struct run *r)
+{
+	long long n = 0;
+
+	config_fingerprint(r->cfg, r->config_fp);
+	if (state_refused_reopen(r->st, r->config_fp, &n, &r->err) == 0) {
+		if (n > 0)
+			log_info("event=refused-reopened count=%lld reason=\"the configuration changed\"", n);
+		return 0;
+	}
+	return -1;
+}
+
+/* The systems that refused our credentials, named in why; false if none. */
+static bool credentials_refused(const struct run *r, char *why, size_t n)
+{
+	size_t len = 0;
+
+	why[0] = '\0';
+	for (int s = 0; s < r->nsys; s++) {
+		const struct system_run *sr = &r->sys[s];
+		if (!sr->auth_failed)
+			continue;
+		len += (size_t)snprintf(why + len, len < n ? n - len : 0, "%s%s; its writes and deliveries "
+					"wait untouched until the credentials are fixed", len ? "; " : "",
+					sr->auth_why);
+		if (len >= n)
+			len = n - 1;
+	}
+	return why[0] != '\0';
+}
+
 static int run_stages(struct run *r)
 {
 	char valve[512] = "", why[256] = "";
@@ -168,6 +209,11 @@ static int run_stages(struct run *r)
 		return EXIT_FATAL;
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
+	if (reopen_refused(r)) {
+		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
+		finish(r, EXIT_FATAL, r->err.msg);
+		return EXIT_FATAL;
+	}
 	if (poll_all(r) || sweep_all(r) ||
 	    (!deletes_valve(r, allowed_share(r), valve, sizeof(valve)) &&
 	     (deletes_apply(r) || reconcile_and_write(r, valve, sizeof(valve))))) {
@@ -187,7 +233,8 @@ static int run_stages(struct run *r)
 	}
 	for (int s = 0; s < r->nsys; s++)
 		partial |= r->sys[s].poll_failed;
-	partial |= r->quarantined > 0 || r->writes_failed > 0 || writes > 0 || deliveries > 0;
+	partial |= r->quarantined > 0 || r->writes_failed > 0 || r->writes_waiting > 0 || writes > 0 ||
+		   deliveries > 0;
 	if (r->deadline_hit) {
 		/* Said on stderr: cron mails it, and the next run goes on. */
 		snprintf(why, sizeof(why), "the run's deadline of %d s passed: it stopped reading and "
@@ -197,6 +244,10 @@ static int run_stages(struct run *r)
 	}
 	if (partial)
 		code = EXIT_PARTIAL;
+	if (credentials_refused(r, valve, sizeof(valve))) {
+		fprintf(stderr, "dfreconcile: %s\n", valve);
+		return finish(r, EXIT_CREDENTIALS, valve);
+	}
 	log_info("event=run-end run=%lld status=%s conflicts=%ld quarantined=%ld writes_failed=%ld",
 		 r->id, code ? "partial" : "ok", r->conflicts, r->quarantined, r->writes_failed);
 	return finish(r, code, why[0] ? why : partial ? "some records or writes need attention: see the report"

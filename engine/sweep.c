@@ -57,7 +57,9 @@ static int sweep_system(struct run *r, int s)
 			} else if (e.fail == DF_FAIL_INPUT) {
 				rc = quarantine(r, s, ids[i], "malformed", e.msg);
 			}
-			if (e.fail == DF_FAIL_TEMP) {
+			if (e.fail == DF_FAIL_AUTH)
+				engine_system_refused(r, s, &e);
+			if (e.fail == DF_FAIL_TEMP || e.fail == DF_FAIL_AUTH || e.fail == DF_FAIL_BUDGET) {
 				/* Unreachable: the rest of the slice waits for the next run. */
 				record_clear(&cur);
 				record_clear(&got);

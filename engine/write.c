@@ -10,9 +10,15 @@
  * the written record on poll (and supersedes the row) or retries it, and a
  * retried create looks the record up by its natural key first (I2).
  *
- * A failed write stays pending with exponential backoff across runs until
- * writes.max_attempts, then is given up with its reason; a write the system
- * refused (4xx) is given up at once. Both stay in the report.
+ * A failed write is classified (I11, http.h): a temporary failure stays
+ * pending with exponential backoff across runs until writes.max_attempts,
+ * then is given up with its reason; a POST sent without an answer is
+ * 'unknown' and its next attempt looks first (a create by its keys); a write
+ * the system refused (other 4xx) is kept 'refused' with the system's answer
+ * until a newer plan, a changed configuration or `dfreconcile retry`; a
+ * refusal of our credentials stops the system for the run and leaves its
+ * writes untouched, as does a used-up request budget. All stay in the
+ * report.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,24 +129,58 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, st
 	    (created && state_person_dirty(r->st, it->person, true, &r->err)))
 		goto fail;
 	r->sys[s].counts.writes_done++;
-	log_info("event=write system=%s record=%s person=%lld op=%s%s", name, got->remote_id,
-		 it->person, it->op, existed ? " found=existing" : "");
+	/* Keys stay in the format: a value with a space would be quoted. */
+	log_info(existed ? "event=write system=%s record=%s person=%lld op=%s found=existing"
+			 : "event=write system=%s record=%s person=%lld op=%s",
+		 name, got->remote_id, it->person, it->op);
 	return state_commit(r->st, &r->err);
 fail:
 	state_rollback(r->st);
 	return -1;
 }
 
+void engine_system_refused(struct run *r, int s, const struct df_err *e)
+{
+	struct system_run *sr = &r->sys[s];
+
+	if (sr->auth_failed)
+		return;
+	sr->auth_failed = true;
+	sr->poll_failed = true;
+	snprintf(sr->auth_why, sizeof(sr->auth_why), "%s", e->msg);
+	log_error("event=credentials-refused system=%s reason=\"%s\"", sr->conf->name, e->msg);
+}
+
 static int record_failure(struct run *r, int s, const struct outbox_item *it, const struct df_err *e)
 {
-	bool final = e->fail == DF_FAIL_REMOTE || it->attempts + 1 >= r->cfg->write_max_attempts;
+	const char *name = r->sys[s].conf->name;
+	bool final = it->attempts + 1 >= r->cfg->write_max_attempts;
 	long long wait = (long long)r->cfg->write_backoff * 1000LL << (it->attempts < 16 ? it->attempts : 16);
 
+	if (e->fail == DF_FAIL_AUTH || e->fail == DF_FAIL_BUDGET) {
+		/* Not this write's fault: it waits untouched, no attempt spent. */
+		if (e->fail == DF_FAIL_AUTH)
+			engine_system_refused(r, s, e);
+		r->writes_waiting++;
+		log_warn("event=write-waits system=%s person=%lld op=%s reason=\"%s\"", name, it->person,
+			 it->op, e->msg);
+		return 0;
+	}
 	r->writes_failed++;
 	r->sys[s].counts.writes_failed++;
-	log_warn("event=write-failed system=%s person=%lld op=%s attempt=%d final=%s reason=\"%s\"",
-		 r->sys[s].conf->name, it->person, it->op, it->attempts + 1, final ? "yes" : "no", e->msg);
-	return state_outbox_failed(r->st, it->id, time_now_ms() + wait, final, e->msg, &r->err);
+	if (e->fail == DF_FAIL_REMOTE) {
+		log_warn("event=write-refused system=%s person=%lld op=%s attempt=%d reason=\"%s\"", name,
+			 it->person, it->op, it->attempts + 1, e->msg);
+		return state_outbox_refused(r->st, it->id, e->msg, r->config_fp, &r->err);
+	}
+	log_warn(e->fail == DF_FAIL_UNKNOWN
+		 ? "event=write-failed system=%s person=%lld op=%s attempt=%d final=%s outcome=unknown reason=\"%s\""
+		 : "event=write-failed system=%s person=%lld op=%s attempt=%d final=%s reason=\"%s\"",
+		 name, it->person, it->op, it->attempts + 1, final ? "yes" : "no", e->msg);
+	if (final)
+		return state_outbox_failed(r->st, it->id, 0, true, e->msg, &r->err);
+	return state_outbox_set(r->st, it->id, e->fail == DF_FAIL_UNKNOWN ? "unknown" : "pending", true,
+				time_now_ms() + wait, e->msg, &r->err);
 }
 
 static const char *item_value(const struct outbox_item *it, const char *name, bool old)
@@ -244,6 +284,13 @@ static int write_one(struct run *r, long long id)
 	s = run_system_index(r, it.system);
 	if (s < 0) {
 		rc = state_outbox_failed(r->st, id, 0, true, "system is no longer configured", &r->err);
+		goto out;
+	}
+	if (r->sys[s].poll_failed) {
+		/* Its poll failed or it refused our credentials this run: what we
+		 * know of it may be stale, so its writes wait untouched (I11). */
+		r->writes_waiting++;
+		rc = 0;
 		goto out;
 	}
 	if (!create && (state_snapshot_get(r->st, it.system, it.remote_id, &cur, &found, &r->err) || !found)) {

@@ -2,7 +2,9 @@
  * http.c - libcurl with reuse, rate limiting and retries.
  *
  * The retry loop is bounded twice: per request by max_attempts and per run
- * by max_requests, so no remote answer can keep a run alive for ever.
+ * by max_requests, so no remote answer can keep a run alive for ever. Only
+ * what http_classify allows is sent again in place: a POST whose answer did
+ * not come may have been made, and a second one would be a duplicate.
  */
 #include <curl/curl.h>
 #include <limits.h>
@@ -22,11 +24,15 @@ struct http_client {
 	char *system;
 	char *base_url;
 	char *auth_header;
+	char *secret;
 	struct http_opts o;
 	double tokens;          /* token bucket */
 	long long refilled_ms;
 	long sent;
 	unsigned seed;
+	/* The system refused our credentials earlier in this run: nothing
+	 * more is sent to it (I11). */
+	long refused_status;
 };
 
 struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
@@ -43,9 +49,11 @@ struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
 	c->system = xstrdup(opts->system);
 	c->base_url = xstrdup(opts->base_url);
 	c->auth_header = xstrdup(opts->auth_header);
+	c->secret = xstrdup(opts->secret);
 	c->o.system = c->system;
 	c->o.base_url = c->base_url;
 	c->o.auth_header = c->auth_header;
+	c->o.secret = c->secret;
 	c->tokens = opts->rate_limit;
 	c->refilled_ms = time_now_ms();
 	c->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -62,6 +70,9 @@ void http_free(struct http_client *c)
 	if (c->auth_header)
 		explicit_bzero(c->auth_header, strlen(c->auth_header));
 	free(c->auth_header);
+	if (c->secret)
+		explicit_bzero(c->secret, strlen(c->secret));
+	free(c->secret);
 	free(c);
 }
 
@@ -201,8 +212,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
  * the reason in why. */
 static long attempt(struct http_client *c, const char *method, const char *url,
 		    const char *body, struct curl_slist *hdrs, struct body *out,
-		    long *retry_after, char *why, size_t whylen)
+		    long *retry_after, bool *sent, char *why, size_t whylen)
 {
+	long request_size = 0;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long long timeout_ms = c->o.timeout * 1000LL, left = time_left_ms(c);
 	long status = 0;
@@ -234,6 +246,10 @@ static long attempt(struct http_client *c, const char *method, const char *url,
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
 	rc = curl_easy_perform(c->curl);
+	/* Bytes of the request that left us: none means the server cannot
+	 * have acted on it. */
+	*sent = curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK ||
+		request_size > 0;
 	if (out->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 		out->too_large = true;
 		snprintf(why, whylen, "the answer is larger than %zu MiB (max_response_mb)",
@@ -260,17 +276,107 @@ static long long backoff_ms(struct http_client *c, int n)
 	return base + rand_r(&c->seed) % (base / 2 + 1);
 }
 
-int http_request(struct http_client *c, const char *method, const char *path,
-		 const char *body, const char *const *headers,
-		 struct http_response *resp, struct df_err *err)
+bool http_method_idempotent(const char *method)
+{
+	static const char *const idem[] = { "GET", "HEAD", "PUT", "DELETE", "PATCH" };
+
+	for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
+		if (strcmp(method, idem[i]) == 0)
+			return true;
+	return false;
+}
+
+enum df_fail http_classify(long status, bool sent, bool idempotent, bool *again)
+{
+	*again = false;
+	if (status >= 200 && status < 300)
+		return DF_OK;
+	if (status == 401 || status == 403)
+		return DF_FAIL_AUTH;
+	/* The server says it did not take the request: safe to repeat. */
+	if (status == 408 || status == 429 || status == 503 || (status == 0 && !sent)) {
+		*again = true;
+		return DF_FAIL_TEMP;
+	}
+	/* It may have acted on it; only an idempotent request is repeated. */
+	if (status == 0 || status == 500 || status == 502 || status == 504) {
+		*again = idempotent;
+		return idempotent ? DF_FAIL_TEMP : DF_FAIL_UNKNOWN;
+	}
+	return DF_FAIL_REMOTE;
+}
+
+void http_excerpt(struct strbuf *sb, const char *text, size_t max, const char *const *secrets,
+		  int nsecrets)
+{
+	size_t start = sb->len;
+
+	while (text && *text && sb->len - start < max) {
+		size_t n = 0;
+		for (int k = 0; k < nsecrets && n == 0; k++)
+			if (secrets[k] && *secrets[k] && strncmp(text, secrets[k], strlen(secrets[k])) == 0)
+				n = strlen(secrets[k]);
+		if (n) {
+			sb_add(sb, "[redacted]");
+			text += n;
+		} else {
+			char ch = (unsigned char)*text < 0x20 || *text == 0x7f ? ' ' : *text;
+			if (!(ch == ' ' && sb->len > start && sb->buf[sb->len - 1] == ' '))
+				sb_addn(sb, &ch, 1);
+			text++;
+		}
+	}
+	if (text && *text) {
+		/* Cut: never end inside a UTF-8 sequence. */
+		while (sb->len > start && ((unsigned char)sb->buf[sb->len - 1] & 0xC0) == 0x80)
+			sb->len--;
+		if (sb->len > start && (unsigned char)sb->buf[sb->len - 1] >= 0xC0)
+			sb->len--;
+		sb->buf[sb->len] = '\0';
+		sb_add(sb, "...");
+	}
+}
+
+/* The excerpt of an answer with every secret of the request blanked: the
+ * token, the credential of the auth header and the query's values (a
+ * system that echoes the request must not carry a token into a log or the
+ * state file). */
+static void add_excerpt(struct strbuf *sb, const struct http_client *c, const char *path,
+			const char *text, size_t max)
+{
+	const char *secrets[16];
+	int nsec = 0;
+	char *q = strchr(path, '?') ? xstrdup(strchr(path, '?') + 1) : NULL, *save = NULL;
+
+	if (c->secret && strlen(c->secret) >= 4)
+		secrets[nsec++] = c->secret;
+	if (c->auth_header && strrchr(c->auth_header, ' ') && strlen(strrchr(c->auth_header, ' ') + 1) >= 4)
+		secrets[nsec++] = strrchr(c->auth_header, ' ') + 1;
+	for (char *tok = q ? strtok_r(q, "&", &save) : NULL; tok && nsec < 16; tok = strtok_r(NULL, "&", &save))
+		if (strchr(tok, '=') && strlen(strchr(tok, '=') + 1) >= 4)
+			secrets[nsec++] = strchr(tok, '=') + 1;
+	http_excerpt(sb, text, max, secrets, nsec);
+	free(q);
+}
+
+#define EXCERPT_MAX 200
+
+static int request(struct http_client *c, const char *method, const char *path,
+		   const char *body, const char *const *headers, bool idempotent,
+		   struct http_response *resp, struct df_err *err)
 {
 	struct curl_slist *hdrs = NULL;
-	char *url = xasprintf("%s%s", c->base_url, path);
+	char *url;
 	size_t plen = strcspn(path, "?");
 	char why[CURL_ERROR_SIZE + 32] = "";
 	int n, rc = -1;
 
 	memset(resp, 0, sizeof(*resp));
+	if (c->refused_status) {
+		return df_fail(err, DF_FAIL_AUTH, "%s: credentials refused (HTTP %ld) earlier in this run; "
+			       "%s %.*s not sent", c->system, c->refused_status, method, (int)plen, path);
+	}
+	url = xasprintf("%s%s", c->base_url, path);
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (body)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -283,46 +389,70 @@ int http_request(struct http_client *c, const char *method, const char *path,
 		struct body out = { .cap = c->o.max_body };
 		long retry_after = -1, status;
 		long long wait;
+		bool sent = true, again;
+		enum df_fail fail;
 
 		if (c->sent >= c->o.max_requests) {
-			df_fail(err, DF_FAIL_TEMP, "%s: request budget of %d for this run is used up",
-				c->system, c->o.max_requests);
+			df_fail(err, DF_FAIL_BUDGET, "%s: request budget of %d for this run is used up; "
+				"%s %.*s not sent", c->system, c->o.max_requests, method, (int)plen, path);
 			break;
 		}
 		rate_wait(c);
 		if (time_left_ms(c) == 0) {
-			df_fail(err, DF_FAIL_TEMP, "%s: the run's deadline has passed; nothing more is sent",
-				c->system);
+			df_fail(err, DF_FAIL_BUDGET, "%s: the run's deadline has passed; %s %.*s not sent",
+				c->system, method, (int)plen, path);
 			break;
 		}
 		c->sent++;
 		sb_init(&out.sb);
-		status = attempt(c, method, url, body, hdrs, &out, &retry_after, why, sizeof(why));
+		status = attempt(c, method, url, body, hdrs, &out, &retry_after, &sent, why, sizeof(why));
 		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
 			  c->system, method, (int)plen, path, status, n + 1);
 		http_response_free(resp);
 		resp->status = status;
 		resp->len = out.sb.len;
 		resp->body = sb_detach(&out.sb);
-		if (status >= 200 && status < 300) {
+		fail = http_classify(status, sent, idempotent, &again);
+		if (fail == DF_OK) {
 			rc = 0;
 			break;
 		}
 		if (out.too_large) {
-			/* The same request would bring the same answer. */
-			df_fail(err, DF_FAIL_REMOTE, "%s: %s %.*s: %s", c->system, method, (int)plen, path, why);
+			/* The same request would bring the same answer; a create
+			 * may have been made all the same. */
+			df_fail(err, idempotent ? DF_FAIL_REMOTE : DF_FAIL_UNKNOWN, "%s: %s %.*s: %s", c->system,
+				method, (int)plen, path, why);
 			break;
 		}
-		if (status >= 400 && status < 500 && status != 429 && status != 408) {
-			df_fail(err, DF_FAIL_REMOTE, "%s: %s %.*s: HTTP %ld", c->system, method,
-				(int)plen, path, status);
+		if (fail == DF_FAIL_AUTH) {
+			c->refused_status = status;
+			df_fail(err, DF_FAIL_AUTH, "%s: credentials refused (HTTP %ld) on %s %.*s: check its token; "
+				"nothing more is sent to %s in this run", c->system, status, method, (int)plen, path,
+				c->system);
+			break;
+		}
+		if (fail == DF_FAIL_REMOTE) {
+			struct strbuf msg;
+			sb_init(&msg);
+			sb_addf(&msg, "%s: %s %.*s: HTTP %ld", c->system, method, (int)plen, path, status);
+			if (resp->body && *resp->body) {
+				sb_add(&msg, ": ");
+				add_excerpt(&msg, c, path, resp->body, EXCERPT_MAX);
+			}
+			df_fail(err, DF_FAIL_REMOTE, "%s", msg.buf);
+			sb_free(&msg);
 			break;
 		}
 		if (status != 0)
 			snprintf(why, sizeof(why), "HTTP %ld", status);
+		if (fail == DF_FAIL_UNKNOWN) {
+			df_fail(err, DF_FAIL_UNKNOWN, "%s: %s %.*s: %s: outcome unknown; not sent again",
+				c->system, method, (int)plen, path, why);
+			break;
+		}
 		df_fail(err, DF_FAIL_TEMP, "%s: %s %.*s: %s after %d attempt%s", c->system, method,
 			(int)plen, path, why, n + 1, n ? "s" : "");
-		if (n + 1 >= c->o.max_attempts)
+		if (!again || n + 1 >= c->o.max_attempts)
 			break;
 		wait = backoff_ms(c, n);
 		if (retry_after >= 0) {
@@ -343,4 +473,18 @@ int http_request(struct http_client *c, const char *method, const char *path,
 	curl_slist_free_all(hdrs);
 	free(url);
 	return rc;
+}
+
+int http_request(struct http_client *c, const char *method, const char *path,
+		 const char *body, const char *const *headers,
+		 struct http_response *resp, struct df_err *err)
+{
+	return request(c, method, path, body, headers, http_method_idempotent(method), resp, err);
+}
+
+int http_request_read(struct http_client *c, const char *method, const char *path,
+		      const char *body, const char *const *headers,
+		      struct http_response *resp, struct df_err *err)
+{
+	return request(c, method, path, body, headers, true, resp, err);
 }

@@ -4,14 +4,30 @@
  * One client per system keeps one libcurl handle, so the connection is
  * reused for the whole run. The client owns the politeness rules: a token
  * bucket per system (rate_limit requests per rate_window seconds), retries
- * of 429, 5xx and transport failures with exponential backoff and jitter
- * (Retry-After honoured up to max_retry_after), at most max_attempts tries
- * per request and max_requests requests per run. Two more bounds keep one
- * remote side from holding a run: an answer larger than max_body is refused
- * as it arrives (never buffered whole), and nothing is sent once the run's
- * deadline has passed (a request in flight is cut at it). Log lines carry the method,
- * the path without its query string and the status: never a header, a
- * query (Aloware puts its token there) or a body.
+ * of 408, 429, 500, 502, 503, 504 and transport failures with exponential
+ * backoff and jitter (Retry-After honoured up to max_retry_after), at most
+ * max_attempts tries per request and max_requests requests per run. Log
+ * lines carry the method, the path without its query string and the
+ * status: never a header, a query (Aloware puts its token there) or a body.
+ * Two more bounds keep one remote side from holding a run: an answer larger
+ * than max_body is refused as it arrives (never buffered whole), and nothing
+ * is sent once the run's deadline has passed (a request in flight is cut at
+ * it; DF_FAIL_BUDGET, nothing was sent).
+ *
+ * Every outcome is classified once, here (http_classify, I11):
+ *   401, 403          DF_FAIL_AUTH: the client then refuses to send anything
+ *                     more to this system for the rest of the run
+ *   408, 429, 503     DF_FAIL_TEMP: the server did not take the request, so
+ *                     even a POST is sent again in place
+ *   500, 502, 504,    DF_FAIL_TEMP for an idempotent request (GET, PUT,
+ *   network after     DELETE, PATCH, a read-only POST), retried in place;
+ *   sending           DF_FAIL_UNKNOWN for a POST: it may have been made, so
+ *                     it is never sent again in place
+ *   network before    DF_FAIL_TEMP, retried in place (nothing was sent)
+ *   sending
+ *   other statuses    DF_FAIL_REMOTE, final for this request; the message
+ *                     holds the status and a short excerpt of the answer
+ *   budget used up    DF_FAIL_BUDGET: nothing was sent
  */
 #ifndef DF_HTTP_H
 #define DF_HTTP_H
@@ -26,6 +42,7 @@ struct http_opts {
 	const char *system;             /* for log lines */
 	const char *base_url;
 	const char *auth_header;        /* e.g. "Authorization: Bearer ..."; may be NULL */
+	const char *secret;             /* the system's token: never in an error; may be NULL */
 	int timeout;
 	int max_attempts;
 	int max_retry_after;
@@ -51,15 +68,36 @@ void http_free(struct http_client *c);
 
 /* Sends method base_url+path (path may carry a query) with an optional JSON
  * body and extra headers (NULL-terminated, may be NULL). Returns 0 on a 2xx
- * answer. Otherwise -1 with err: DF_FAIL_REMOTE for a final 4xx (resp holds
- * status and body so callers can read e.g. a 404 or a duplicate's id),
- * DF_FAIL_TEMP when retries ran out. The caller frees resp in every case. */
+ * answer. Otherwise -1 with err classified as above: for DF_FAIL_REMOTE resp
+ * holds status and body so callers can read e.g. a 404 or a duplicate's id.
+ * The caller frees resp in every case. */
 int http_request(struct http_client *c, const char *method, const char *path,
 		 const char *body, const char *const *headers,
 		 struct http_response *resp, struct df_err *err);
+/* The same for a POST that only reads (a search): retried in place like a
+ * GET, since sending it twice changes nothing. */
+int http_request_read(struct http_client *c, const char *method, const char *path,
+		      const char *body, const char *const *headers,
+		      struct http_response *resp, struct df_err *err);
+
+/* What one attempt's outcome means. status is the HTTP status, 0 for a
+ * transport failure; sent says whether any of the request left us (only
+ * read for status 0); idempotent says sending it twice changes nothing.
+ * *again says the request may be sent again within this call. Pure. */
+enum df_fail http_classify(long status, bool sent, bool idempotent, bool *again);
+/* Whether method is idempotent by itself (GET, HEAD, PUT, DELETE, PATCH:
+ * our PATCHes set fields to values, so a second one changes nothing). */
+bool http_method_idempotent(const char *method);
 void http_response_free(struct http_response *resp);
 
 long http_requests_sent(const struct http_client *c);
+
+/* Appends to sb at most max bytes of text (an answer's body) on one line:
+ * control characters become spaces, each of the nsecrets strings secrets
+ * becomes "[redacted]", and a cut text ends with "..." (never inside a
+ * UTF-8 sequence). Pure. */
+void http_excerpt(struct strbuf *sb, const char *text, size_t max, const char *const *secrets,
+		  int nsecrets);
 
 /* Appends s to buf percent-encoded for a query value. */
 void http_query_escape(struct strbuf *sb, const char *s);

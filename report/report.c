@@ -39,7 +39,7 @@ static const struct section sections[] = {
 	  "  {system} {remote_id}: {kind}: {reason}" },
 	{ "notices", "not done",
 	  "  {system} {remote_id} (person {person_id}): {kind}: {message}" },
-	{ "pending", "writes waiting or given up (all runs)",
+	{ "pending", "writes waiting, refused or given up (all runs)",
 	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}, run {run_id}) "
 	  "[{status}, {attempts} attempt(s)] {last_error}" },
 };
@@ -175,7 +175,7 @@ int report_status(struct state *st, FILE *out, struct df_err *err)
 	struct text_ctx cur = { out, "  {system} {stream}: changes up to {position} (run {run_id})", 0 };
 	struct text_ctx runs = { out, "  run {id} {mode} {started_at} .. {finished_at} {status} exit {exit_code} {message}", 0 };
 	struct text_ctx pend = { out, sections[sizeof(sections) / sizeof(sections[0]) - 1].line, 0 };
-	long long pending = 0, failed = 0;
+	long long pending = 0, failed = 0, unknown = 0, refused = 0;
 
 	fprintf(out, "cursors:\n");
 	if (state_report(st, "cursors", 0, text_row, &cur, err))
@@ -183,7 +183,8 @@ int report_status(struct state *st, FILE *out, struct df_err *err)
 	fprintf(out, "recent runs:\n");
 	if (state_report(st, "runs", 0, text_row, &runs, err))
 		return -1;
-	if (state_outbox_count(st, "pending", &pending, err) || state_outbox_count(st, "failed", &failed, err))
+	if (state_outbox_count(st, "pending", &pending, err) || state_outbox_count(st, "failed", &failed, err) ||
+	    state_outbox_count(st, "unknown", &unknown, err) || state_outbox_count(st, "refused", &refused, err))
 		return -1;
 	struct text_ctx deliv = { out, "  {status}: {n}", 0 };
 	fprintf(out, "calls and messages to deliver:\n");
@@ -191,6 +192,9 @@ int report_status(struct state *st, FILE *out, struct df_err *err)
 		return -1;
 	if (deliv.rows == 0)
 		fprintf(out, "  (none)\n");
-	fprintf(out, "outbox: %lld pending, %lld given up\n", pending, failed);
+	/* unknown: sent without an answer; refused: the system's answer is
+	 * in the list below, `dfreconcile retry` sends it again (I11). */
+	fprintf(out, "outbox: %lld pending, %lld unknown, %lld refused, %lld given up\n", pending, unknown,
+		refused, failed);
 	return state_report(st, "pending", 0, text_row, &pend, err);
 }

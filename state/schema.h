@@ -133,6 +133,16 @@ static const char *const migrations[] = {
 	 * (deleted_run) so the person is not re-created where it was deleted. */
 	"ALTER TABLE snapshot ADD COLUMN gone_run INTEGER;"
 	"ALTER TABLE link ADD COLUMN deleted_run INTEGER;",
+
+	/* 4: failure classes (I11). A write or delivery may now be 'unknown'
+	 * (sent, no answer: the next attempt looks first) or 'refused' (the
+	 * system's answer is in last_error); a refused row keeps the
+	 * fingerprint of the configuration it was refused under (config), so
+	 * a changed configuration makes it due again. */
+	"ALTER TABLE outbox ADD COLUMN config TEXT;"
+	"ALTER TABLE delivery ADD COLUMN config TEXT;"
+	"DROP INDEX delivery_open;"
+	"CREATE INDEX delivery_open ON delivery(status) WHERE status IN ('waiting', 'pending', 'unknown');",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

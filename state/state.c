@@ -42,6 +42,8 @@ enum stmt_id {
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
 	S_DELIVERY_COUNT,
+	S_OUTBOX_SET, S_OUTBOX_REFUSED, S_DELIVERY_REFUSED, S_REFUSED_REOPEN, S_DELIVERY_REOPEN,
+	S_RETRY_WRITES, S_RETRY_DELIVERIES,
 	S_COUNT
 };
 
@@ -99,13 +101,16 @@ static const char *const sql[S_COUNT] = {
 	[S_NOTICE_ADD] = "INSERT INTO notice (run_id, person_id, system, remote_id, kind, message) "
 			 "SELECT ?1,?2,?3,?4,?5,?6 WHERE NOT EXISTS (SELECT 1 FROM notice WHERE run_id = ?1 "
 			 "AND person_id IS ?2 AND system = ?3 AND kind = ?5 AND message = ?6)",
-	/* A journalled delete stands: no later plan replaces it. */
+	/* A journalled delete stands: no later plan replaces it. A refused or
+	 * given-up write is replaced by the newer plan (I11: retried when the
+	 * record changes). */
 	[S_OUTBOX_SUPERSEDE] = "UPDATE outbox SET status = 'superseded' "
-			       "WHERE person_id = ?1 AND system = ?2 AND status = 'pending' AND op <> 'delete'",
+			       "WHERE person_id = ?1 AND system = ?2 "
+			       "AND status IN ('pending', 'unknown', 'refused', 'failed') AND op <> 'delete'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
 	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
 			       "VALUES (?1,?2,?3,?4,?5,?6)",
-	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 "
+	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status IN ('pending', 'unknown') AND next_attempt_ms <= ?1 "
 			 "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
 	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value FROM outbox_field WHERE outbox_id = ?1 ORDER BY rowid",
@@ -139,7 +144,7 @@ static const char *const sql[S_COUNT] = {
 			 "ON CONFLICT (source, source_id) DO NOTHING",
 	[S_DELIVERY_ADD] = "INSERT INTO delivery (event_id, target, status, run_id) VALUES (?1,?2,'waiting',?3) "
 			    "ON CONFLICT (event_id, target) DO NOTHING",
-	[S_DELIVERY_DUE] = "SELECT id FROM delivery WHERE status IN ('waiting', 'pending') "
+	[S_DELIVERY_DUE] = "SELECT id FROM delivery WHERE status IN ('waiting', 'pending', 'unknown') "
 			    "AND next_attempt_ms <= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_DELIVERY_GET] = "SELECT d.target, d.status, d.attempts, e.id, e.person_id, e.kind, e.source, "
 			    "e.source_id, e.source_contact, e.phone, e.payload, e.occurred_ms "
@@ -148,6 +153,30 @@ static const char *const sql[S_COUNT] = {
 	[S_DELIVERY_SET] = "UPDATE delivery SET status = ?2, attempts = attempts + ?3, next_attempt_ms = ?4, "
 			    "remote_id = coalesce(?5, remote_id), last_error = ?6, "
 			    "done_run = CASE WHEN ?2 = 'done' THEN ?7 ELSE done_run END WHERE id = ?1",
+	/* I11: 'unknown' (sent, no answer) is due again at ?3; attempt counts
+	 * a sent request. */
+	[S_OUTBOX_SET] = "UPDATE outbox SET status = ?2, attempts = attempts + ?3, next_attempt_ms = ?4, "
+			 "last_error = ?5 WHERE id = ?1",
+	[S_OUTBOX_REFUSED] = "UPDATE outbox SET status = 'refused', attempts = attempts + 1, last_error = ?2, "
+			     "config = ?3 WHERE id = ?1",
+	[S_DELIVERY_REFUSED] = "UPDATE delivery SET status = 'refused', attempts = attempts + 1, last_error = ?2, "
+			       "config = ?3 WHERE id = ?1",
+	/* Refused under another configuration: due again. */
+	[S_REFUSED_REOPEN] = "UPDATE outbox SET status = 'pending', next_attempt_ms = 0 "
+			     "WHERE status = 'refused' AND config IS NOT ?1",
+	[S_DELIVERY_REOPEN] = "UPDATE delivery SET status = 'pending', next_attempt_ms = 0 "
+			      "WHERE status = 'refused' AND config IS NOT ?1",
+	/* dfreconcile retry [SYSTEM[:ID]]: ?1 system or NULL, ?2 its record
+	 * id or NULL (writes to that record or its person's, deliveries to
+	 * its person). */
+	[S_RETRY_WRITES] = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = 0 "
+			   "WHERE status IN ('failed', 'refused') AND (?1 IS NULL OR system = ?1) "
+			   "AND (?2 IS NULL OR remote_id = ?2 OR person_id IN "
+			   "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2))",
+	[S_RETRY_DELIVERIES] = "UPDATE delivery SET status = 'pending', attempts = 0, next_attempt_ms = 0 "
+			       "WHERE status IN ('failed', 'refused') AND (?1 IS NULL OR target = ?1) "
+			       "AND (?2 IS NULL OR event_id IN (SELECT id FROM event WHERE person_id IN "
+			       "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2)))",
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
@@ -178,7 +207,7 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 		    "WHERE o.run_id = ?1 OR o.done_run = ?1 ORDER BY o.id, f.rowid" },
 	{ "pending", "SELECT id AS outbox_id, run_id, system, coalesce(remote_id, '') AS remote_id, person_id, op, "
 		     "status, attempts, coalesce(last_error, '') AS last_error FROM outbox "
-		     "WHERE status IN ('pending', 'failed') AND ?1 = ?1 ORDER BY id" },
+		     "WHERE status IN ('pending', 'unknown', 'refused', 'failed') AND ?1 = ?1 ORDER BY id" },
 	{ "quarantine", "SELECT system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
 			"WHERE run_id = ?1 ORDER BY id" },
 	{ "notices", "SELECT system, person_id, coalesce(remote_id, '') AS remote_id, kind, message FROM notice "
@@ -188,7 +217,7 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "deliveries", "SELECT d.id AS delivery_id, e.kind, e.source, e.source_id, d.target, "
 			"coalesce(e.person_id, '') AS person_id, d.status, d.attempts, coalesce(d.remote_id, '') AS remote_id, "
 			"coalesce(d.last_error, '') AS last_error FROM delivery d JOIN event e ON e.id = d.event_id "
-			"WHERE d.done_run = ?1 OR d.status IN ('waiting', 'pending') "
+			"WHERE d.done_run = ?1 OR d.status IN ('waiting', 'pending', 'unknown', 'refused') "
 			"OR (d.status = 'failed' AND d.run_id = ?1) ORDER BY d.id" },
 	{ "person", "SELECT id, created_run FROM person WHERE id = ?1" },
 	{ "explain_links", "SELECT system, remote_id, how, run_id, CASE WHEN deleted_run IS NULL THEN '' "
@@ -1019,6 +1048,49 @@ int state_outbox_failed(struct state *st, long long id, long long next_ms, bool 
 {
 	return write_stmt(st, S_OUTBOX_FAILED, err, "mark write failed", "iibt", id, next_ms,
 			  final, error);
+}
+
+int state_outbox_set(struct state *st, long long id, const char *status, bool attempt,
+		     long long next_ms, const char *error, struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_SET, err, "record write attempt", "itbit", id, status, attempt,
+			  next_ms, error);
+}
+
+int state_outbox_refused(struct state *st, long long id, const char *error, const char *config,
+			 struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_REFUSED, err, "record refused write", "itt", id, error, config);
+}
+
+int state_delivery_refused(struct state *st, long long id, const char *error, const char *config,
+			   struct df_err *err)
+{
+	return write_stmt(st, S_DELIVERY_REFUSED, err, "record refused delivery", "itt", id, error, config);
+}
+
+int state_refused_reopen(struct state *st, const char *config, long long *n, struct df_err *err)
+{
+	*n = 0;
+	if (write_stmt(st, S_REFUSED_REOPEN, err, "reopen refused writes", "t", config))
+		return -1;
+	*n = sqlite3_changes(st->db);
+	if (write_stmt(st, S_DELIVERY_REOPEN, err, "reopen refused deliveries", "t", config))
+		return -1;
+	*n += sqlite3_changes(st->db);
+	return 0;
+}
+
+int state_retry(struct state *st, const char *system, const char *remote_id, long long *writes,
+		long long *deliveries, struct df_err *err)
+{
+	if (write_stmt(st, S_RETRY_WRITES, err, "retry writes", "tt", system, remote_id))
+		return -1;
+	*writes = sqlite3_changes(st->db);
+	if (write_stmt(st, S_RETRY_DELIVERIES, err, "retry deliveries", "tt", system, remote_id))
+		return -1;
+	*deliveries = sqlite3_changes(st->db);
+	return 0;
 }
 
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)

@@ -192,8 +192,9 @@ int state_delivery_load(struct state *st, long long id, struct delivery_item *it
 			struct df_err *err);
 void delivery_item_clear(struct delivery_item *it);
 int state_event_person(struct state *st, long long event, long long person, struct df_err *err);
-/* status: "waiting" (no target record yet), "done", "failed" or "pending"
- * (retry at next_ms). attempt counts a sent request. */
+/* status: "waiting" (no target record yet), "done", "failed", "pending"
+ * (retry at next_ms) or "unknown" (sent without an answer: due at next_ms,
+ * the next attempt looks first). attempt counts a sent request. */
 int state_delivery_set(struct state *st, long long id, const char *status, bool attempt,
 		       long long next_ms, const char *remote_id, const char *error, long long run,
 		       struct df_err *err);
@@ -237,6 +238,27 @@ int state_outbox_failed(struct state *st, long long id, long long next_ms, bool 
 			const char *error, struct df_err *err);
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err);
 int state_delivery_count(struct state *st, const char *status, long long *n, struct df_err *err);
+
+/* Failure classes (I11). status "unknown": sent without an answer, due
+ * again at next_ms (the next attempt looks first); "pending": due at
+ * next_ms. attempt counts a sent request. */
+int state_outbox_set(struct state *st, long long id, const char *status, bool attempt,
+		     long long next_ms, const char *error, struct df_err *err);
+/* The system refused the write or delivery (error holds its answer): kept,
+ * not due, until a newer plan supersedes it, the configuration (config, a
+ * fingerprint without secrets) changes, or state_retry. */
+int state_outbox_refused(struct state *st, long long id, const char *error, const char *config,
+			 struct df_err *err);
+int state_delivery_refused(struct state *st, long long id, const char *error, const char *config,
+			   struct df_err *err);
+/* Refused rows journalled under another configuration are due again; *n
+ * says how many. */
+int state_refused_reopen(struct state *st, const char *config, long long *n, struct df_err *err);
+/* Makes given-up and refused writes and deliveries due again with fresh
+ * attempts: all (system NULL), a system's, or those of the record
+ * remote_id of system and of its person. */
+int state_retry(struct state *st, const char *system, const char *remote_id, long long *writes,
+		long long *deliveries, struct df_err *err);
 
 /* Reports: calls row(arg, ncols, names, values) for each row of a named
  * report query for the run (see state.c: report_queries). */

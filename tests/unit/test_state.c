@@ -133,9 +133,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 3);
+	assert_int_equal(SCHEMA_VERSION, 4);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "3");
+	expect_peek(fx->path, "PRAGMA user_version", "4");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -181,16 +181,16 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4; "
+	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 5; "
 		 "PRAGMA application_id = 1684435555");
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
-	snprintf(want, sizeof(want), "%s: state: schema version 4 is newer than this dfreconcile knows (3)",
+	snprintf(want, sizeof(want), "%s: state: schema version 5 is newer than this dfreconcile knows (4)",
 		 fx->path);
 	assert_string_equal(fx->err.msg, want);
 	/* The file is left as it was. */
-	expect_peek(fx->path, "PRAGMA user_version", "4");
+	expect_peek(fx->path, "PRAGMA user_version", "5");
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'run'", "0");
 }
 
@@ -578,9 +578,45 @@ static void test_outbox_supersede(void **state)
 	OK(state_outbox_failed(fx->st, failed, 0, true, "HTTP 400", &fx->err));
 	OK(state_outbox_supersede(fx->st, p1, "ghl", &fx->err));
 	expect_peek(fx->path, "SELECT group_concat(id || '=' || status, ' ') FROM (SELECT id, status FROM outbox "
-		    "ORDER BY id)", "1=superseded 2=pending 3=pending 4=done 5=failed");
-	expect_count(fx, "superseded", 1);
+		    "ORDER BY id)", "1=superseded 2=pending 3=pending 4=done 5=superseded");
+	expect_count(fx, "superseded", 2);
 	expect_due(fx, 0, 0, 8, (long long[]){ other_sys, other_person }, 2);
+}
+
+/* I11: unknown writes are due; refused ones wait for a newer plan, another
+ * configuration or retry; retry also reopens given-up writes. */
+static void test_outbox_failure_classes(void **state)
+{
+	struct fixture *fx = *state;
+	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
+	long long p2 = state_person_new(fx->st, fx->run, &fx->err);
+	long long unknown = state_outbox_add(fx->st, fx->run, p1, "ghl", NULL, "create", &fx->err);
+	long long refused = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", &fx->err);
+	long long failed = state_outbox_add(fx->st, fx->run, p2, "ghl", "c2", "update", &fx->err);
+	long long w = -1, d = -1;
+
+	OK(state_link_put(fx->st, "ghl", "c2", p2, "created", fx->run, &fx->err));
+	OK(state_outbox_set(fx->st, unknown, "unknown", true, 1000, "no answer", &fx->err));
+	OK(state_outbox_refused(fx->st, refused, "HTTP 422: bad", "cfg-a", &fx->err));
+	OK(state_outbox_failed(fx->st, failed, 0, true, "HTTP 500", &fx->err));
+	expect_due(fx, 999, 0, 8, NULL, 0);
+	expect_due(fx, 1000, 0, 8, (long long[]){ unknown }, 1);
+	expect_peek(fx->path, "SELECT attempts || ' ' || last_error || ' ' || config FROM outbox WHERE id = 2",
+		    "1 HTTP 422: bad cfg-a");
+	/* The same configuration: still refused; another: due again. */
+	OK(state_refused_reopen(fx->st, "cfg-a", &w, &fx->err));
+	assert_int_equal(w, 0);
+	OK(state_refused_reopen(fx->st, "cfg-b", &w, &fx->err));
+	assert_int_equal(w, 1);
+	expect_due(fx, 1000, 0, 8, (long long[]){ unknown, refused }, 2);
+	/* retry SYSTEM:ID names the record; its person's given-up write. */
+	OK(state_retry(fx->st, "aloware", "a1", &w, &d, &fx->err));
+	assert_true(w == 0 && d == 0);
+	OK(state_retry(fx->st, "ghl", "c2", &w, &d, &fx->err));
+	assert_true(w == 1 && d == 0);
+	expect_peek(fx->path, "SELECT status || ' ' || attempts FROM outbox WHERE id = 3", "pending 0");
+	OK(state_retry(fx->st, NULL, NULL, &w, &d, &fx->err));
+	assert_true(w == 0 && d == 0);
 }
 
 /* Transactions nest as savepoints. */
@@ -1157,6 +1193,7 @@ int main(void)
 		T(test_dirty_batch),
 		T(test_outbox),
 		T(test_outbox_supersede),
+		T(test_outbox_failure_classes),
 		T(test_nested_transactions),
 		T(test_agreed_values),
 		T(test_sweep_batch),
