@@ -71,6 +71,10 @@ int poll_all(struct run *r);
 int observe_record(struct run *r, int s, struct record *rec);
 /* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
+/* Journals (observed) each field rec states that differs from old (may be
+ * NULL); *changed says whether any did. */
+int observe_changes(struct run *r, int s, long long person, const struct record *old,
+		    const struct record *rec, bool *changed);
 /* Takes the values rec does not state (NULL) from old, its snapshot. */
 void observe_fill(struct record *rec, const struct record *old);
 /* Normalises every carried field of rec in place; NULL, or why it failed. */

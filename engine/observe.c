@@ -61,6 +61,12 @@ static int record_changes(struct run *r, int s, long long person, const struct r
 	return 0;
 }
 
+int observe_changes(struct run *r, int s, long long person, const struct record *old,
+		    const struct record *rec, bool *changed)
+{
+	return record_changes(r, s, person, old, rec, changed);
+}
+
 void observe_fill(struct record *rec, const struct record *old)
 {
 	for (int f = 0; f < fields_count(); f++)
@@ -118,7 +124,11 @@ int observe_record(struct run *r, int s, struct record *rec)
 		if (record_changes(r, s, person, &old, rec, &changed))
 			goto out;
 		if (!changed) {
-			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err);
+			/* A full run repairs drift: the person is merged and planned
+			 * again, so every system that disagrees with the agreed value
+			 * is written whatever its snapshot says. */
+			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err) ||
+			     (r->opt->full && state_person_dirty(r->st, person, true, &r->err)) ? -1 : 0;
 			goto out;
 		}
 	} else {

@@ -5,7 +5,11 @@
  * Order per row: the row is already journalled (plan.c); the request is
  * sent; on success one transaction marks the row done, links a created
  * record and sets the snapshot to the system's copy, so the echo of our own
- * write on the next poll equals the snapshot and costs nothing (I3). A crash
+ * write on the next poll equals the snapshot and costs nothing (I3). Only
+ * the fields we sent join the merge base (the snapshot's merged copy): a
+ * user may have edited the record while we wrote it, and any other
+ * difference in the answer is journalled as an observation and merged like
+ * a polled change, so it reaches the other systems (I2). A crash
  * between send and record leaves the row pending: the next run either sees
  * the written record on poll (and supersedes the row) or retries it, and a
  * retried create looks the record up by its natural key first (I2).
@@ -85,22 +89,71 @@ static int send_update(struct run *r, int s, const struct outbox_item *it, struc
 	return 0;
 }
 
-static int record_success(struct run *r, int s, const struct outbox_item *it, struct record *got,
-			  bool created, bool existed)
+/* A value a new record holds because nobody set it: no value, no opt-out. */
+static bool value_is_default(int f, const char *v)
+{
+	return str_blank(v) || (field_get(f)->kind == FIELD_FLAG && !str_eq(v, "true"));
+}
+
+/* What the system and we agreed on by this write: the record as we knew it
+ * (nothing, for a create) with the fields we sent. A new record's defaults
+ * in the fields we did not send say nothing, so they join it too. */
+static void agreed_copy(const struct outbox_item *it, const struct record *cur, const struct record *got,
+			bool created, struct record *base)
+{
+	for (int f = 0; f < DF_MAX_FIELDS; f++)
+		if (cur->value[f] != NULL)
+			record_set(base, f, cur->value[f]);
+	item_record(it, base);
+	for (int f = 0; created && f < fields_count(); f++)
+		if (base->value[f] == NULL && got->value[f] != NULL && value_is_default(f, got->value[f]))
+			record_set(base, f, got->value[f]);
+}
+
+/* The merge base after a write: the record's merged copy (as the base of
+ * a create) with the fields we sent. A record never merged stays fresh. */
+static int move_merge_base(struct run *r, int s, const struct outbox_item *it, const char *id,
+			   const struct record *base, bool created)
+{
+	const char *name = r->sys[s].conf->name;
+	struct record prev;
+	bool known = false;
+	int rc;
+
+	if (created)
+		return state_snapshot_set_merged(r->st, name, id, base, &r->err);
+	record_init(&prev);
+	rc = state_snapshot_merged(r->st, name, id, &prev, &known, &r->err);
+	if (rc == 0 && known) {
+		item_record(it, &prev);
+		rc = state_snapshot_set_merged(r->st, name, id, &prev, &r->err);
+	}
+	record_clear(&prev);
+	return rc;
+}
+
+static int record_success(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			  struct record *got, bool created, bool existed)
 {
 	const char *name = r->sys[s].conf->name, *why;
 	long long owner = 0;
+	struct record base;
+	bool observed = false;
+	int rc = -1;
 
 	if ((why = observe_normalize(r, s, got)) != NULL) {
 		/* The answer is unreadable; the snapshot takes what we sent. */
 		log_warn("event=write-answer system=%s record=%s problem=\"%s\"", name, got->remote_id, why);
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			record_take(got, f, NULL);
+		observe_fill(got, cur);
 		item_record(it, got);
 		observe_normalize(r, s, got);
 	}
+	record_init(&base);
+	agreed_copy(it, cur, got, created, &base);
 	if (state_begin(r->st, &r->err))
-		return -1;
+		goto out;
 	if (created && state_link_get(r->st, name, got->remote_id, &owner, &r->err))
 		goto fail;
 	if (created && owner != 0 && owner != it->person) {
@@ -110,25 +163,32 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, st
 			goto fail;
 		r->writes_failed++;
 		r->sys[s].counts.writes_failed++;
-		return state_commit(r->st, &r->err);
+		rc = state_commit(r->st, &r->err);
+		goto out;
 	}
-	/* A created record joins its person's next merge: the system may have
-	 * answered with an existing record holding other values. */
+	/* A record a create found by its keys joins its person's next merge
+	 * whole (fresh). Otherwise only what we sent is agreed, and what else
+	 * the answer holds is an observation: a user may have edited the
+	 * record while we wrote it. */
 	if (state_outbox_done(r->st, it->id, r->id, got->remote_id, &r->err) ||
 	    (created && owner == 0 &&
 	     state_link_put(r->st, name, got->remote_id, it->person, existed ? "found" : "created",
 			    r->id, &r->err)) ||
 	    state_snapshot_put(r->st, name, got, r->id, &r->err) ||
-	    (!existed && state_snapshot_mark_merged(r->st, name, got->remote_id, &r->err)) ||
-	    (created && state_person_dirty(r->st, it->person, true, &r->err)))
+	    (!existed && (move_merge_base(r, s, it, got->remote_id, &base, created) ||
+			  observe_changes(r, s, it->person, &base, got, &observed))) ||
+	    ((created || observed) && state_person_dirty(r->st, it->person, true, &r->err)))
 		goto fail;
 	r->sys[s].counts.writes_done++;
-	log_info("event=write system=%s record=%s person=%lld op=%s%s", name, got->remote_id,
-		 it->person, it->op, existed ? " found=existing" : "");
-	return state_commit(r->st, &r->err);
+	log_info("event=write system=%s record=%s person=%lld op=%s%s%s", name, got->remote_id,
+		 it->person, it->op, existed ? " found=existing" : "", observed ? " observed=yes" : "");
+	rc = state_commit(r->st, &r->err);
+	goto out;
 fail:
 	state_rollback(r->st);
-	return -1;
+out:
+	record_clear(&base);
+	return rc;
 }
 
 static int record_failure(struct run *r, int s, const struct outbox_item *it, const struct df_err *e)
@@ -256,7 +316,7 @@ static int write_one(struct run *r, long long id)
 	else if (strcmp(it.op, "delete") == 0)
 		rc = write_delete(r, s, &it, &cur);
 	else if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
-		rc = record_success(r, s, &it, &got, create, existed);
+		rc = record_success(r, s, &it, &cur, &got, create, existed);
 	else
 		rc = record_failure(r, s, &it, &e);
 out:

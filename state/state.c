@@ -29,7 +29,7 @@ enum stmt_id {
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_FIELD_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
 	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
-	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED,
+	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED, S_SNAP_SET_MERGED,
 	S_LIST_MEMBERS, S_LIST_SET,
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
@@ -142,6 +142,7 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
 	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
 			 "VALUES (?1,?2,?3,?4,?5,?6, strftime('%Y-%m-%dT%H:%M:%fZ','now')) "
@@ -578,6 +579,16 @@ int state_snapshot_mark_merged(struct state *st, const char *system, const char 
 			       struct df_err *err)
 {
 	return write_stmt(st, S_SNAP_MARK, err, "mark merged", "tt", system, remote_id);
+}
+
+int state_snapshot_set_merged(struct state *st, const char *system, const char *remote_id,
+			      const struct record *merged, struct df_err *err)
+{
+	char *json = record_to_json(merged);
+	int rc = write_stmt(st, S_SNAP_SET_MERGED, err, "set merged", "ttt", system, remote_id, json);
+
+	free(json);
+	return rc;
 }
 
 int state_snapshot_count(struct state *st, const char *system, long long *n, struct df_err *err)

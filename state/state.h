@@ -67,6 +67,10 @@ int state_snapshot_merged(struct state *st, const char *system, const char *remo
 /* Records that the person was merged with the snapshot's current values. */
 int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
 			       struct df_err *err);
+/* Sets what the record held at its person's last merge (after a write:
+ * the old merged values with the fields we sent). */
+int state_snapshot_set_merged(struct state *st, const char *system, const char *remote_id,
+			      const struct record *merged, struct df_err *err);
 int state_snapshot_count(struct state *st, const char *system, long long *n,
 			 struct df_err *err);
 
