@@ -38,6 +38,11 @@ static const char usage[] =
 	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
 	"                     why a person's values are what they are (a person\n"
 	"                     is a number of up to 9 digits)\n"
+	"  link SYSTEM:ID PERSON\n"
+	"                     link a record (for example one held for an ambiguous\n"
+	"                     phone or email) to a person; the next run merges it\n"
+	"  unlink SYSTEM:ID   undo a record's link; it stays held, not linked again\n"
+	"                     through its phone or email until linked by an admin\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"\n"
 	"options:\n"
@@ -207,6 +212,16 @@ static int cmd_explain(const struct config *cfg, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* link SYSTEM:ID PERSON, unlink SYSTEM:ID: argv[0] is the command. */
+static int cmd_link(const struct config *cfg, int argc, char **argv, bool unlink)
+{
+	int want = unlink ? 2 : 3;
+
+	if (argc != want)
+		return usage_error("%s", unlink ? "unlink takes SYSTEM:ID" : "link takes SYSTEM:ID PERSON");
+	return link_admin(cfg, argv[1], unlink ? NULL : argv[2], unlink);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -239,7 +254,8 @@ int main(int argc, char **argv)
 	argc -= optind - 1;
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
-	    strcmp(cmd, "check-config") && strcmp(cmd, "explain"))
+	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "link") &&
+	    strcmp(cmd, "unlink"))
 		return usage_error("unknown command \"%s\"", cmd);
 
 	/* Only a run talks to the systems and needs their tokens. */
@@ -261,6 +277,8 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 	} else if (strcmp(cmd, "explain") == 0) {
 		rc = cmd_explain(cfg, argc, argv);
+	} else if (strcmp(cmd, "link") == 0 || strcmp(cmd, "unlink") == 0) {
+		rc = cmd_link(cfg, argc, argv, strcmp(cmd, "unlink") == 0);
 	} else {
 		rc = cmd_report(cfg, argc, argv, strcmp(cmd, "status") == 0);
 	}

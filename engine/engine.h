@@ -86,6 +86,11 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec);
 int link_record(struct run *r, int s, const struct record *rec, long long *person,
 		const char **how, char *why, size_t whylen);
 
+/* link.c: the admin commands `link SYSTEM:ID PERSON` and `unlink
+ * SYSTEM:ID` (person_arg unused): take the run lock, change the link and
+ * the hold, journal the action; return the exit code, messages printed. */
+int link_admin(const struct config *cfg, const char *target, const char *person_arg, bool unlink);
+
 /* events.c: one polled call or message of system s, inside the page's
  * transaction: stored once, journalled for delivery, read for STOP. */
 int observe_event(struct run *r, int s, const struct event *ev);

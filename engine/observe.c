@@ -7,6 +7,7 @@
  * its reason and id, and the run goes on (I8).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine.h"
 #include "../core/normalize.h"
@@ -132,14 +133,29 @@ int observe_record(struct run *r, int s, struct record *rec)
 			goto out;
 		}
 	} else {
-		char msg[512];
+		char msg[512], *held = NULL;
+		if (state_hold_get(r->st, name, rec->remote_id, &held, &r->err))
+			goto out;
+		if (held != NULL && strcmp(held, "unlinked") == 0) {
+			/* An admin unlinked it: only an admin links it again. Its
+			 * snapshot stays current for that link. */
+			free(held);
+			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err);
+			goto out;
+		}
+		free(held);
 		if (link_record(r, s, rec, &person, &how, msg, sizeof(msg)))
 			goto out;
 		if (person == 0) {
-			rc = quarantine(r, s, rec->remote_id, "ambiguous", msg);
+			/* Held, with its snapshot (unlinked): its keys make others
+			 * wait too, and an admin's link needs no new read. */
+			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) ||
+			     state_hold_put(r->st, name, rec->remote_id, "ambiguous", msg, r->id, &r->err) ||
+			     quarantine(r, s, rec->remote_id, "ambiguous", msg) ? -1 : 0;
 			goto out;
 		}
 		if (state_link_put(r->st, name, rec->remote_id, person, how, r->id, &r->err) ||
+		    state_hold_drop(r->st, name, rec->remote_id, &r->err) ||
 		    record_changes(r, s, person, NULL, rec, &changed))
 			goto out;
 		log_info("event=link system=%s record=%s person=%lld how=%s", name, rec->remote_id, person, how);

@@ -139,6 +139,7 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, co
 	long long owner = 0;
 	struct record base;
 	bool observed = false;
+	char *held = NULL;
 	int rc = -1;
 
 	if ((why = observe_normalize(r, s, got)) != NULL) {
@@ -154,11 +155,14 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, co
 	agreed_copy(it, cur, got, created, &base);
 	if (state_begin(r->st, &r->err))
 		goto out;
-	if (created && state_link_get(r->st, name, got->remote_id, &owner, &r->err))
+	if (created && (state_link_get(r->st, name, got->remote_id, &owner, &r->err) ||
+			state_hold_get(r->st, name, got->remote_id, &held, &r->err)))
 		goto fail;
-	if (created && owner != 0 && owner != it->person) {
-		/* The record found by its keys already belongs to someone else. */
-		if (state_outbox_failed(r->st, it->id, 0, true,
+	if (created && ((owner != 0 && owner != it->person) || held != NULL)) {
+		/* The record found by its keys already belongs to someone else,
+		 * or is held for an admin (an ambiguous key, an unlink). */
+		if (state_outbox_failed(r->st, it->id, 0, true, held != NULL ?
+					"record found by its phone/email is held for an admin (see the report)" :
 					"record found by its phone/email is linked to another person", &r->err))
 			goto fail;
 		r->writes_failed++;
@@ -188,6 +192,7 @@ fail:
 	state_rollback(r->st);
 out:
 	record_clear(&base);
+	free(held);
 	return rc;
 }
 

@@ -133,6 +133,21 @@ static const char *const migrations[] = {
 	 * (deleted_run) so the person is not re-created where it was deleted. */
 	"ALTER TABLE snapshot ADD COLUMN gone_run INTEGER;"
 	"ALTER TABLE link ADD COLUMN deleted_run INTEGER;",
+
+	/* 4: records held out of linking - a phone or email that two or more
+	 * records or persons share (kind ambiguous), or a record an admin
+	 * unlinked (kind unlinked) - until an admin links them; their
+	 * snapshot is kept (unlinked) so the link can be merged without a new
+	 * read. The journal of admin actions (link, unlink). */
+	"CREATE TABLE hold ("
+	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
+	"  kind TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  run_id INTEGER NOT NULL, since TEXT NOT NULL,"
+	"  PRIMARY KEY (system, remote_id));"
+	"CREATE TABLE admin_action ("
+	"  id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
+	"  person_before INTEGER, person_after INTEGER, before TEXT, after TEXT);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

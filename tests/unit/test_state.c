@@ -132,14 +132,14 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 3);
+	assert_int_equal(SCHEMA_VERSION, 4);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "3");
+	expect_peek(fx->path, "PRAGMA user_version", "4");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
-		    "conflict cursor delivery event field_value link list_member notice observed "
-		    "optout optout_log outbox outbox_field person quarantine run run_system snapshot");
+		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
+		    "observed optout optout_log outbox outbox_field person quarantine run run_system snapshot");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
 
@@ -180,15 +180,19 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4");
+	char sql[128], future[16];
+
+	snprintf(future, sizeof(future), "%d", SCHEMA_VERSION + 1);
+	snprintf(sql, sizeof(sql), "CREATE TABLE future (x); PRAGMA user_version = %s", future);
+	raw_exec(fx->path, sql);
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
-	snprintf(want, sizeof(want), "%s: state: schema version 4 is newer than this dfreconcile knows (3)",
-		 fx->path);
+	snprintf(want, sizeof(want), "%s: state: schema version %s is newer than this dfreconcile knows (%d)",
+		 fx->path, future, SCHEMA_VERSION);
 	assert_string_equal(fx->err.msg, want);
 	/* The file is left as it was. */
-	expect_peek(fx->path, "PRAGMA user_version", "4");
+	expect_peek(fx->path, "PRAGMA user_version", future);
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'run'", "0");
 }
 
