@@ -49,15 +49,20 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
 	char *other = NULL, *held = NULL;
 	bool held_phone = false;
 
+	/* A number's opt-outs (the texting register) belong to the number,
+	 * whoever shares it: they are never held back (I4). */
+	bool holds = !r->sys[s].conn->optouts_only;
+
 	*person = 0;
 	if (phone_is_e164(phone) &&
 	    (state_match(r->st, "phone", phone, byphone, MAX_CANDIDATES, &np, &r->err) ||
-	     state_held_other(r->st, "phone", phone, name, rec->remote_id, &held, &r->err)))
+	     (holds && state_held_other(r->st, "phone", phone, name, rec->remote_id, &held, &r->err))))
 		return -1;
 	held_phone = held != NULL;
 	if (email_is_valid(email) &&
 	    (state_match(r->st, "email", email, byemail, MAX_CANDIDATES, &ne, &r->err) ||
-	     (held == NULL && state_held_other(r->st, "email", email, name, rec->remote_id, &held, &r->err))))
+	     (holds && held == NULL &&
+	      state_held_other(r->st, "email", email, name, rec->remote_id, &held, &r->err))))
 		return -1;
 	if (held != NULL) {
 		/* Another record is held for this key: it is ambiguous until an

@@ -102,6 +102,41 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 	record_clear(&full);
 }
 
+/* A held record's opt-outs are the safe direction (I4): the register takes
+ * them by its phone, and every person with that phone is merged again, so
+ * they reach every system although the record links to nobody. */
+static int held_optouts(struct run *r, int s, const struct record *rec)
+{
+	const char *phone = rec->value[F_PHONE], *name = r->sys[s].conf->name;
+
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && phone_is_e164(phone); f++) {
+		const char *channel = optout_channel(f);
+		long long persons[8];
+		char *source = NULL;
+		bool out = false;
+		int n = 0;
+
+		if (!str_eq(rec->value[f], "true"))
+			continue;
+		if (state_optout_get(r->st, phone, channel, &out, &source, &r->err))
+			return -1;
+		free(source);
+		if (out)
+			continue;
+		log_info("event=opt-out system=%s record=%s channel=%s held=yes", name, rec->remote_id, channel);
+		if (state_optout_set(r->st, phone, channel, true, name, "a record held from linking shows it",
+				     r->id, &r->err) ||
+		    state_match(r->st, "phone", phone, persons, 8, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (state_optout_log(r->st, r->id, phone, channel, persons[i], "opt-out", name,
+					     "a record held from linking shows it", &r->err) ||
+			    state_person_dirty(r->st, persons[i], true, &r->err))
+				return -1;
+	}
+	return 0;
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
@@ -140,7 +175,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 			/* An admin unlinked it: only an admin links it again. Its
 			 * snapshot stays current for that link. */
 			free(held);
-			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err);
+			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) || held_optouts(r, s, rec) ? -1 : 0;
 			goto out;
 		}
 		free(held);
@@ -151,6 +186,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 			 * wait too, and an admin's link needs no new read. */
 			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) ||
 			     state_hold_put(r->st, name, rec->remote_id, "ambiguous", msg, r->id, &r->err) ||
+			     held_optouts(r, s, rec) ||
 			     quarantine(r, s, rec->remote_id, "ambiguous", msg) ? -1 : 0;
 			goto out;
 		}

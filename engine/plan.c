@@ -122,7 +122,7 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	const struct system_run *sr = &r->sys[s];
 	int req = sr->conn->required_for_create, want[DF_MAX_FIELDS], n = 0;
 
-	bool deleted, ambiguous;
+	bool deleted, ambiguous = false;
 	char why[512];
 
 	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts))
@@ -132,10 +132,11 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 		return -1;
 	if (deleted)
 		return 0;
-	/* The lookup before a create would link a record through the key. */
-	if (key_ambiguous(r, person, agreed, &ambiguous, why, sizeof(why)))
+	/* The lookup before a create would link a record through the key;
+	 * the opt-out register takes a number's opt-outs whoever shares it. */
+	if (!sr->conn->optouts_only && key_ambiguous(r, person, agreed, &ambiguous, why, sizeof(why)))
 		return -1;
-	if (ambiguous)
+	if (!sr->conn->optouts_only && ambiguous)
 		return notice(r, person, s, NULL, "ambiguous", why);
 	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
 		return notice(r, person, s, NULL, "cannot-create",

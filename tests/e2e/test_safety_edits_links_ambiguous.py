@@ -158,3 +158,25 @@ def test_link_and_unlink_refuse_unknown_systems_records_and_persons(env):
         code, _, err = env.run("link", f"aloware:{aloware_c}", "1")
         assert code == 3, err
     assert env.links() == {("ghl", ghl_a): 1}
+
+
+def test_an_opt_out_on_a_held_record_still_reaches_every_person_with_its_phone(env):
+    # Setup: the ambiguous phone, and a Verity record with it that is
+    # opted out of SMS: it is held too, but an opt-out is the safe
+    # direction (I4).
+    ghl_a = env.seed("ghl", **ANN_AS_TYPED)
+    ghl_b = env.seed("ghl", **OTHER)
+    (verity_d,) = env.sim.seed("verity", [{"firstName": "Dee", "phoneE164": PHONE,
+                                           "optOuts": {"sms": True}}])
+
+    code, _, err = env.run("run")
+    assert code == 1, err
+
+    # Expected: held, not linked, and the opt-out in the register and in
+    # person 1's GHL contact, in the same run.
+    assert ("verity", verity_d, "ambiguous") in holds(env)
+    assert env.links() == {("ghl", ghl_a): 1}
+    assert env.optouts() == [(PHONE, "sms", "opted-out", "verity", "a record held from linking shows it",
+                              env.last_run_id())]
+    assert env.sim.record("ghl", ghl_a)["dndSettings"] == {"SMS": {"status": "active"}}
+    assert env.sim.record("verity", verity_d)["firstName"] == "Dee"
