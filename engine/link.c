@@ -228,6 +228,13 @@ int link_admin(const struct config *cfg, const char *target, const char *person_
 		free(system);
 		return EXIT_USAGE;
 	}
+	if (access(cfg->state_path, F_OK) != 0) {
+		/* Opening would make a new, empty state: there is nothing to link. */
+		fprintf(stderr, "dfreconcile: no state file at %s yet: no record to %s\n", cfg->state_path,
+			unlink ? "unlink" : "link");
+		free(system);
+		return EXIT_USAGE;
+	}
 	lock = lock_take(cfg->lock_path, &err);
 	if (lock < 0) {
 		code = err.fail == DF_FAIL_TEMP ? EXIT_LOCKED : EXIT_FATAL;

@@ -153,6 +153,8 @@ def test_link_and_unlink_refuse_unknown_systems_records_and_persons(env):
     assert env.dump_state() == before
 
     # A command takes the lock like a run.
+    code, _, err = env.run("unlink", f"aloware:{aloware_c}")  # held, not linked
+    assert code == 2 and "is not linked (held (ambiguous))" in err
     with open(env.lock_path, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         code, _, err = env.run("link", f"aloware:{aloware_c}", "1")
@@ -180,3 +182,10 @@ def test_an_opt_out_on_a_held_record_still_reaches_every_person_with_its_phone(e
                               env.last_run_id())]
     assert env.sim.record("ghl", ghl_a)["dndSettings"] == {"SMS": {"status": "active"}}
     assert env.sim.record("verity", verity_d)["firstName"] == "Dee"
+
+
+def test_link_before_any_run_is_refused_without_making_a_state_file(env):
+    code, out, err = env.run("link", "ghl:abc", "1")
+    assert code == 2
+    assert err == f"dfreconcile: no state file at {env.state_path} yet: no record to link\n"
+    assert not env.state_path.exists()
