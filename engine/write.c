@@ -65,13 +65,47 @@ static int send_create(struct run *r, int s, const struct outbox_item *it, struc
 	return rc;
 }
 
+/* Reads the record before an update where the system can (fetch): a
+ * user's edit of a field we are about to send, made since we last read the
+ * record, would be overwritten - lost in every system. Returns 1 and the
+ * record as read in out when such an edit is there (nothing is sent), 0 to
+ * go on (out cleared), -1 when the read failed. */
+static int edited_since_read(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			     struct record *out, struct df_err *err)
+{
+	const struct system_run *sr = &r->sys[s];
+	bool gone = false;
+
+	if (sr->conn->fetch == NULL)
+		return 0;
+	if (sr->conn->fetch(sr->handle, cur, out, &gone, err))
+		return -1;
+	if (!gone && out->remote_id == NULL)
+		out->remote_id = xstrdup(cur->remote_id);
+	if (!gone && observe_normalize(r, s, out) == NULL) {
+		observe_fill(out, cur);
+		for (int i = 0; i < it->nfields; i++) {
+			int f = it->f[i].field;
+			if (f >= 0 && !value_same(field_get(f)->kind, out->value[f], cur->value[f]))
+				return 1;
+		}
+	}
+	/* Gone or unreadable: the update itself says what the system makes
+	 * of it. */
+	record_clear(out);
+	record_init(out);
+	return 0;
+}
+
 static int send_update(struct run *r, int s, const struct outbox_item *it, struct record *cur,
 		       struct record *out, struct df_err *err)
 {
 	const struct system_run *sr = &r->sys[s];
 	struct field_change ch[DF_MAX_FIELDS];
-	int n = 0;
+	int n = 0, moved;
 
+	if ((moved = edited_since_read(r, s, it, cur, out, err)) != 0)
+		return moved;
 	for (int i = 0; i < it->nfields; i++)
 		if (it->f[i].field >= 0)
 			ch[n++] = (struct field_change){ it->f[i].field, cur->value[it->f[i].field],
@@ -196,6 +230,28 @@ out:
 	return rc;
 }
 
+/* The record was edited since we read it (edited_since_read): nothing
+ * was sent. The copy read is observed like a polled change and the person
+ * is merged again; that merge's plan supersedes the write, still pending. */
+static int record_edited(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			 const struct record *now)
+{
+	const char *name = r->sys[s].conf->name;
+	bool changed = false;
+
+	log_info("event=write-deferred system=%s record=%s person=%lld reason=edited-since-read", name,
+		 cur->remote_id, it->person);
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (observe_changes(r, s, it->person, cur, now, &changed) ||
+	    state_snapshot_put(r->st, name, now, r->id, &r->err) ||
+	    state_person_dirty(r->st, it->person, true, &r->err)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	return state_commit(r->st, &r->err);
+}
+
 static int record_failure(struct run *r, int s, const struct outbox_item *it, const struct df_err *e)
 {
 	bool final = e->fail == DF_FAIL_REMOTE || it->attempts + 1 >= r->cfg->write_max_attempts;
@@ -299,7 +355,7 @@ static int write_one(struct run *r, long long id)
 	struct record cur, got;
 	struct df_err e = { 0 };
 	bool found = false, existed = false, create;
-	int s, rc = -1;
+	int s, rc = -1, sent;
 
 	record_init(&cur);
 	record_init(&got);
@@ -320,8 +376,10 @@ static int write_one(struct run *r, long long id)
 		rc = write_list(r, s, &it, &cur);
 	else if (strcmp(it.op, "delete") == 0)
 		rc = write_delete(r, s, &it, &cur);
-	else if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
+	else if ((sent = create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
 		rc = record_success(r, s, &it, &cur, &got, create, existed);
+	else if (sent == 1)
+		rc = record_edited(r, s, &it, &cur, &got);
 	else
 		rc = record_failure(r, s, &it, &e);
 out:

@@ -80,6 +80,42 @@ def test_a_user_edit_in_the_answer_to_our_verity_patch_reaches_every_system(env)
     assert agreed(env, "city") == "Boston"
 
 
+def test_a_user_edit_of_the_field_we_are_about_to_write_is_not_overwritten(env):
+    # Setup: Ann converged; Verity's user changes her first name, so the
+    # next run updates GHL's. Between that run's poll and its update, a GHL
+    # user changes the same field (the `edit` fault applies it as the
+    # update's read of the record arrives).
+    ghl_id = env.seed("ghl", **ANN_AS_TYPED)
+    env.converge()
+    env.edit("verity", env.only("verity")["id"], first_name="Anna")
+    env.sim.fault("ghl", kind="edit", fields={"firstName": "Annabel"}, method="GET",
+                  route="/contacts/{id}")
+
+    # Action: one run.
+    env.converge()
+
+    # Expected: GHL's edit, the later one, is not overwritten: nothing was
+    # sent to GHL, its edit was observed and reached every system.
+    expected = dict(ANN, first_name="Annabel")
+    assert dict(view("ghl", env.only("ghl")), phone=ANN["phone"], email=ANN["email"]) == expected
+    assert view("aloware", env.only("aloware")) == expected
+    assert view("verity", env.only("verity")) == expected
+    assert agreed(env, "first_name") == "Annabel"
+    assert env.pending_faults("ghl") == []
+    assert "PUT /contacts/{id}" not in env.counts("ghl")
+    run_id = env.last_run_id()
+    assert env.query("SELECT system, field, old_value, new_value FROM observed WHERE run_id = ? "
+                     "AND field = 'first_name' ORDER BY rowid", (run_id,)) == [
+        ("verity", "first_name", "Ann", "Anna"), ("ghl", "first_name", "Ann", "Annabel")]
+    # The first pass deferred GHL's update (superseded by the second
+    # pass's plan) and sent Aloware's; the second sent the new value.
+    assert env.query("SELECT system, status FROM outbox WHERE run_id = ? ORDER BY id", (run_id,)) == [
+        ("ghl", "superseded"), ("aloware", "done"), ("aloware", "done"), ("verity", "done")]
+    env.reset_requests()
+    env.converge()
+    assert env.write_requests() == {}
+
+
 def test_a_user_edit_of_a_field_we_write_is_not_counted_as_agreed(env):
     # Setup: a GHL first-name edit is PATCHed to Verity, and a Verity user
     # sets the same field at that moment. Our PATCH lands after the user's
