@@ -77,7 +77,8 @@ void observe_fill(struct record *rec, const struct record *old)
 
 /* A listing that leaves carried fields unsaid (GHL search has no per-channel
  * DND) is completed by reading the record itself, when it is new or changed
- * since its snapshot; a failure leaves the snapshot's values standing. */
+ * since its snapshot, or in a full run; a failure leaves the snapshot's
+ * values standing. */
 static void complete(struct run *r, int s, struct record *rec, const struct record *old, bool found)
 {
 	const struct system_run *sr = &r->sys[s];
@@ -87,8 +88,10 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 
 	for (int f = 0; f < fields_count(); f++)
 		partial |= rec->value[f] == NULL && connector_carries(sr->conn, sr->conf, f);
+	/* A full run reads every partial record whole: drift in what the
+	 * listing leaves unsaid is found too, whatever the snapshot says. */
 	if (!partial || !sr->conn->listing_partial || sr->conn->fetch == NULL ||
-	    (found && rec->updated_ms == old->updated_ms))
+	    (found && rec->updated_ms == old->updated_ms && !r->opt->full))
 		return;
 	record_init(&full);
 	if (sr->conn->fetch(sr->handle, rec, &full, &gone, &e) == 0 && !gone) {

@@ -172,3 +172,25 @@ def test_a_full_run_writes_every_field_where_a_system_disagrees_with_the_agreed_
     env.reset_requests()
     env.converge()
     assert env.write_requests() == {}
+
+
+def test_a_full_run_reads_what_the_ghl_listing_leaves_unsaid(env):
+    # Setup: Ann converged; then GHL's per-channel DND for SMS is set with
+    # its update time left as it was, so the search listing (which has no
+    # per-channel DND) shows nothing new.
+    ghl_id = env.seed("ghl", **ANN_AS_TYPED)
+    env.converge()
+    record = env.sim.record("ghl", ghl_id)
+    env.sim.edit("ghl", ghl_id, {"dndSettings": {"SMS": {"status": "active"}},
+                                 "dateUpdated": record["dateUpdated"]})
+    env.converge()
+    assert env.sim.record("verity", env.only("verity")["id"])["optOuts"]["sms"] is False
+
+    # Action: a full run.
+    code, out, err = env.run("run", "--full", "--max-change-share", "1")
+    assert code == 0, err
+
+    # Expected: GHL read whole, the opt-out found and sent everywhere.
+    assert env.sim.record("verity", env.only("verity")["id"])["optOuts"]["sms"] is True
+    assert env.query("SELECT system, field, old_value, new_value FROM observed WHERE run_id = ?",
+                     (env.last_run_id(),)) == [("ghl", "optout_sms", "false", "true")]
