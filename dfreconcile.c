@@ -47,6 +47,11 @@ static const char usage[] =
 	"                     make writes and deliveries that were given up or\n"
 	"                     refused due again (all, one system's, or those of\n"
 	"                     one record of SYSTEM and its person)\n"
+	"  link SYSTEM:ID PERSON\n"
+	"                     link a record (for example one held for an ambiguous\n"
+	"                     phone or email) to a person; the next run merges it\n"
+	"  unlink SYSTEM:ID   undo a record's link; it stays held, not linked again\n"
+	"                     through its phone or email until linked by an admin\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"  init-state         create the state file; one that was refused (empty,\n"
 	"                     damaged or not dfreconcile's) is first renamed to\n"
@@ -223,6 +228,16 @@ static int cmd_explain(const struct config *cfg, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* link SYSTEM:ID PERSON, unlink SYSTEM:ID: argv[0] is the command. */
+static int cmd_link(const struct config *cfg, int argc, char **argv, bool unlink)
+{
+	int want = unlink ? 2 : 3;
+
+	if (argc != want)
+		return usage_error("%s", unlink ? "unlink takes SYSTEM:ID" : "link takes SYSTEM:ID PERSON");
+	return link_admin(cfg, argv[1], unlink ? NULL : argv[2], unlink);
+}
+
 /* init-state: the admin's explicit way past a refused state file. */
 static int cmd_init_state(const struct config *cfg, int argc)
 {
@@ -349,7 +364,7 @@ int main(int argc, char **argv)
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
 	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state") &&
-	    strcmp(cmd, "retry"))
+	    strcmp(cmd, "retry") && strcmp(cmd, "link") && strcmp(cmd, "unlink"))
 		return usage_error("unknown command \"%s\"", cmd);
 
 	/* Only a run talks to the systems and needs their tokens. */
@@ -377,6 +392,8 @@ int main(int argc, char **argv)
 		rc = cmd_explain(cfg, argc, argv);
 	} else if (strcmp(cmd, "retry") == 0) {
 		rc = cmd_retry(cfg, argc, argv);
+	} else if (strcmp(cmd, "link") == 0 || strcmp(cmd, "unlink") == 0) {
+		rc = cmd_link(cfg, argc, argv, strcmp(cmd, "unlink") == 0);
 	} else {
 		rc = cmd_report(cfg, argc, argv, strcmp(cmd, "status") == 0);
 	}

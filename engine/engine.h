@@ -96,6 +96,10 @@ int poll_all(struct run *r);
 int observe_record(struct run *r, int s, struct record *rec);
 /* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
+/* Journals (observed) each field rec states that differs from old (may be
+ * NULL); *changed says whether any did. */
+int observe_changes(struct run *r, int s, long long person, const struct record *old,
+		    const struct record *rec, bool *changed);
 /* Takes the values rec does not state (NULL) from old, its snapshot. */
 void observe_fill(struct record *rec, const struct record *old);
 /* Normalises every carried field of rec in place; NULL, or why it failed. */
@@ -106,6 +110,11 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec);
  * is ambiguous, with the reason in why. *how says how it matched. */
 int link_record(struct run *r, int s, const struct record *rec, long long *person,
 		const char **how, char *why, size_t whylen);
+
+/* link.c: the admin commands `link SYSTEM:ID PERSON` and `unlink
+ * SYSTEM:ID` (person_arg unused): take the run lock, change the link and
+ * the hold, journal the action; return the exit code, messages printed. */
+int link_admin(const struct config *cfg, const char *target, const char *person_arg, bool unlink);
 
 /* events.c: one polled call or message of system s, inside the page's
  * transaction: stored once, journalled for delivery, read for STOP. */

@@ -8,6 +8,7 @@
  * malformed is used with the opt-out on, and quarantined (reported) too.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine.h"
 #include "../core/normalize.h"
@@ -62,6 +63,12 @@ static int record_changes(struct run *r, int s, long long person, const struct r
 	return 0;
 }
 
+int observe_changes(struct run *r, int s, long long person, const struct record *old,
+		    const struct record *rec, bool *changed)
+{
+	return record_changes(r, s, person, old, rec, changed);
+}
+
 void observe_fill(struct record *rec, const struct record *old)
 {
 	for (int f = 0; f < fields_count(); f++)
@@ -71,7 +78,8 @@ void observe_fill(struct record *rec, const struct record *old)
 
 /* A listing that leaves carried fields unsaid (GHL search has no per-channel
  * DND) is completed by reading the record itself, when it is new or changed
- * since its snapshot; a failure leaves the snapshot's values standing. */
+ * since its snapshot, or in a full run; a failure leaves the snapshot's
+ * values standing. */
 static void complete(struct run *r, int s, struct record *rec, const struct record *old, bool found)
 {
 	const struct system_run *sr = &r->sys[s];
@@ -81,8 +89,10 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 
 	for (int f = 0; f < fields_count(); f++)
 		partial |= rec->value[f] == NULL && connector_carries(sr->conn, sr->conf, f);
+	/* A full run reads every partial record whole: drift in what the
+	 * listing leaves unsaid is found too, whatever the snapshot says. */
 	if (!partial || !sr->conn->listing_partial || sr->conn->fetch == NULL ||
-	    (found && rec->updated_ms == old->updated_ms))
+	    (found && rec->updated_ms == old->updated_ms && !r->opt->full))
 		return;
 	record_init(&full);
 	if (sr->conn->fetch(sr->handle, rec, &full, &gone, &e) == 0 && !gone) {
@@ -96,6 +106,41 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 			 rec->remote_id, e.msg);
 	}
 	record_clear(&full);
+}
+
+/* A held record's opt-outs are the safe direction (I4): the register takes
+ * them by its phone, and every person with that phone is merged again, so
+ * they reach every system although the record links to nobody. */
+static int held_optouts(struct run *r, int s, const struct record *rec)
+{
+	const char *phone = rec->value[F_PHONE], *name = r->sys[s].conf->name;
+
+	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL && phone_is_e164(phone); f++) {
+		const char *channel = optout_channel(f);
+		long long persons[8];
+		char *source = NULL;
+		bool out = false;
+		int n = 0;
+
+		if (!str_eq(rec->value[f], "true"))
+			continue;
+		if (state_optout_get(r->st, phone, channel, &out, &source, &r->err))
+			return -1;
+		free(source);
+		if (out)
+			continue;
+		log_info("event=opt-out system=%s record=%s channel=%s held=yes", name, rec->remote_id, channel);
+		if (state_optout_set(r->st, phone, channel, true, name, "a record held from linking shows it",
+				     r->id, &r->err) ||
+		    state_match(r->st, "phone", phone, persons, 8, &n, &r->err))
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (state_optout_log(r->st, r->id, phone, channel, persons[i], "opt-out", name,
+					     "a record held from linking shows it", &r->err) ||
+			    state_person_dirty(r->st, persons[i], true, &r->err))
+				return -1;
+	}
+	return 0;
 }
 
 int observe_record(struct run *r, int s, struct record *rec)
@@ -125,18 +170,38 @@ int observe_record(struct run *r, int s, struct record *rec)
 		if (record_changes(r, s, person, &old, rec, &changed))
 			goto out;
 		if (!changed) {
-			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err);
+			/* A full run repairs drift: the person is merged and planned
+			 * again, so every system that disagrees with the agreed value
+			 * is written whatever its snapshot says. */
+			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err) ||
+			     (r->opt->full && state_person_dirty(r->st, person, true, &r->err)) ? -1 : 0;
 			goto out;
 		}
 	} else {
-		char msg[512];
+		char msg[512], *held = NULL;
+		if (state_hold_get(r->st, name, rec->remote_id, &held, &r->err))
+			goto out;
+		if (held != NULL && strcmp(held, "unlinked") == 0) {
+			/* An admin unlinked it: only an admin links it again. Its
+			 * snapshot stays current for that link. */
+			free(held);
+			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) || held_optouts(r, s, rec) ? -1 : 0;
+			goto out;
+		}
+		free(held);
 		if (link_record(r, s, rec, &person, &how, msg, sizeof(msg)))
 			goto out;
 		if (person == 0) {
-			rc = quarantine(r, s, rec->remote_id, "ambiguous", msg);
+			/* Held, with its snapshot (unlinked): its keys make others
+			 * wait too, and an admin's link needs no new read. */
+			rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) ||
+			     state_hold_put(r->st, name, rec->remote_id, "ambiguous", msg, r->id, &r->err) ||
+			     held_optouts(r, s, rec) ||
+			     quarantine(r, s, rec->remote_id, "ambiguous", msg) ? -1 : 0;
 			goto out;
 		}
 		if (state_link_put(r->st, name, rec->remote_id, person, how, r->id, &r->err) ||
+		    state_hold_drop(r->st, name, rec->remote_id, &r->err) ||
 		    record_changes(r, s, person, NULL, rec, &changed))
 			goto out;
 		log_info("event=link system=%s record=%s person=%lld how=%s", name, rec->remote_id, person, how);

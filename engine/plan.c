@@ -85,6 +85,34 @@ static bool any_optout(const struct record *agreed)
 	return false;
 }
 
+/* Whether the person's phone or email is shared with another person or a
+ * held record; why says which. */
+static int key_ambiguous(struct run *r, long long person, const struct record *agreed, bool *ambiguous,
+			 char *why, size_t n)
+{
+	static const struct { int field; const char *name; } keys[] = { { F_PHONE, "phone" }, { F_EMAIL, "email" } };
+
+	*ambiguous = false;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && !*ambiguous; k++) {
+		const char *v = agreed->value[keys[k].field];
+		long long ids[2];
+		char *held = NULL;
+		int nids = 0;
+		if (!(keys[k].field == F_PHONE ? phone_is_e164(v) : email_is_valid(v)))
+			continue;
+		if (state_match(r->st, keys[k].name, v, ids, 2, &nids, &r->err) ||
+		    state_held_other(r->st, keys[k].name, v, "", "", &held, &r->err))
+			return -1;
+		*ambiguous = held != NULL || nids > 1 || (nids == 1 && ids[0] != person);
+		if (*ambiguous)
+			snprintf(why, n, "%s %s is ambiguous (%s shares it): not created while an admin has "
+				 "not linked or unlinked the held records", keys[k].name, v,
+				 held ? held : "another person");
+		free(held);
+	}
+	return 0;
+}
+
 /* from_contacts: some system that holds contacts (not only opt-outs) has a
  * record of this person; a number known only from the texting system's
  * opt-outs is not made into a contact anywhere. */
@@ -94,7 +122,8 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	const struct system_run *sr = &r->sys[s];
 	int req = sr->conn->required_for_create, want[DF_MAX_FIELDS], n = 0;
 
-	bool deleted;
+	bool deleted, ambiguous = false;
+	char why[512];
 
 	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts))
 		return 0;
@@ -103,6 +132,12 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 		return -1;
 	if (deleted)
 		return 0;
+	/* The lookup before a create would link a record through the key;
+	 * the opt-out register takes a number's opt-outs whoever shares it. */
+	if (!sr->conn->optouts_only && key_ambiguous(r, person, agreed, &ambiguous, why, sizeof(why)))
+		return -1;
+	if (!sr->conn->optouts_only && ambiguous)
+		return notice(r, person, s, NULL, "ambiguous", why);
 	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
 		return notice(r, person, s, NULL, "cannot-create",
 			      "no valid phone or email to find the record by, so it is not created");

@@ -5,7 +5,11 @@
  * Order per row: the row is already journalled (plan.c); the request is
  * sent; on success one transaction marks the row done, links a created
  * record and sets the snapshot to the system's copy, so the echo of our own
- * write on the next poll equals the snapshot and costs nothing (I3). A crash
+ * write on the next poll equals the snapshot and costs nothing (I3). Only
+ * the fields we sent join the merge base (the snapshot's merged copy): a
+ * user may have edited the record while we wrote it, and any other
+ * difference in the answer is journalled as an observation and merged like
+ * a polled change, so it reaches the other systems (I2). A crash
  * between send and record leaves the row pending: the next run either sees
  * the written record on poll (and supersedes the row) or retries it, and a
  * retried create looks the record up by its natural key first (I2).
@@ -67,13 +71,47 @@ static int send_create(struct run *r, int s, const struct outbox_item *it, struc
 	return rc;
 }
 
+/* Reads the record before an update where the system can (fetch): a
+ * user's edit of a field we are about to send, made since we last read the
+ * record, would be overwritten - lost in every system. Returns 1 and the
+ * record as read in out when such an edit is there (nothing is sent), 0 to
+ * go on (out cleared), -1 when the read failed. */
+static int edited_since_read(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			     struct record *out, struct df_err *err)
+{
+	const struct system_run *sr = &r->sys[s];
+	bool gone = false;
+
+	if (sr->conn->fetch == NULL)
+		return 0;
+	if (sr->conn->fetch(sr->handle, cur, out, &gone, err))
+		return -1;
+	if (!gone && out->remote_id == NULL)
+		out->remote_id = xstrdup(cur->remote_id);
+	if (!gone && observe_normalize(r, s, out) == NULL) {
+		observe_fill(out, cur);
+		for (int i = 0; i < it->nfields; i++) {
+			int f = it->f[i].field;
+			if (f >= 0 && !value_same(field_get(f)->kind, out->value[f], cur->value[f]))
+				return 1;
+		}
+	}
+	/* Gone or unreadable: the update itself says what the system makes
+	 * of it. */
+	record_clear(out);
+	record_init(out);
+	return 0;
+}
+
 static int send_update(struct run *r, int s, const struct outbox_item *it, struct record *cur,
 		       struct record *out, struct df_err *err)
 {
 	const struct system_run *sr = &r->sys[s];
 	struct field_change ch[DF_MAX_FIELDS];
-	int n = 0;
+	int n = 0, moved;
 
+	if ((moved = edited_since_read(r, s, it, cur, out, err)) != 0)
+		return moved;
 	for (int i = 0; i < it->nfields; i++)
 		if (it->f[i].field >= 0)
 			ch[n++] = (struct field_change){ it->f[i].field, cur->value[it->f[i].field],
@@ -91,52 +129,134 @@ static int send_update(struct run *r, int s, const struct outbox_item *it, struc
 	return 0;
 }
 
-static int record_success(struct run *r, int s, const struct outbox_item *it, struct record *got,
-			  bool created, bool existed)
+/* A value a new record holds because nobody set it: no value, no opt-out. */
+static bool value_is_default(int f, const char *v)
+{
+	return str_blank(v) || (field_get(f)->kind == FIELD_FLAG && !str_eq(v, "true"));
+}
+
+/* What the system and we agreed on by this write: the record as we knew it
+ * (nothing, for a create) with the fields we sent. A new record's defaults
+ * in the fields we did not send say nothing, so they join it too. */
+static void agreed_copy(const struct outbox_item *it, const struct record *cur, const struct record *got,
+			bool created, struct record *base)
+{
+	for (int f = 0; f < DF_MAX_FIELDS; f++)
+		if (cur->value[f] != NULL)
+			record_set(base, f, cur->value[f]);
+	item_record(it, base);
+	for (int f = 0; created && f < fields_count(); f++)
+		if (base->value[f] == NULL && got->value[f] != NULL && value_is_default(f, got->value[f]))
+			record_set(base, f, got->value[f]);
+}
+
+/* The merge base after a write: the record's merged copy (as the base of
+ * a create) with the fields we sent. A record never merged stays fresh. */
+static int move_merge_base(struct run *r, int s, const struct outbox_item *it, const char *id,
+			   const struct record *base, bool created)
+{
+	const char *name = r->sys[s].conf->name;
+	struct record prev;
+	bool known = false;
+	int rc;
+
+	if (created)
+		return state_snapshot_set_merged(r->st, name, id, base, &r->err);
+	record_init(&prev);
+	rc = state_snapshot_merged(r->st, name, id, &prev, &known, &r->err);
+	if (rc == 0 && known) {
+		item_record(it, &prev);
+		rc = state_snapshot_set_merged(r->st, name, id, &prev, &r->err);
+	}
+	record_clear(&prev);
+	return rc;
+}
+
+static int record_success(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			  struct record *got, bool created, bool existed)
 {
 	const char *name = r->sys[s].conf->name, *why;
 	long long owner = 0;
+	struct record base;
+	bool observed = false;
+	char *held = NULL;
+	int rc = -1;
 
 	if ((why = observe_normalize(r, s, got)) != NULL) {
 		/* The answer is unreadable; the snapshot takes what we sent. */
 		log_warn("event=write-answer system=%s record=%s problem=\"%s\"", name, got->remote_id, why);
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			record_take(got, f, NULL);
+		observe_fill(got, cur);
 		item_record(it, got);
 		observe_normalize(r, s, got);
 	}
+	record_init(&base);
+	agreed_copy(it, cur, got, created, &base);
 	if (state_begin(r->st, &r->err))
-		return -1;
-	if (created && state_link_get(r->st, name, got->remote_id, &owner, &r->err))
+		goto out;
+	if (created && (state_link_get(r->st, name, got->remote_id, &owner, &r->err) ||
+			state_hold_get(r->st, name, got->remote_id, &held, &r->err)))
 		goto fail;
-	if (created && owner != 0 && owner != it->person) {
-		/* The record found by its keys already belongs to someone else. */
-		if (state_outbox_failed(r->st, it->id, 0, true,
+	if (created && ((owner != 0 && owner != it->person) || held != NULL)) {
+		/* The record found by its keys already belongs to someone else,
+		 * or is held for an admin (an ambiguous key, an unlink). */
+		if (state_outbox_failed(r->st, it->id, 0, true, held != NULL ?
+					"record found by its phone/email is held for an admin (see the report)" :
 					"record found by its phone/email is linked to another person", &r->err))
 			goto fail;
 		r->writes_failed++;
 		r->sys[s].counts.writes_failed++;
-		return state_commit(r->st, &r->err);
+		rc = state_commit(r->st, &r->err);
+		goto out;
 	}
-	/* A created record joins its person's next merge: the system may have
-	 * answered with an existing record holding other values. */
+	/* A record a create found by its keys joins its person's next merge
+	 * whole (fresh). Otherwise only what we sent is agreed, and what else
+	 * the answer holds is an observation: a user may have edited the
+	 * record while we wrote it. */
 	if (state_outbox_done(r->st, it->id, r->id, got->remote_id, &r->err) ||
 	    (created && owner == 0 &&
 	     state_link_put(r->st, name, got->remote_id, it->person, existed ? "found" : "created",
 			    r->id, &r->err)) ||
 	    state_snapshot_put(r->st, name, got, r->id, &r->err) ||
-	    (!existed && state_snapshot_mark_merged(r->st, name, got->remote_id, &r->err)) ||
-	    (created && state_person_dirty(r->st, it->person, true, &r->err)))
+	    (!existed && (move_merge_base(r, s, it, got->remote_id, &base, created) ||
+			  observe_changes(r, s, it->person, &base, got, &observed))) ||
+	    ((created || observed) && state_person_dirty(r->st, it->person, true, &r->err)))
 		goto fail;
 	r->sys[s].counts.writes_done++;
 	/* Keys stay in the format: a value with a space would be quoted. */
-	log_info(existed ? "event=write system=%s record=%s person=%lld op=%s found=existing"
-			 : "event=write system=%s record=%s person=%lld op=%s",
-		 name, got->remote_id, it->person, it->op);
-	return state_commit(r->st, &r->err);
+	log_info("event=write system=%s record=%s person=%lld op=%s found=%s observed=%s", name,
+		 got->remote_id, it->person, it->op, existed ? "existing" : "new", observed ? "yes" : "no");
+	rc = state_commit(r->st, &r->err);
+	goto out;
 fail:
 	state_rollback(r->st);
-	return -1;
+out:
+	record_clear(&base);
+	free(held);
+	return rc;
+}
+
+/* The record was edited since we read it (edited_since_read): nothing
+ * was sent. The copy read is observed like a polled change and the person
+ * is merged again; that merge's plan supersedes the write, still pending. */
+static int record_edited(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
+			 const struct record *now)
+{
+	const char *name = r->sys[s].conf->name;
+	bool changed = false;
+
+	log_info("event=write-deferred system=%s record=%s person=%lld reason=edited-since-read", name,
+		 cur->remote_id, it->person);
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (observe_changes(r, s, it->person, cur, now, &changed) ||
+	    state_snapshot_put(r->st, name, now, r->id, &r->err) ||
+	    state_person_dirty(r->st, it->person, true, &r->err)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	return state_commit(r->st, &r->err);
 }
 
 void engine_system_refused(struct run *r, int s, const struct df_err *e)
@@ -274,7 +394,7 @@ static int write_one(struct run *r, long long id)
 	struct record cur, got;
 	struct df_err e = { 0 };
 	bool found = false, existed = false, create;
-	int s, rc = -1;
+	int s, rc = -1, sent;
 
 	record_init(&cur);
 	record_init(&got);
@@ -302,8 +422,10 @@ static int write_one(struct run *r, long long id)
 		rc = write_list(r, s, &it, &cur);
 	else if (strcmp(it.op, "delete") == 0)
 		rc = write_delete(r, s, &it, &cur);
-	else if ((create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
-		rc = record_success(r, s, &it, &got, create, existed);
+	else if ((sent = create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
+		rc = record_success(r, s, &it, &cur, &got, create, existed);
+	else if (sent == 1)
+		rc = record_edited(r, s, &it, &cur, &got);
 	else
 		rc = record_failure(r, s, &it, &e);
 out:

@@ -39,6 +39,11 @@ static const struct section sections[] = {
 	  "  {system} {remote_id}: {kind}: {reason}" },
 	{ "notices", "not done",
 	  "  {system} {remote_id} (person {person_id}): {kind}: {message}" },
+	{ "holds", "records held from linking (all runs; resolve with link or unlink)",
+	  "  {record} ({kind}, phone {phone}, email {email}, since run {run_id}): {reason}; "
+	  "candidates {candidates}" },
+	{ "admin_actions", "admin actions (latest 20)",
+	  "  #{id} {at} {action} {record} by {who}: {before} -> {after}" },
 	{ "pending", "writes waiting, refused or given up (all runs)",
 	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}, run {run_id}) "
 	  "[{status}, {attempts} attempt(s)] {last_error}" },
@@ -161,6 +166,8 @@ static const struct section explain_sections[] = {
 	  "  #{outbox_id} run {run_id} {system} {op} {remote_id} [{status}, {attempts} attempt(s)] {last_error}" },
 	{ "explain_deliveries", "calls and messages",
 	  "  {kind} {source} {source_id} -> {target} [{status}] {remote_id}" },
+	{ "explain_admin", "admin actions",
+	  "  #{id} {at} {action} {record} by {who}: {before} -> {after}" },
 };
 
 int report_explain(struct state *st, long long person, enum report_format fmt, FILE *out,

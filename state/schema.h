@@ -143,6 +143,20 @@ static const char *const migrations[] = {
 	"ALTER TABLE delivery ADD COLUMN config TEXT;"
 	"DROP INDEX delivery_open;"
 	"CREATE INDEX delivery_open ON delivery(status) WHERE status IN ('waiting', 'pending', 'unknown');",
+	/* 5: records held out of linking - a phone or email that two or more
+	 * records or persons share (kind ambiguous), or a record an admin
+	 * unlinked (kind unlinked) - until an admin links them; their
+	 * snapshot is kept (unlinked) so the link can be merged without a new
+	 * read. The journal of admin actions (link, unlink). */
+	"CREATE TABLE hold ("
+	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
+	"  kind TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  run_id INTEGER NOT NULL, since TEXT NOT NULL,"
+	"  PRIMARY KEY (system, remote_id));"
+	"CREATE TABLE admin_action ("
+	"  id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
+	"  person_before INTEGER, person_after INTEGER, before TEXT, after TEXT);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -36,7 +36,7 @@ enum stmt_id {
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_FIELD_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
 	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
-	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED,
+	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED, S_SNAP_SET_MERGED,
 	S_LIST_MEMBERS, S_LIST_SET,
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
@@ -44,6 +44,8 @@ enum stmt_id {
 	S_DELIVERY_COUNT,
 	S_OUTBOX_SET, S_OUTBOX_REFUSED, S_DELIVERY_REFUSED, S_REFUSED_REOPEN, S_DELIVERY_REOPEN,
 	S_RETRY_WRITES, S_RETRY_DELIVERIES,
+	S_HOLD_PUT, S_HOLD_GET, S_HOLD_DROP, S_HELD_PHONE, S_HELD_EMAIL, S_LINK_DROP, S_SNAP_UNMERGE,
+	S_PERSON_EXISTS, S_ADMIN_LOG,
 	S_COUNT
 };
 
@@ -180,6 +182,7 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
 	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
 			 "VALUES (?1,?2,?3,?4,?5,?6, strftime('%Y-%m-%dT%H:%M:%fZ','now')) "
@@ -188,6 +191,27 @@ static const char *const sql[S_COUNT] = {
 			 "changed_at = excluded.changed_at",
 	[S_OPTOUT_LOG] = "INSERT INTO optout_log (run_id, phone, channel, person_id, action, system, reason) "
 			 "VALUES (?1,?2,?3,?4,?5,?6,?7)",
+	/* Held records and admin actions (engine/link.c). */
+	[S_HOLD_PUT] =
+		"INSERT INTO hold (system, remote_id, kind, reason, run_id, since) "
+		"VALUES (?1,?2,?3,?4,?5, strftime('%Y-%m-%dT%H:%M:%fZ','now')) ON CONFLICT (system, remote_id) "
+		"DO UPDATE SET kind = excluded.kind, reason = excluded.reason, run_id = excluded.run_id",
+	[S_HOLD_GET] = "SELECT kind FROM hold WHERE system = ?1 AND remote_id = ?2",
+	[S_HOLD_DROP] = "DELETE FROM hold WHERE system = ?1 AND remote_id = ?2",
+	[S_HELD_PHONE] =
+		"SELECT h.system || ':' || h.remote_id FROM hold h JOIN snapshot s ON s.system = h.system "
+		"AND s.remote_id = h.remote_id WHERE s.phone = ?1 AND NOT (h.system = ?2 AND h.remote_id = ?3) "
+		"ORDER BY 1 LIMIT 1",
+	[S_HELD_EMAIL] =
+		"SELECT h.system || ':' || h.remote_id FROM hold h JOIN snapshot s ON s.system = h.system "
+		"AND s.remote_id = h.remote_id WHERE s.email = ?1 AND NOT (h.system = ?2 AND h.remote_id = ?3) "
+		"ORDER BY 1 LIMIT 1",
+	[S_LINK_DROP] = "DELETE FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
+	[S_SNAP_UNMERGE] = "UPDATE snapshot SET merged = NULL WHERE system = ?1 AND remote_id = ?2",
+	[S_PERSON_EXISTS] = "SELECT count(*) FROM person WHERE id = ?1",
+	[S_ADMIN_LOG] =
+		"INSERT INTO admin_action (at, action, who, system, remote_id, person_before, person_after, "
+		"before, after) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1,?2,?3,?4,?5,?6,?7,?8)",
 };
 
 /* Report queries: name -> SQL taking the run id as ?1. */
@@ -237,6 +261,25 @@ static const struct { const char *name; const char *sql; } report_queries[] = {
 	{ "explain_deliveries", "SELECT e.kind, e.source, e.source_id, d.target, d.status, "
 				"coalesce(d.remote_id, '') AS remote_id FROM event e JOIN delivery d ON d.event_id = e.id "
 				"WHERE e.person_id = ?1 ORDER BY d.id" },
+	{ "holds", "SELECT h.system || ':' || h.remote_id AS record, h.kind, h.reason, h.run_id, h.since, "
+		   "coalesce(s.phone, '') AS phone, coalesce(s.email, '') AS email, "
+		   "(SELECT json_group_array(c) FROM (SELECT s2.system || ':' || s2.remote_id || "
+		   "CASE WHEN l.person_id IS NOT NULL THEN ' person ' || l.person_id ELSE ' held' END AS c "
+		   "FROM snapshot s2 LEFT JOIN link l ON l.system = s2.system AND l.remote_id = s2.remote_id "
+		   "AND l.deleted_run IS NULL LEFT JOIN hold h2 ON h2.system = s2.system AND h2.remote_id = s2.remote_id "
+		   "WHERE (l.person_id IS NOT NULL OR h2.system IS NOT NULL) "
+		   "AND ((s.phone <> '' AND s2.phone = s.phone) OR (s.email <> '' AND s2.email = s.email)) "
+		   "ORDER BY s2.system, s2.remote_id)) AS candidates "
+		   "FROM hold h LEFT JOIN snapshot s ON s.system = h.system AND s.remote_id = h.remote_id "
+		   "WHERE ?1 = ?1 ORDER BY h.system, h.remote_id" },
+	{ "admin_actions", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
+			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
+			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
+			   "WHERE ?1 = ?1 ORDER BY id DESC LIMIT 20" },
+	{ "explain_admin", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
+			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
+			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
+			   "WHERE person_before = ?1 OR person_after = ?1 ORDER BY id" },
 	{ "delivery_counts", "SELECT status, count(*) AS n FROM delivery WHERE ?1 = ?1 GROUP BY status ORDER BY status" },
 	{ "cursors", "SELECT system, stream, strftime('%Y-%m-%dT%H:%M:%fZ', position_ms / 1000.0, 'unixepoch') "
 		     "AS position, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
@@ -785,6 +828,16 @@ int state_snapshot_mark_merged(struct state *st, const char *system, const char 
 			       struct df_err *err)
 {
 	return write_stmt(st, S_SNAP_MARK, err, "mark merged", "tt", system, remote_id);
+}
+
+int state_snapshot_set_merged(struct state *st, const char *system, const char *remote_id,
+			      const struct record *merged, struct df_err *err)
+{
+	char *json = record_to_json(merged);
+	int rc = write_stmt(st, S_SNAP_SET_MERGED, err, "set merged", "ttt", system, remote_id, json);
+
+	free(json);
+	return rc;
 }
 
 int state_snapshot_count(struct state *st, const char *system, long long *n, struct df_err *err)
@@ -1415,4 +1468,101 @@ int state_report(struct state *st, const char *query, long long run, state_row_f
 	if (rc != SQLITE_DONE)
 		return db_fail(st, err, "report");
 	return 0;
+}
+
+/* Held records and admin actions */
+
+int state_hold_put(struct state *st, const char *system, const char *remote_id, const char *kind,
+		   const char *reason, long long run, struct df_err *err)
+{
+	return write_stmt(st, S_HOLD_PUT, err, "hold record", "tttti", system, remote_id, kind, reason, run);
+}
+
+/* One text column of the first row of id bound with up to three texts. */
+static int query_text(struct state *st, enum stmt_id id, const char *a, const char *b, const char *c,
+		      char **out, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	int rc;
+
+	*out = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, a);
+	bind_text(s, 2, b);
+	if (c)
+		bind_text(s, 3, c);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = column_dup(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "query");
+	return 0;
+}
+
+int state_hold_get(struct state *st, const char *system, const char *remote_id, char **kind,
+		   struct df_err *err)
+{
+	return query_text(st, S_HOLD_GET, system, remote_id, NULL, kind, err);
+}
+
+int state_hold_drop(struct state *st, const char *system, const char *remote_id, struct df_err *err)
+{
+	return write_stmt(st, S_HOLD_DROP, err, "release held record", "tt", system, remote_id);
+}
+
+int state_held_other(struct state *st, const char *field, const char *value, const char *system,
+		     const char *remote_id, char **first, struct df_err *err)
+{
+	return query_text(st, strcmp(field, "phone") == 0 ? S_HELD_PHONE : S_HELD_EMAIL, value, system,
+			  remote_id ? remote_id : "", first, err);
+}
+
+int state_link_drop(struct state *st, const char *system, const char *remote_id, struct df_err *err)
+{
+	return write_stmt(st, S_LINK_DROP, err, "drop link", "tt", system, remote_id);
+}
+
+int state_snapshot_unmerge(struct state *st, const char *system, const char *remote_id,
+			   struct df_err *err)
+{
+	return write_stmt(st, S_SNAP_UNMERGE, err, "forget merged copy", "tt", system, remote_id);
+}
+
+int state_person_exists(struct state *st, long long person, bool *exists, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_PERSON_EXISTS, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	rc = sqlite3_step(s);
+	*exists = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, err, "read person");
+	return 0;
+}
+
+int state_admin_log(struct state *st, const char *action, const char *who, const char *system,
+		    const char *remote_id, long long person_before, long long person_after,
+		    const char *before, const char *after, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_ADMIN_LOG, err);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, action);
+	bind_text(s, 2, who);
+	bind_text(s, 3, system);
+	bind_text(s, 4, remote_id);
+	if (person_before > 0)
+		sqlite3_bind_int64(s, 5, person_before);
+	if (person_after > 0)
+		sqlite3_bind_int64(s, 6, person_after);
+	bind_text(s, 7, before);
+	bind_text(s, 8, after);
+	return step_done(st, s, err, "journal admin action");
 }

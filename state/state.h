@@ -82,6 +82,10 @@ int state_snapshot_merged(struct state *st, const char *system, const char *remo
 /* Records that the person was merged with the snapshot's current values. */
 int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
 			       struct df_err *err);
+/* Sets what the record held at its person's last merge (after a write:
+ * the old merged values with the fields we sent). */
+int state_snapshot_set_merged(struct state *st, const char *system, const char *remote_id,
+			      const struct record *merged, struct df_err *err);
 int state_snapshot_count(struct state *st, const char *system, long long *n,
 			 struct df_err *err);
 
@@ -259,6 +263,30 @@ int state_refused_reopen(struct state *st, const char *config, long long *n, str
  * remote_id of system and of its person. */
 int state_retry(struct state *st, const char *system, const char *remote_id, long long *writes,
 		long long *deliveries, struct df_err *err);
+
+/* Records held out of linking (engine/link.c): kind "ambiguous" (a phone
+ * or email shared by several records or persons) or "unlinked" (by an
+ * admin); only an admin's link releases an unlinked one. */
+int state_hold_put(struct state *st, const char *system, const char *remote_id, const char *kind,
+		   const char *reason, long long run, struct df_err *err);
+/* *kind (owned) is NULL when the record is not held. */
+int state_hold_get(struct state *st, const char *system, const char *remote_id, char **kind,
+		   struct df_err *err);
+int state_hold_drop(struct state *st, const char *system, const char *remote_id, struct df_err *err);
+/* *first (owned, "system:id") is a held record other than system/remote_id
+ * whose snapshot has this phone or email (field), NULL when none. */
+int state_held_other(struct state *st, const char *field, const char *value, const char *system,
+		     const char *remote_id, char **first, struct df_err *err);
+/* Removes a live link outright (an admin's unlink; not a tombstone). */
+int state_link_drop(struct state *st, const char *system, const char *remote_id, struct df_err *err);
+/* Makes the record fresh: its next merge takes it as newly linked. */
+int state_snapshot_unmerge(struct state *st, const char *system, const char *remote_id,
+			   struct df_err *err);
+int state_person_exists(struct state *st, long long person, bool *exists, struct df_err *err);
+/* Journals an admin action (person 0: none). */
+int state_admin_log(struct state *st, const char *action, const char *who, const char *system,
+		    const char *remote_id, long long person_before, long long person_after,
+		    const char *before, const char *after, struct df_err *err);
 
 /* Reports: calls row(arg, ncols, names, values) for each row of a named
  * report query for the run (see state.c: report_queries). */

@@ -105,7 +105,10 @@ def test_failed_write_stays_in_the_outbox_and_a_later_run_completes_it(env):
 
     # Expected: partial; Verity updated; the GHL update pending with its error.
     assert code == 1, err
-    assert env.counts("ghl") == {"POST /contacts/search": 1, "PUT /contacts/{id}": 2}
+    # (an update reads the record first: a user's edit since the poll is
+    # observed, not overwritten)
+    assert env.counts("ghl") == {"POST /contacts/search": 1, "GET /contacts/{id}": 1,
+                                 "PUT /contacts/{id}": 2}
     assert view("verity", env.only("verity"))["first_name"] == "Annie"
     assert env.only("ghl")["firstName"] == "Ann"
     failed_run = env.last_run_id()
@@ -124,7 +127,8 @@ def test_failed_write_stays_in_the_outbox_and_a_later_run_completes_it(env):
     env.converge()
 
     # Expected: exactly one update sent to GHL, and the row is done.
-    assert env.counts("ghl") == {"POST /contacts/search": 1, "PUT /contacts/{id}": 1}
+    assert env.counts("ghl") == {"POST /contacts/search": 1, "GET /contacts/{id}": 1,
+                                 "PUT /contacts/{id}": 1}
     assert env.only("ghl")["firstName"] == "Annie"
     assert env.query("SELECT status, attempts, done_run FROM outbox WHERE system = 'ghl'") == [
         ("done", 2, env.last_run_id())]

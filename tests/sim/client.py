@@ -124,8 +124,8 @@ class Sim:
 
     # ----- faults, config, clock -----
     def fault(self, system: str, **spec) -> list:
-        """spec: method, route, kind (status|malformed|delay|ratelimit|slow),
-        status, times, retry_after, delay."""
+        """spec: method, route, kind (status|malformed|delay|ratelimit|slow|edit),
+        status, times, retry_after, delay; for edit: fields and optionally id."""
         return self._call(system, "POST", "/fault", spec)["faults"]
 
     def clear_faults(self, system: str) -> None:

@@ -77,7 +77,7 @@ DEFAULT_LIST_LIMIT = 100
 GHL_PAGE_WINDOW = 10_000  # page-number paging is capped at 10,000 records
 MALFORMED_BODY = b'{"contacts": ['
 RATE_LIMIT_BODY = {"statusCode": 429, "message": "Too Many Requests"}  # all systems
-FAULT_KINDS = ("status", "malformed", "delay", "ratelimit", "slow", "repeat-cursor", "oversized")
+FAULT_KINDS = ("status", "malformed", "delay", "ratelimit", "slow", "edit", "repeat-cursor", "oversized")
 # Faults that let the endpoint answer, then change its answer.
 ANSWER_FAULTS = ("repeat-cursor", "oversized")
 DEFAULT_CONFIG = {
@@ -592,12 +592,17 @@ class System:
         if fault is not None and fault["kind"] == "delay":
             time.sleep(fault["delay"])
             fault = None
-        slow = None
+        slow = edit = None
+        if fault is not None and fault["kind"] == "edit":
+            # A user's edit that lands just before this request is processed.
+            edit, fault = fault, None
         if fault is not None and fault["kind"] == "slow":
             # Processed now, answered late: the effect is visible before the
             # client gets its answer (a crash after the write, before the ack).
             slow, fault = fault["delay"], None
         with self.lock:
+            if edit is not None:
+                self._edit_on_write(req, edit)
             response = self._invoke(lambda: self._serve(req, route, params, fault),
                                     lambda message: self.error_body(400, message))
             label = f"{req.method} {route.template if route else req.path}"
@@ -755,6 +760,16 @@ class System:
         if coll.ID in fields:
             raise control_error(400, "the id cannot be edited")
         key = self._control_key(body.get("id"), coll)
+        return Response(200, self._apply_edit(key, coll, fields))
+
+    def _edit_on_write(self, req: Request, fault: dict) -> None:
+        """The `edit` fault: the fault's fields set on its record (by default
+        the one the request's path names, last segment) as a user would."""
+        key = self.find_key(fault["id"] if fault["id"] is not None else req.segments[-1], self.default)
+        if key is not None:
+            self._apply_edit(key, self.default, fault["fields"])
+
+    def _apply_edit(self, key: str, coll: Collection, fields: dict) -> dict:
         record, defaults = coll.records[key], coll.blank()
         for field, value in fields.items():
             record[field] = copy.deepcopy(defaults.get(field) if value is None else value)
@@ -764,7 +779,7 @@ class System:
             if key not in coll.raw_keys:
                 coll.derive(record)
             coll.written(key)
-        return Response(200, record)
+        return record
 
     def ctl_delete(self, req: Request) -> Response:
         body = req.json()
@@ -814,6 +829,9 @@ class System:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                    for v in (delay, retry_after)):
             raise control_error(400, "delay and retry_after must be non-negative numbers")
+        fields, record_id = spec.get("fields"), spec.get("id")
+        if kind == "edit" and (not isinstance(fields, dict) or not fields):
+            raise control_error(400, "an edit fault needs fields, a non-empty JSON object")
         method, route = spec.get("method"), spec.get("route")
         any_method, any_route = method in (None, "", "*"), route in (None, "", "*")
         self.faults.append({
@@ -822,6 +840,7 @@ class System:
             "segments": None if any_route else split_path(str(route)),
             "kind": kind, "times": times, "status": status,
             "retry_after": retry_after, "delay": delay, "size": size,
+            **({"fields": fields, "id": record_id} if kind == "edit" else {}),
         })
         return Response(200, {"faults": self._fault_views()})
 

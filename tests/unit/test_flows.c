@@ -565,6 +565,7 @@ struct fixture {
 	struct state *st;
 	struct df_err err;
 	struct config cfg;
+	struct run_options opt;
 	struct run r;
 };
 
@@ -596,6 +597,7 @@ static int setup_state(void **state)
 	fx->cfg.nsys = 1;
 	fx->cfg.sys[0].name = (char *)"aloware";
 	fx->r.cfg = &fx->cfg;
+	fx->r.opt = &fx->opt;
 	fx->r.st = fx->st;
 	fx->r.nsys = 1;
 	fx->r.sys[0].conf = &fx->cfg.sys[0];
@@ -644,6 +646,7 @@ static void test_full_listing_quarantined_not_gone(void **state)
 	char *sys = NULL, *id = NULL;
 	bool found = false;
 
+	fx->opt.full = true;
 	fx->r.id = state_run_start(fx->st, "full", &fx->err);
 	assert_true(fx->r.id > 0);
 	observe(fx, "a1", "Ann", "+15550102030");

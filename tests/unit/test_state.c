@@ -133,14 +133,14 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 4);
+	assert_int_equal(SCHEMA_VERSION, 5);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "4");
+	expect_peek(fx->path, "PRAGMA user_version", "5");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
-		    "conflict cursor delivery event field_value link list_member notice observed "
-		    "optout optout_log outbox outbox_field person quarantine run run_system snapshot");
+		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
+		    "observed optout optout_log outbox outbox_field person quarantine run run_system snapshot");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
 
@@ -181,16 +181,19 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 5; "
-		 "PRAGMA application_id = 1684435555");
+	char sql[160], future[16];
+
+	snprintf(future, sizeof(future), "%d", SCHEMA_VERSION + 1);
+	snprintf(sql, sizeof(sql), "CREATE TABLE future (x); PRAGMA user_version = %s; PRAGMA application_id = 1684435555", future);
+	raw_exec(fx->path, sql);
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
-	snprintf(want, sizeof(want), "%s: state: schema version 5 is newer than this dfreconcile knows (4)",
-		 fx->path);
+	snprintf(want, sizeof(want), "%s: state: schema version %s is newer than this dfreconcile knows (%d)",
+		 fx->path, future, SCHEMA_VERSION);
 	assert_string_equal(fx->err.msg, want);
 	/* The file is left as it was. */
-	expect_peek(fx->path, "PRAGMA user_version", "5");
+	expect_peek(fx->path, "PRAGMA user_version", future);
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'run'", "0");
 }
 
@@ -1176,6 +1179,52 @@ static void test_list_members(void **state)
 	free(lists);
 }
 
+/* A held record's keys make others with the same key ambiguous, but never
+ * itself; an admin's unlink leaves no tombstone; actions are journalled. */
+static void test_holds_and_admin_actions(void **state)
+{
+	struct fixture *fx = *state;
+	struct record a, b;
+	char *kind = NULL, *first = NULL;
+	long long p1 = state_person_new(fx->st, fx->run, &fx->err), owner = -1;
+
+	fill_record(&a, "g1", -1, "+15550102030", "ann@example.com");
+	fill_record(&b, "g2", -1, "+15550102030", "bob@example.com");
+	OK(state_snapshot_put(fx->st, "ghl", &a, fx->run, &fx->err));
+	OK(state_link_put(fx->st, "ghl", "g1", p1, "new", fx->run, &fx->err));
+	OK(state_snapshot_put(fx->st, "ghl", &b, fx->run, &fx->err));
+	OK(state_hold_put(fx->st, "ghl", "g2", "ambiguous", "phone shared", fx->run, &fx->err));
+
+	OK(state_hold_get(fx->st, "ghl", "g2", &kind, &fx->err));
+	assert_string_equal(kind, "ambiguous");
+	free(kind);
+	OK(state_held_other(fx->st, "phone", "+15550102030", "aloware", "7", &first, &fx->err));
+	assert_string_equal(first, "ghl:g2");
+	free(first);
+	OK(state_held_other(fx->st, "phone", "+15550102030", "ghl", "g2", &first, &fx->err));
+	assert_null(first);
+	OK(state_held_other(fx->st, "email", "bob@example.com", "", "", &first, &fx->err));
+	assert_string_equal(first, "ghl:g2");
+	free(first);
+	OK(state_held_other(fx->st, "email", "ann@example.com", "", "", &first, &fx->err));
+	assert_null(first);
+
+	OK(state_link_drop(fx->st, "ghl", "g1", &fx->err));
+	OK(state_link_get(fx->st, "ghl", "g1", &owner, &fx->err));
+	assert_int_equal(owner, 0);
+	expect_peek(fx->path, "SELECT count(*) FROM link", "0");
+	OK(state_hold_drop(fx->st, "ghl", "g2", &fx->err));
+	OK(state_hold_get(fx->st, "ghl", "g2", &kind, &fx->err));
+	assert_null(kind);
+	OK(state_admin_log(fx->st, "unlink", "ann", "ghl", "g1", p1, 0, "linked to person 1", "held (unlinked)",
+			   &fx->err));
+	expect_peek(fx->path, "SELECT action || ' ' || who || ' ' || person_before || ' ' || "
+		    "coalesce(person_after, '-') || ' ' || after FROM admin_action",
+		    "unlink ann 1 - held (unlinked)");
+	record_clear(&a);
+	record_clear(&b);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_open, teardown)
@@ -1204,6 +1253,7 @@ int main(void)
 		T(test_events_and_deliveries),
 		T(test_optout_registry),
 		T(test_list_members),
+		T(test_holds_and_admin_actions),
 	};
 
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
