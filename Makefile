@@ -4,6 +4,10 @@
 #   make test       unit tests (cmocka) and end-to-end tests (pytest + simulators)
 #   make check      the same tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       run the built-in demo against local simulators
+#   make soak       soak test (about 2 minutes, not part of make test): 10 runs,
+#                   half killed with SIGKILL, while users edit every system at
+#                   150 edits a minute; then every value, duplicates, opt-outs
+#                   and integrity_check are checked (tests/soak/soak.py)
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binary, man
 #                   pages, example config (also as the config where there is none)
 #   make clean
@@ -79,6 +83,10 @@ demo: deps
 	$(MAKE) dfreconcile
 	$(PYTHON) tests/demo.py
 
+soak: deps
+	$(MAKE) dfreconcile
+	DFRECONCILE_BIN=$(CURDIR)/dfreconcile $(PYTHON) tests/soak/soak.py
+
 install: dfreconcile
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/dfreconcile
@@ -94,4 +102,4 @@ install: dfreconcile
 clean:
 	rm -rf build build-san dfreconcile tests/e2e/__pycache__ tests/sim/__pycache__ .pytest_cache
 
-.PHONY: all deps unit e2e test check demo install clean
+.PHONY: all deps unit e2e test check demo soak install clean
