@@ -41,16 +41,32 @@ each text as exactly one GHL message.
 Settings (environment): SOAK_SEED (printed; the same seed gives the same
 population, owners, edits and kill choices; timing still varies),
 SOAK_PEOPLE, SOAK_RUNS, SOAK_KILLS, SOAK_RATE (edits a minute, 150),
-SOAK_GAP (seconds between runs, 2), SOAK_CONVERGE, SOAK_DIR (work
-directory, default build/soak, kept for a look with sqlite3),
-DFRECONCILE_BIN (default ./dfreconcile). With the defaults it takes about
-two minutes.
+SOAK_GAP (seconds between runs, 2), SOAK_LATENCY (seconds added to every
+API answer, 0.1), SOAK_CONVERGE, SOAK_DIR (work directory, default
+build/soak: config, state file and runs.log, the binary's stderr, kept for
+a look with sqlite3), DFRECONCILE_BIN (default ./dfreconcile). With the
+defaults it takes about a minute and a half (setup a few seconds, 10 runs
+of 1 to 10 s each with 2 s gaps, then two or three converging runs).
 
-Scaled time: runs come seconds apart instead of cron's minute, so the
-configuration sets writes.backoff = 1 (a failed write is retried by the
-next run, as with cron and the default 60 s). GHL allows duplicate contacts
-(as many real locations do), so a create sent twice shows as a duplicate
-instead of being refused by GHL.
+Conditions, and why:
+- latency: every API answer of the soak phase is 0.1 s late (the
+  simulators' `delay` fault, queued 10^9 times), as real APIs are; without
+  it a run is over in 0.2 s and no user ever edits a record while a run
+  writes it. The setup's bulk sync runs without latency and without the
+  binary's rate limits; the soak's runs keep the binary's default limits.
+- scaled time: runs come seconds apart instead of cron's minute, so the
+  configuration sets writes.backoff = 1 (a failed write is retried by the
+  next run, as with cron and the default 60 s).
+- GHL allows duplicate contacts (as many real locations do), so a create
+  sent twice shows as a duplicate instead of being refused. Aloware and
+  Verity refuse a second contact with the same phone by contract, so
+  duplicates there cannot happen; GHL notes and messages are counted too.
+- half the edits hit a "hot" tenth of the people: users work on a few
+  contacts at a time.
+
+Only the standard library, plus the shared helpers of tests/e2e/conftest.py
+(which imports pytest: run it with the test suite's Python, as `make soak`
+does).
 """
 from __future__ import annotations
 
