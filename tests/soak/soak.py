@@ -88,7 +88,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests" / "sim"))
 
 from client import start_simulators, stop  # noqa: E402
-from conftest import (CUSTOM_KEYS, LOCATION, OUR_NUMBER, PROVIDER,  # noqa: E402
+from conftest import (LOCATION, OUR_NUMBER, PROVIDER,  # noqa: E402
                       config_text, stored, view)
 
 BIN = Path(os.environ.get("DFRECONCILE_BIN") or ROOT / "dfreconcile")
@@ -489,7 +489,7 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
 
     # 5. the oracle
     per, strays = contacts_by_person(sim, people)
-    lost, changed, cells = [], [], 0
+    lost, changed, cells, lost_by = [], [], 0, Counter()
     for (i, field), systems in ((k, EDIT_FIELDS[k[1]]) for k in sorted(baseline)):
         edited = (i, field) in editor.last
         want = editor.last.get((i, field), baseline[(i, field)])
@@ -508,6 +508,8 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
             cells += len(wrong)
             (lost if edited else changed).append(f"person {i} {field}: want {want!r} "
                                                  f"(owner {owners[(i, field)]}), got {wrong}")
+            if edited:
+                lost_by[f"{field} owned by {owners[(i, field)]}"] += 1
     edited_values = len(editor.last)
     checks.check(not lost, f"every edited value is the owner's last edit everywhere "
                  f"({len(lost)} of {edited_values} edited values lost)", sample(lost))
@@ -586,6 +588,8 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
         f"{sum(h[1] for h in history)} while converging")
     log(f"  values lost         {len(lost)} of {edited_values} edited (person, field) values; "
         f"{cells} wrong (system, person, field) cells in all")
+    if lost_by:
+        log(f"  lost, by field      {dict(sorted(lost_by.items()))}")
     log(f"  unedited changed    {len(changed)}")
     log(f"  duplicates          {len(dups)}; missing {len(missing)}")
     log(f"  opt-outs held back  {len(held_back)}; wrongly set {len(wrong_out)}")
