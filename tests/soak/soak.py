@@ -17,7 +17,8 @@ system is compared with what the merge rules say of the last user edits.
    editor thread applies user edits through the simulators' control API
    (POST /_sim/edit, /_sim/seed): names, email, city, the custom field and
    tags in their owner system, opt-outs (GHL dnd, Verity optOuts, Aloware
-   DNC, a texting STOP), Aloware calls and inbound texts. SOAK_KILLS of the
+   DNC, a texting STOP), Aloware calls, inbound texts and new contacts
+   (at most 50, in any system). SOAK_KILLS of the
    runs (default half, chosen by the seeded random generator) get SIGKILL
    at a random moment of the run;
 4. the edits stop; ordinary runs until one exits 0 and writes nothing (at
@@ -36,7 +37,8 @@ blank. Opt-outs are sticky (I4) and nobody opts back in: a (phone, channel)
 that any system opted out must end opted out in GHL, Verity and the texting
 register (Aloware's DNC cannot be written through its API: not checked).
 Each Aloware call must end as exactly one GHL note and one Call message,
-each text as exactly one GHL message.
+each text as exactly one GHL message, each new contact as exactly one
+record in each contact system with the values it was created with.
 
 Settings (environment): SOAK_SEED (printed; the same seed gives the same
 population, owners, edits and kill choices; timing still varies),
@@ -94,6 +96,7 @@ from conftest import (LOCATION, OUR_NUMBER, PROVIDER,  # noqa: E402
 BIN = Path(os.environ.get("DFRECONCILE_BIN") or ROOT / "dfreconcile")
 RUN_TIMEOUT = 120            # seconds one run may take before it counts as hung
 CONTACTS = ("ghl", "aloware", "verity")
+MAX_NEW = 50                 # contacts users create during the soak, at most
 CHANNELS = ("sms", "call", "email")
 GHL_DND = {"sms": "SMS", "call": "Call", "email": "Email"}
 # The fields the editor changes, and the systems that carry each.
@@ -129,6 +132,17 @@ def base_values(i):
             "investor_tier": "silver"}
 
 
+def contact_record(system, i):
+    """Person i as a user typed it into `system`."""
+    record = stored(system, base_values(i))
+    if system == "ghl":   # national format
+        p = phone_of(i)[2:]
+        record["phone"] = f"({p[:3]}) {p[3:6]}-{p[6:]}"
+    if system != "aloware":
+        record["tags"] = ["soak"]
+    return record
+
+
 def seed_population(sim, rng, people):
     """Each person in one, two or three systems; returns {i: systems}."""
     shapes = [("ghl",), ("aloware",), ("verity",), ("ghl", "aloware"), ("ghl", "verity"),
@@ -138,13 +152,7 @@ def seed_population(sim, rng, people):
     batches = defaultdict(list)
     for i, systems in where.items():
         for system in systems:
-            record = stored(system, base_values(i))
-            if system == "ghl":   # as a user typed it: national format
-                p = phone_of(i)[2:]
-                record["phone"] = f"({p[:3]}) {p[3:6]}-{p[6:]}"
-            if system != "aloware":
-                record["tags"] = ["soak"]
-            batches[system].append(record)
+            batches[system].append(contact_record(system, i))
     for system, records in batches.items():
         sim.seed(system, records)
     return where
@@ -273,6 +281,7 @@ class Editor(threading.Thread):
         self.last = {}                      # (i, field) -> expected final value
         self.optouts = defaultdict(set)     # phone -> channels some user opted out
         self.calls, self.texts = [], []     # ids of Aloware calls and texting messages
+        self.created = {}                   # person i -> the system a user created it in
         self.kinds = Counter()
         self.errors = []
 
@@ -303,7 +312,13 @@ class Editor(threading.Thread):
             self.calls.append(cid)
             self.kinds["call"] += 1
             return
-        if roll < 0.12:
+        if roll < 0.15 and len(self.created) < MAX_NEW:
+            i, system = self.people + len(self.created), self.rng.choice(CONTACTS)
+            self.created[i] = system
+            self.sim.seed(system, [contact_record(system, i)])
+            self.kinds["new contact"] += 1
+            return
+        if roll < 0.18:
             (mid,) = self.sim.seed("texting", [{"direction": "inbound", "from": phone_of(i), "to": OUR_NUMBER,
                                                 "body": f"hello {n}"}], collection="messages")
             self.texts.append(mid)
@@ -488,11 +503,18 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
                  f"runs: {history}")
 
     # 5. the oracle
-    per, strays = contacts_by_person(sim, people)
+    per, strays = contacts_by_person(sim, people + MAX_NEW)
+    # New contacts: as created, everywhere (tags: none if made in Aloware).
+    expected = dict(baseline)
+    for i, system in editor.created.items():
+        owners.update({(i, f): f"nobody (created in {system})" for f in EDIT_FIELDS})
+        expected.update({(i, f): base_values(i)[f] for f in EDIT_FIELDS if f != "tags"})
+        expected[(i, "tags")] = [] if system == "aloware" else ["soak"]
+    everyone = list(range(people)) + sorted(editor.created)
     lost, changed, cells, lost_by = [], [], 0, Counter()
-    for (i, field), systems in ((k, EDIT_FIELDS[k[1]]) for k in sorted(baseline)):
+    for (i, field), systems in ((k, EDIT_FIELDS[k[1]]) for k in sorted(expected)):
         edited = (i, field) in editor.last
-        want = editor.last.get((i, field), baseline[(i, field)])
+        want = editor.last.get((i, field), expected[(i, field)])
         if field == "tags" and edited:
             want = sorted(want)
         elif field == "email" and isinstance(want, str):
@@ -513,12 +535,12 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
     edited_values = len(editor.last)
     checks.check(not lost, f"every edited value is the owner's last edit everywhere "
                  f"({len(lost)} of {edited_values} edited values lost)", sample(lost))
-    checks.check(not changed, f"every value nobody edited is unchanged ({len(changed)} changed)",
+    checks.check(not changed, f"every value nobody edited is as seeded or created ({len(changed)} differ)",
                  sample(changed))
 
     dups, missing = [], []
     for system in CONTACTS:
-        for i in range(people):
+        for i in everyone:
             n = len(per[system].get(i) or [])
             if n > 1:
                 dups.append(f"{system} person {i}: {n} records {[r['id'] for r in per[system][i]]}")
@@ -543,13 +565,14 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
             missing.append(f"text {mid}: no GHL message")
     checks.check(not dups, f"no duplicates: one record per person per system, one note/message per "
                  f"call and text ({len(dups)} duplicates)", sample(dups))
-    checks.check(not missing and not strays, f"nothing missing: every person in every contact system, "
+    checks.check(not missing and not strays, f"nothing missing: every person (and the {len(editor.created)} "
+                 f"created during the soak) in every contact system, "
                  f"every call and text delivered ({len(missing)} missing)",
                  sample(missing) + (f" strays {dict(strays)}" if strays else ""))
 
     register = texting_optouts(sim.records("texting", collection="events"))
     held_back, wrong_out = [], []
-    for i in range(people):
+    for i in everyone:
         phone = phone_of(i)
         want = editor.optouts.get(phone, set())
         have = {"ghl": set().union(*(ghl_optouts(r) for r in per["ghl"].get(i) or [])),
@@ -590,7 +613,8 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
         f"{cells} wrong (system, person, field) cells in all")
     if lost_by:
         log(f"  lost, by field      {dict(sorted(lost_by.items()))}")
-    log(f"  unedited changed    {len(changed)}")
+    log(f"  unedited differ     {len(changed)} (seeded values, and {len(editor.created)} contacts created "
+        "during the soak)")
     log(f"  duplicates          {len(dups)}; missing {len(missing)}")
     log(f"  opt-outs held back  {len(held_back)}; wrongly set {len(wrong_out)}")
     log(f"  integrity_check     {' '.join(integrity)}")
