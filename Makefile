@@ -4,7 +4,7 @@
 #   make test       unit tests (cmocka) and end-to-end tests (pytest + simulators)
 #   make check      the same tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       run the built-in demo against local simulators
-#   make soak       soak test (about 2 minutes, not part of make test): 10 runs,
+#   make soak       soak test (about 1.5 minutes, not in make test): 10 runs,
 #                   half killed with SIGKILL, while users edit every system at
 #                   150 edits a minute; then every value, duplicates, opt-outs
 #                   and integrity_check are checked (tests/soak/soak.py)

@@ -47,8 +47,8 @@ SOAK_GAP (seconds between runs, 2), SOAK_LATENCY (seconds added to every
 API answer, 0.1), SOAK_CONVERGE, SOAK_DIR (work directory, default
 build/soak: config, state file and runs.log, the binary's stderr, kept for
 a look with sqlite3), DFRECONCILE_BIN (default ./dfreconcile). With the
-defaults it takes about a minute and a half (setup a few seconds, 10 runs
-of 1 to 10 s each with 2 s gaps, then two or three converging runs).
+defaults it takes about a minute and a half (80 to 105 s measured: setup
+2-3 s, 10 runs of up to 15 s each with 2 s gaps, two converging runs).
 
 Conditions, and why:
 - latency: every API answer of the soak phase is 0.1 s late (the
