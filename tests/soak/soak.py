@@ -589,6 +589,13 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
                  f"opt-outs; {len(held_back)} held back)", sample(held_back))
     checks.check(not wrong_out, f"no opt-out that no user made ({len(wrong_out)})", sample(wrong_out))
 
+    # Every finding in full (the checks above print five of each).
+    with open(workdir / "findings.txt", "w", encoding="utf-8") as out:
+        for title, items in (("values lost", lost), ("unedited values that differ", changed),
+                             ("duplicates", dups), ("missing", missing),
+                             ("opt-outs held back", held_back), ("opt-outs nobody made", wrong_out)):
+            out.write(f"# {title}: {len(items)}\n" + "".join(f"{item}\n" for item in items))
+
     db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
         integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
@@ -619,7 +626,7 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
     log(f"  opt-outs held back  {len(held_back)}; wrongly set {len(wrong_out)}")
     log(f"  integrity_check     {' '.join(integrity)}")
     log(f"  duration            {total:.0f} s (setup {setup_done - started:.0f} s); "
-        f"work directory {workdir}")
+        f"work directory {workdir} (every finding in findings.txt)")
     log(f"{checks.passed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
 
