@@ -4,6 +4,10 @@
 #   make test       unit tests (cmocka) and end-to-end tests (pytest + simulators)
 #   make check      the same tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       run the built-in demo against local simulators
+#   make soak       soak test (about 1.5 minutes, not in make test): 10 runs,
+#                   half killed with SIGKILL, while users edit every system at
+#                   150 edits a minute; then every value, duplicates, opt-outs
+#                   and integrity_check are checked (tests/soak/soak.py)
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc LOCALSTATEDIR=/var DESTDIR= :
 #                   binary, man pages, systemd service and timer, the example
 #                   config (also as the config where there is none, 0600), the
@@ -105,6 +109,10 @@ demo: deps
 	$(MAKE) dfreconcile
 	$(PYTHON) tests/demo.py
 
+soak: deps
+	$(MAKE) dfreconcile
+	DFRECONCILE_BIN=$(CURDIR)/dfreconcile $(PYTHON) tests/soak/soak.py
+
 UNIT_PATHS = -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g'
 
 install: dfreconcile
@@ -128,4 +136,4 @@ install: dfreconcile
 clean:
 	rm -rf build build-san dfreconcile tests/e2e/__pycache__ tests/sim/__pycache__ .pytest_cache
 
-.PHONY: all depcheck deps unit e2e test check demo install clean
+.PHONY: all depcheck deps unit e2e test check demo soak install clean
