@@ -143,6 +143,44 @@ static int held_optouts(struct run *r, int s, const struct record *rec)
 	return 0;
 }
 
+/* Our own write coming back: a run killed (or left without an answer)
+ * after the system applied an update, before it was recorded. Each field
+ * that now holds what that update sent joins the merge base, as a recorded
+ * write would have made it, so it is not taken for a user's edit that
+ * could outvote a newer edit elsewhere. */
+static int own_echo(struct run *r, int s, const struct record *rec)
+{
+	const char *name = r->sys[s].conf->name;
+	struct outbox_item it;
+	struct record merged;
+	long long id = 0;
+	bool found = false, known = false, moved = false;
+	int rc;
+
+	if (state_outbox_unrecorded(r->st, name, rec->remote_id, &id, &found, &r->err))
+		return -1;
+	if (!found)
+		return 0;
+	record_init(&merged);
+	rc = state_outbox_load(r->st, id, &it, &r->err) ||
+	     state_snapshot_merged(r->st, name, rec->remote_id, &merged, &known, &r->err) ? -1 : 0;
+	for (int i = 0; rc == 0 && known && i < it.nfields; i++) {
+		int f = it.f[i].field;
+		if (f < 0 || !value_same(field_get(f)->kind, rec->value[f], it.f[i].new_value) ||
+		    value_same(field_get(f)->kind, merged.value[f], it.f[i].new_value))
+			continue;
+		record_set(&merged, f, it.f[i].new_value);
+		moved = true;
+		log_info("event=own-echo system=%s record=%s field=%s outbox=%lld", name, rec->remote_id,
+			 field_get(f)->name, id);
+	}
+	if (rc == 0 && moved)
+		rc = state_snapshot_set_merged(r->st, name, rec->remote_id, &merged, &r->err);
+	record_clear(&merged);
+	outbox_item_clear(&it);
+	return rc;
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
@@ -167,7 +205,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 	if (rec->problem && quarantine(r, s, rec->remote_id, "malformed-optout", rec->problem))
 		goto out;
 	if (found && person) {
-		if (record_changes(r, s, person, &old, rec, &changed))
+		if (record_changes(r, s, person, &old, rec, &changed) || (changed && own_echo(r, s, rec)))
 			goto out;
 		if (!changed) {
 			/* A full run repairs drift: the person is merged and planned

@@ -41,7 +41,7 @@ enum stmt_id {
 	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
-	S_DELIVERY_COUNT,
+	S_DELIVERY_COUNT, S_OUTBOX_UNRECORDED,
 	S_OUTBOX_SET, S_OUTBOX_REFUSED, S_DELIVERY_REFUSED, S_REFUSED_REOPEN, S_DELIVERY_REOPEN,
 	S_RETRY_WRITES, S_RETRY_DELIVERIES,
 	S_HOLD_PUT, S_HOLD_GET, S_HOLD_DROP, S_HELD_PHONE, S_HELD_EMAIL, S_LINK_DROP, S_SNAP_UNMERGE,
@@ -122,6 +122,17 @@ static const char *const sql[S_COUNT] = {
 			    "status = CASE WHEN ?3 THEN 'failed' ELSE 'pending' END, last_error = ?4 WHERE id = ?1",
 	[S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox WHERE status = ?1",
 	[S_DELIVERY_COUNT] = "SELECT count(*) FROM delivery WHERE status = ?1",
+	/* An update that may have reached its system without being recorded:
+	 * sent without an answer, tried, or journalled by a run that never
+	 * finished (killed); the newest one, unless a later write of the
+	 * record was recorded. */
+	[S_OUTBOX_UNRECORDED] = "SELECT o.id FROM outbox o JOIN run ON run.id = o.run_id "
+				"WHERE o.system = ?1 AND o.remote_id = ?2 AND o.op = 'update' AND o.status <> 'done' "
+				"AND (o.status = 'unknown' OR o.attempts > 0 OR "
+				"(run.finished_at IS NULL AND run.id < (SELECT max(id) FROM run))) "
+				"AND NOT EXISTS (SELECT 1 FROM outbox d WHERE d.system = o.system "
+				"AND d.remote_id = o.remote_id AND d.status = 'done' AND d.id > o.id) "
+				"ORDER BY o.id DESC LIMIT 1",
 	[S_SWEEP_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
 			   "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
 			   "WHERE s.system = ?1 AND s.gone_run IS NULL AND s.swept_ms <= ?3 "
@@ -1149,6 +1160,12 @@ int state_retry(struct state *st, const char *system, const char *remote_id, lon
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
 {
 	return query_int(st, S_OUTBOX_COUNT, status, NULL, n, NULL, err);
+}
+
+int state_outbox_unrecorded(struct state *st, const char *system, const char *remote_id,
+			    long long *id, bool *found, struct df_err *err)
+{
+	return query_int(st, S_OUTBOX_UNRECORDED, system, remote_id, id, found, err);
 }
 
 int state_delivery_count(struct state *st, const char *status, long long *n, struct df_err *err)

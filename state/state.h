@@ -242,6 +242,11 @@ int state_outbox_failed(struct state *st, long long id, long long next_ms, bool 
 			const char *error, struct df_err *err);
 int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err);
 int state_delivery_count(struct state *st, const char *status, long long *n, struct df_err *err);
+/* The newest update of the record that may have reached the system without
+ * being recorded (outcome unknown, tried, or journalled by a killed run);
+ * *found false if none. */
+int state_outbox_unrecorded(struct state *st, const char *system, const char *remote_id,
+			    long long *id, bool *found, struct df_err *err);
 
 /* Failure classes (I11). status "unknown": sent without an answer, due
  * again at next_ms (the next attempt looks first); "pending": due at

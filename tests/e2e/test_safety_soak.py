@@ -12,17 +12,14 @@ our echo from a user's edit is there, it is just not consulted.
 Seen in the soak on 339cb20 and on edits-links a0dd624 (a lost value after
 a SIGKILL); this test fails on both: every system ends with "Pending", the
 conflict table has {"ghl": "Pending", "verity": "Newest"} won by GHL on
-source order. Marked xfail (strict) until fixed: the fix turns it into a
-pass and the marker must go.
+source order. Fixed in engine/observe.c (own_echo): a field holding what an
+update that may have landed unrecorded sent joins that record's merge base.
 """
 import signal
-
-import pytest
 
 from conftest import ANN, RUN_TIMEOUT, view, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="a killed run's unrecorded write wins over a newer user edit")
 def test_killed_after_ghl_applied_our_update_a_newer_user_edit_still_wins(env):
     # Setup: Ann converged in the three systems.
     env.seed("ghl", **ANN)
