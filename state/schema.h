@@ -133,6 +133,16 @@ static const char *const migrations[] = {
 	 * (deleted_run) so the person is not re-created where it was deleted. */
 	"ALTER TABLE snapshot ADD COLUMN gone_run INTEGER;"
 	"ALTER TABLE link ADD COLUMN deleted_run INTEGER;",
+
+	/* 4: absence is not deletion (I10): when a record was first seen, and
+	 * the full-listing run that did not list it (a candidate that its own
+	 * endpoint confirms or clears). The safety valve counts what each
+	 * source changed since a person was last merged (I6). Existing
+	 * snapshots count as old; existing persons as merged before any run. */
+	"ALTER TABLE snapshot ADD COLUMN first_seen_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE snapshot ADD COLUMN missing_run INTEGER;"
+	"ALTER TABLE person ADD COLUMN merged_run INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX observed_person ON observed(person_id, run_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

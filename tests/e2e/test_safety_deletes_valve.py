@@ -225,7 +225,7 @@ def test_a_tripped_valve_still_sends_opt_outs_calls_and_texts(env):
     # opt-out stays.
     code, out, err = env.run("run", "--max-change-share", "1")
     assert code == 0, err
-    assert by_phone(env, "ghl")[phone(0)]["first_name"] == ""
+    assert not by_phone(env, "ghl")[phone(0)]["first_name"]
     assert env.sim.record("ghl", ghl_19)["dndSettings"]["SMS"] == {"status": "active"}
 
 

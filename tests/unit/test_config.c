@@ -205,7 +205,7 @@ static void test_minimal_defaults(void **state)
 	assert_string_equal(cfg->keep_tag_prefix, "SYS:");
 	assert_int_equal(cfg->log_level, LOG_INFO);
 	assert_true(cfg->max_change_share == 0.5);
-	assert_int_equal(cfg->safety_min_records, 20);
+	assert_int_equal(cfg->safety_min_records, 10);
 	assert_int_equal(cfg->write_max_attempts, 10);
 	assert_int_equal(cfg->write_backoff, 60);
 	assert_int_equal(cfg->max_pages, 10000);

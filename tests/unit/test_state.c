@@ -19,6 +19,9 @@
 #include "check.h"
 #include <sqlite3.h>
 
+/* A time after every first sighting: every record counts as old. */
+#define ALL_OLD (1LL << 62)
+
 #include "../../state/schema.h"
 #include "../../state/state.h"
 #include "../../core/str.h"
@@ -132,9 +135,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 3);
+	assert_int_equal(SCHEMA_VERSION, 4);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "3");
+	expect_peek(fx->path, "PRAGMA user_version", "4");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -180,15 +183,15 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4");
+	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 5");
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
-	snprintf(want, sizeof(want), "%s: state: schema version 4 is newer than this dfreconcile knows (3)",
+	snprintf(want, sizeof(want), "%s: state: schema version 5 is newer than this dfreconcile knows (4)",
 		 fx->path);
 	assert_string_equal(fx->err.msg, want);
 	/* The file is left as it was. */
-	expect_peek(fx->path, "PRAGMA user_version", "4");
+	expect_peek(fx->path, "PRAGMA user_version", "5");
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'run'", "0");
 }
 
@@ -772,7 +775,7 @@ static void test_sweep_batch(void **state)
 	expect_sweep(fx, "ghl", 10, 599, IDS("r4", "r3", "r1", "r5"));
 
 	/* A record marked gone is not swept again. */
-	OK(state_mark_gone(fx->st, "ghl", "r4", fx->run, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "r4", fx->run, ALL_OLD, &fx->err));
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r3", "r1", "r5", "r2"));
 	/* Nor a tombstoned one, even should a snapshot of it come back. */
 	OK(state_unlink(fx->st, "ghl", "r3", fx->run, &fx->err));
@@ -783,8 +786,8 @@ static void test_sweep_batch(void **state)
 	OK(state_snapshot_swept(fx->st, "ghl", "r3", 1, &fx->err));
 	record_clear(&rec);
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r1", "r5", "r2"));
-	/* Cleared marks make a record due again. */
-	OK(state_gone_clear(fx->st, fx->run, &fx->err));
+	/* A record read again is not gone: due again. */
+	OK(state_snapshot_seen(fx->st, "ghl", "r4", 1, fx->run, &fx->err));
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r4", "r1", "r5", "r2"));
 }
 
@@ -868,12 +871,15 @@ static void test_sweep_interval(void **state)
 	expect_sweep(fx, "ghl", 10, 1100 - interval, IDS("r1", "r2", "r3"));
 }
 
-/* A full listing marks gone what it did not list. */
+/* A full listing marks missing what it did not list: a candidate that
+ * counts for the valve once older than the lookback, never gone (I10). */
 static void test_mark_unseen(void **state)
 {
 	struct fixture *fx = *state;
 	long long run2, n = -1;
 	struct record rec;
+	char **ids = NULL;
+	int nids = -1;
 
 	add_linked(fx, "ghl", "g1", fx->run, 0);
 	add_linked(fx, "ghl", "g2", fx->run, 0);
@@ -890,28 +896,43 @@ static void test_mark_unseen(void **state)
 	record_set(&rec, F_FIRST_NAME, "changed");
 	OK(state_snapshot_put(fx->st, "ghl", &rec, run2, &fx->err));
 	record_clear(&rec);
-	OK(state_mark_gone(fx->st, "ghl", "g3", run2, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "g3", run2, ALL_OLD, &fx->err));
 
 	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
 	assert_int_equal(n, 1);                 /* g4; g3 was marked already */
-	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
+	OK(state_gone_count(fx->st, "ghl", ALL_OLD, &n, &fx->err));
 	assert_int_equal(n, 2);
-	OK(state_gone_count(fx->st, "aloware", run2, &n, &fx->err));
-	assert_int_equal(n, 0);
-	OK(state_gone_count(fx->st, "ghl", fx->run, &n, &fx->err));
+	/* g4 was first seen now: younger than any lookback, it does not count. */
+	OK(state_gone_count(fx->st, "ghl", 0, &n, &fx->err));
+	assert_int_equal(n, 1);
+	OK(state_gone_count(fx->st, "aloware", ALL_OLD, &n, &fx->err));
 	assert_int_equal(n, 0);
 	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
-		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3 g4");
-	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2"));
+		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3");
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE missing_run IS NOT NULL ORDER BY remote_id)", "g4");
+	OK(state_missing_batch(fx->st, "ghl", 10, ALL_OLD, &ids, &nids, &fx->err));
+	assert_int_equal(nids, 1);
+	assert_string_equal(ids[0], "g4");
+	free(ids[0]);
+	free(ids);
+	OK(state_missing_batch(fx->st, "ghl", 10, 0, &ids, &nids, &fx->err));
+	assert_int_equal(nids, 0);
+	free(ids);
 	/* Again in the same run: nothing new. */
 	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
 	assert_int_equal(n, 0);
 
-	/* The valve clears the run's marks. */
-	OK(state_gone_clear(fx->st, run2, &fx->err));
-	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
-	assert_int_equal(n, 0);
-	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2", "g3", "g4"));
+	/* Its endpoint still has it: no longer missing. */
+	OK(state_snapshot_seen(fx->st, "ghl", "g4", 5000, run2, &fx->err));
+	OK(state_gone_count(fx->st, "ghl", ALL_OLD, &n, &fx->err));
+	assert_int_equal(n, 1);
+	/* A young record its endpoint calls gone is only missing. */
+	OK(state_mark_gone(fx->st, "ghl", "g1", run2, 0, &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3");
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE missing_run IS NOT NULL ORDER BY remote_id)", "g1");
 }
 
 /* Gone records are unlinked one by one; the link stays as a tombstone. */
@@ -931,8 +952,8 @@ static void test_unlink_tombstone(void **state)
 	OK(state_link_deleted(fx->st, p1, "ghl", &deleted, &fx->err));
 	assert_false(deleted);
 
-	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, &fx->err));
-	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, ALL_OLD, &fx->err));
+	OK(state_gone_next(fx->st, &sys, &id, &person, &found, &fx->err));
 	assert_true(found);
 	assert_string_equal(sys, "ghl");
 	assert_string_equal(id, "c1");
@@ -940,7 +961,7 @@ static void test_unlink_tombstone(void **state)
 	free(sys);
 	free(id);
 	OK(state_unlink(fx->st, "ghl", "c1", fx->run, &fx->err));
-	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	OK(state_gone_next(fx->st, &sys, &id, &person, &found, &fx->err));
 	assert_false(found);
 
 	/* The tombstone: no link, no snapshot, but the delete is known. */
@@ -977,7 +998,7 @@ static void test_unlink_tombstone(void **state)
 	expect_peek(fx->path, "SELECT count(*) FROM link WHERE system = 'ghl' AND person_id = 1", "1");
 
 	/* A tombstoned record id that comes back links again (to anyone). */
-	OK(state_mark_gone(fx->st, "ghl", "c2", fx->run, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "c2", fx->run, ALL_OLD, &fx->err));
 	OK(state_unlink(fx->st, "ghl", "c2", fx->run, &fx->err));
 	OK(state_link_get(fx->st, "ghl", "c2", &person, &fx->err));
 	assert_int_equal(person, 0);
