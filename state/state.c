@@ -141,8 +141,10 @@ static const char *const sql[S_COUNT] = {
 	[S_VALVE_CHANGES] = "SELECT count(DISTINCT o.remote_id), "
 			     "count(DISTINCT CASE WHEN o.old_value <> '' AND o.new_value = '' THEN o.remote_id END), "
 			     "coalesce(sum(o.old_value <> '' AND o.new_value = ''), 0) "
-			     "FROM observed o JOIN person p ON p.id = o.person_id "
-			     "WHERE o.system = ?1 AND p.dirty = 1 AND o.run_id > p.merged_run "
+			     /* Dirty persons first (few), then their observations:
+			      * never a scan of the whole journal. */
+			     "FROM person p CROSS JOIN observed o ON o.person_id = p.id "
+			     "AND o.run_id > p.merged_run WHERE p.dirty = 1 AND o.system = ?1 "
 			     "AND o.old_value IS NOT NULL "
 			     "AND o.field NOT IN ('optout_sms', 'optout_call', 'optout_email')",
 	[S_UNLINK_SNAP] = "DELETE FROM snapshot WHERE system = ?1 AND remote_id = ?2",
