@@ -935,6 +935,56 @@ static void test_mark_unseen(void **state)
 		    "WHERE missing_run IS NOT NULL ORDER BY remote_id)", "g1");
 }
 
+/* The safety valve's count (I6): changes to known records of dirty persons
+ * made after their last merge; new records and opt-outs do not count. */
+static void expect_valve(struct fixture *fx, const char *system, long long changed,
+			 long long cleared_records, long long cleared_fields)
+{
+	struct valve_changes vc;
+
+	OK(state_valve_changes(fx->st, system, &vc, &fx->err));
+	if (vc.changed != changed || vc.cleared_records != cleared_records ||
+	    vc.cleared_fields != cleared_fields)
+		fail_msg("%s: changed %lld, cleared %lld fields in %lld records; want %lld, %lld in %lld",
+			 system, vc.changed, vc.cleared_fields, vc.cleared_records, changed, cleared_fields,
+			 cleared_records);
+}
+
+static void test_valve_changes(void **state)
+{
+	struct fixture *fx = *state;
+	long long p1 = add_linked(fx, "verity", "v1", fx->run, 0);
+	long long p2 = add_linked(fx, "verity", "v2", fx->run, 0);
+	long long p3 = add_linked(fx, "verity", "v3", fx->run, 0);
+	long long run2;
+
+	/* Run 1 linked them: first sightings (no old value) do not count. */
+	OK(state_observed_add(fx->st, fx->run, "verity", "v1", p1, "first_name", NULL, "v1", &fx->err));
+	expect_valve(fx, "verity", 0, 0, 0);
+	OK(state_person_merged(fx->st, p1, fx->run, &fx->err));
+	OK(state_person_merged(fx->st, p2, fx->run, &fx->err));
+	OK(state_person_merged(fx->st, p3, fx->run, &fx->err));
+	expect_valve(fx, "verity", 0, 0, 0);
+
+	/* Run 2: v1 loses both names, v2 is renamed, v3 opts out. */
+	run2 = state_run_start(fx->st, "run", &fx->err);
+	OK(state_observed_add(fx->st, run2, "verity", "v1", p1, "first_name", "Ann", "", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v1", p1, "last_name", "Lee", "", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v2", p2, "first_name", "Bob", "Rob", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v3", p3, "optout_sms", "false", "true", &fx->err));
+	OK(state_person_dirty(fx->st, p1, true, &fx->err));
+	OK(state_person_dirty(fx->st, p2, true, &fx->err));
+	OK(state_person_dirty(fx->st, p3, true, &fx->err));
+	expect_valve(fx, "verity", 2, 1, 2);
+	expect_valve(fx, "ghl", 0, 0, 0);
+	/* Still counted while not merged (a tripped valve); not once merged. */
+	OK(state_person_merged(fx->st, p1, run2, &fx->err));
+	expect_valve(fx, "verity", 1, 0, 0);
+	/* Dirty again later: only what came after the merge counts. */
+	OK(state_person_dirty(fx->st, p1, true, &fx->err));
+	expect_valve(fx, "verity", 1, 0, 0);
+}
+
 /* Gone records are unlinked one by one; the link stays as a tombstone. */
 static void test_unlink_tombstone(void **state)
 {
@@ -1182,6 +1232,7 @@ int main(void)
 		T(test_sweep_rotation),
 		T(test_sweep_interval),
 		T(test_mark_unseen),
+		T(test_valve_changes),
 		T(test_unlink_tombstone),
 		T(test_events_and_deliveries),
 		T(test_optout_registry),
