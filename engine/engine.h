@@ -111,6 +111,9 @@ int plan_person(struct run *r, long long person, const struct record *agreed,
  * valve has counted the marks (run.c), deletes_apply unlinks them. */
 int sweep_all(struct run *r);
 int deletes_apply(struct run *r);
+/* Records of system s first seen after this time are younger than its
+ * lookback: never taken for gone (I10), checked again when older. */
+long long sweep_young_after(const struct run *r, int s);
 
 /* lists.c: tags -> call lists. lists_wanted fills out (room for nrules)
  * with the lists the tags call for, none when opted out; returns the count. */

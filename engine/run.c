@@ -91,8 +91,7 @@ static int safety_valve(struct run *r, struct strbuf *why, bool *tripped, long l
 
 		if (state_snapshot_count(r->st, name, &size, &r->err) ||
 		    state_valve_changes(r->st, name, &ch, &r->err) ||
-		    state_gone_count(r->st, name, time_now_ms() - r->sys[s].conf->lookback * 1000LL, &lost,
-				     &r->err))
+		    state_gone_count(r->st, name, sweep_young_after(r, s), &lost, &r->err))
 			return df_wrap(&r->err, "safety valve: cannot count the changes of %s", name);
 		*gone += lost;
 		if (!too_many(r, ch.changed, size) && !too_many(r, ch.cleared_records, size) &&
@@ -153,6 +152,8 @@ static int reconcile_and_write(struct run *r, bool tripped)
 	if (tripped) {
 		if (count_held(r))
 			return -1;
+		log_warn("event=safety-valve held_updates=%ld held_creates=%ld (the plan above is undone; "
+			 "only opt-outs are planned and sent)", r->held_updates, r->held_creates);
 		r->optouts_only = true;
 	}
 	for (int pass = 0; pass < MAX_PASSES; pass++) {

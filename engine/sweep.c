@@ -14,9 +14,10 @@
  * asked (within systems.<name>.delete_checks per run, once the record is
  * older than the lookback) and only "not found" there marks it gone. The
  * sweep's reads mark gone the same way. Marks stay until the safety valve
- * has counted them (I6, run.c); only then is a gone record unlinked: its link stays as a tombstone so the person is not created
- * there again, and the other systems keep their records unless the
- * system's propagate_deletes switch says to delete them too.
+ * has counted them (I6, run.c); only then is a gone record unlinked: its
+ * link stays as a tombstone so the person is not created there again, and
+ * the other systems keep their records unless the system's
+ * propagate_deletes switch says to delete them too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,7 @@
 #include "engine.h"
 #include "../core/str.h"
 
-/* Records first seen after this time are younger than the system's
- * lookback: never taken for gone (I10), checked again when older. */
-static long long young_after(const struct run *r, int s)
+long long sweep_young_after(const struct run *r, int s)
 {
 	return time_now_ms() - r->sys[s].conf->lookback * 1000LL;
 }
@@ -64,7 +63,8 @@ static int reread(struct run *r, int s, const char *id, bool confirm, bool *stop
 	} else if (rc == 0 && found) {
 		rc = state_begin(r->st, &r->err);
 		if (rc == 0) {
-			rc = gone ? state_mark_gone(r->st, sr->conf->name, id, r->id, young_after(r, s), &r->err)
+			rc = gone ? state_mark_gone(r->st, sr->conf->name, id, r->id, sweep_young_after(r, s),
+						    &r->err)
 				  : observe_record(r, s, &got);
 			if (rc == 0)
 				rc = state_snapshot_swept(r->st, sr->conf->name, id, time_now_ms(), &r->err);
@@ -131,8 +131,8 @@ static int confirm_missing(struct run *r, int s)
 
 	if (sr->conf->delete_checks <= 0 || sr->conn->fetch == NULL || sr->poll_failed)
 		return 0;
-	if (state_missing_batch(r->st, sr->conf->name, sr->conf->delete_checks, young_after(r, s), &ids, &n,
-				&r->err))
+	if (state_missing_batch(r->st, sr->conf->name, sr->conf->delete_checks, sweep_young_after(r, s),
+				&ids, &n, &r->err))
 		return -1;
 	for (int i = 0; i < n && rc == 0 && !stop; i++)
 		rc = reread(r, s, ids[i], true, &stop);
