@@ -118,8 +118,10 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 
 	if (field_is_optout(f))
 		return merge_optout_field(r, person, f, base, pv, agreed);
-	/* While the safety valve holds, the agreed value stays as it was. */
-	if (r->optouts_only) {
+	/* While the safety valve holds, an agreed value stays as it was; a
+	 * first one (a new person, such as a STOP from an unknown number,
+	 * whose phone keys the opt-out) is taken as usual. */
+	if (r->optouts_only && base->value[f] != NULL) {
 		record_set(agreed, f, base->value[f]);
 		return 0;
 	}

@@ -187,10 +187,13 @@ def test_thirteen_stops_among_24_contacts_reach_every_system(env):
 
 def test_a_tripped_valve_still_sends_opt_outs_calls_and_texts(env):
     # Setup: as above with every flow on; 18 of Verity's 20 records lose
-    # their names; P19 texts STOP and has an Aloware call.
+    # their names; P19 texts STOP and has an Aloware call; a number that is
+    # no contact anywhere texts STOP too.
     verity_ids = small_verity_large_ghl(env, opt_in=None)
     blank_names(env, verity_ids, 18)
     env.seed_text("inbound", phone(19), "STOP")
+    stranger = "+15554019999"   # no contact anywhere
+    env.seed_text("inbound", stranger, "STOP")
     aloware_19 = next(r["id"] for r in env.sim.records("aloware") if r["phone_number"] == phone(19))
     ghl_19 = next(r["id"] for r in env.sim.records("ghl") if r["phone"] == phone(19))
     env.seed_call(aloware_19, direction="inbound", duration=60, disposition="Interested",
@@ -202,22 +205,22 @@ def test_a_tripped_valve_still_sends_opt_outs_calls_and_texts(env):
     # Action: one run.
     code, out, err = env.run("run")
 
-    # Expected: exit 4; the opt-out reached GHL, Verity and the texting
-    # system, the call became a note in GHL and the STOP text a message;
-    # no name was blanked anywhere.
+    # Expected: exit 4; P19's opt-out reached GHL, Verity and the texting
+    # system, the stranger's the texting system; the call became a note in
+    # GHL and P19's STOP text a message; no name was blanked anywhere.
     assert code == 4, err
     line = next(l for l in err.splitlines() if l.startswith("dfreconcile: safety valve:"))
     assert line.startswith("dfreconcile: safety valve: verity changed 18 of 20 records (90%, more than 50%)"), line
-    assert "sent: 3 opt-outs, 2 deliveries; not sent: 36 updates, 0 creates, 0 deletes." in line, line
+    assert "sent: 4 opt-outs, 2 deliveries; not sent: 36 updates, 0 creates, 0 deletes." in line, line
     assert env.sim.record("ghl", ghl_19)["dndSettings"]["SMS"] == {"status": "active"}
     assert env.sim.record("verity", verity_ids[phone(19)])["optOuts"] == OPTED_OUT_SMS
-    assert [e["phone"] for e in env.optout_events()] == [phone(19)]
+    assert sorted(e["phone"] for e in env.optout_events()) == [phone(19), stranger]
     assert [n["contactId"] for n in env.notes()] == [ghl_19]
     for s in ("ghl", "aloware"):
         assert {p: (v["first_name"], v["last_name"]) for p, v in by_phone(env, s).items()} == names_before[s]
     writes = env.write_requests()
     assert writes.pop("verity") == {"PATCH /api/v1/contacts/{id}": 1}
-    assert writes.pop("texting") == {"POST /api/v1/optouts": 1}
+    assert writes.pop("texting") == {"POST /api/v1/optouts": 2}
     assert writes.pop("ghl")["PUT /contacts/{id}"] == 1
     assert writes == {}
 
