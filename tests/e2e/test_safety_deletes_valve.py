@@ -80,6 +80,35 @@ def test_full_listing_that_misses_unindexed_records_deletes_nothing(env):
                      "OR gone_run IS NOT NULL") == [(0,)]
 
 
+def test_missing_records_are_checked_within_the_per_run_budget_the_rest_wait(env):
+    # Setup: 3 people converged; GHL checks one missing record per run and
+    # its lookback is 0 (every record is old enough to be checked).
+    env.write_config(system_options={"ghl": {"lookback": 0, "delete_checks": 1}})
+    ids = env.sim.seed("ghl", people(3))
+    env.converge()
+    env.sim.delete("ghl", ids[0])
+    env.sim.delete("ghl", ids[1])
+    env.reset_requests()
+
+    # Action: a full run (both are missing from its listing).
+    code, out, err = env.run("run", "--full")
+    assert code == 0, err
+
+    # Expected: one was read by id and unlinked; the other waits.
+    assert env.counts("ghl").get("GET /contacts/{id}") == 1
+    assert env.query("SELECT remote_id FROM link WHERE deleted_run IS NOT NULL") == [(ids[0],)]
+    assert env.query("SELECT remote_id FROM snapshot WHERE missing_run IS NOT NULL") == [(ids[1],)]
+
+    # Action 2: an ordinary run (no full listing); Expected: the other is
+    # checked and unlinked; nothing is left missing.
+    env.reset_requests()
+    env.converge()
+    assert env.counts("ghl").get("GET /contacts/{id}") == 1
+    assert sorted(env.query("SELECT remote_id FROM link WHERE deleted_run IS NOT NULL")) == [
+        (ids[0],), (ids[1],)]
+    assert env.query("SELECT count(*) FROM snapshot WHERE missing_run IS NOT NULL") == [(0,)]
+
+
 # ----- item 3: the safety valve --------------------------------------------
 
 def small_verity_large_ghl(env, **flows):
