@@ -193,7 +193,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 		"base_url", "token", "token_file", "location_id", "rate_limit", "rate_window",
 		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
 		"tls_verify", "create", "listing", "events", "sweep", "sweep_interval", "propagate_deletes",
-		"conversation_provider_id", NULL,
+		"delete_checks", "conversation_provider_id", NULL,
 	};
 
 	if (conn == NULL)
@@ -214,6 +214,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->events = true;
 	sc->sweep = -1;
 	sc->sweep_interval = -1;
+	sc->delete_checks = 100;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
 	    get_string(ld, grp, "location_id", &sc->location_id) ||
 	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
@@ -231,6 +232,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
 	    get_int(ld, grp, "sweep_interval", &sc->sweep_interval, 0, 30 * 86400) ||
 	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
+	    get_int(ld, grp, "delete_checks", &sc->delete_checks, 0, 100000) ||
 	    get_string(ld, grp, "conversation_provider_id", &sc->conversation_provider_id))
 		return -1;
 	/* Without a listing the sweep is the only way to see changes; with
@@ -514,7 +516,7 @@ static int load_top(struct loader *ld, config_t *lc)
 	cfg->keep_tag_prefix = xstrdup("SYS:");
 	cfg->log_level = LOG_INFO;
 	cfg->max_change_share = 0.5;
-	cfg->safety_min_records = 20;
+	cfg->safety_min_records = 10;
 	cfg->write_max_attempts = 10;
 	cfg->write_backoff = 60;
 	cfg->max_pages = 10000;

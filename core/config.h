@@ -38,6 +38,7 @@ struct system_conf {
 	int sweep;                      /* linked records re-read per run */
 	int sweep_interval;             /* s before a record is re-read again */
 	bool propagate_deletes;         /* a delete here deletes elsewhere */
+	int delete_checks;              /* missing records confirmed per run */
 	char *conversation_provider_id; /* GHL: for Call messages */
 	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */
 };

@@ -49,7 +49,7 @@ struct system_run {
 	bool auth_failed;       /* it refused our credentials: nothing more is sent */
 	char auth_why[512];     /* the first such refusal, token-free */
 	bool listed_all;        /* a full run read every page of its contacts */
-	long planned_updates;
+	long long delete_checks; /* missing records read by their endpoint */
 	struct run_counts counts;
 };
 
@@ -66,6 +66,11 @@ struct run {
 	bool deadline_hit;
 	long writes_waiting;    /* not sent: system stopped or budget used up */
 	char config_fp[17];     /* config_fingerprint, kept with refused writes */
+	/* The safety valve tripped (I6): merge and send only opt-outs (and
+	 * deliver calls and texts); everything else waits. */
+	bool optouts_only;
+	long held_updates, held_creates;  /* planned but held back by the valve */
+	long optouts_sent;                /* opt-out writes sent while it held */
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
@@ -130,17 +135,19 @@ int deliver_print(struct run *r, long long id, void *arg);
 int reconcile_dirty(struct run *r);
 
 /* plan.c: journal writes for one person given the agreed values and each
- * system's current record (present[s] false when unlinked). established:
- * the person had agreed values before this run (counts for the valve). */
+ * system's current record (present[s] false when unlinked). */
 int plan_person(struct run *r, long long person, const struct record *agreed,
-		const struct record *recs, const bool *present, bool established);
+		const struct record *recs, const bool *present);
 
-/* sweep.c: re-read a slice of linked records per system; mark records
- * gone (sweep, or missing from a full listing); the valve counts the marks
- * (true: tripped, why says so, marks cleared); then unlink them. */
+/* sweep.c: mark linked records a full listing missed as missing; read
+ * missing records and a slice of linked records per system through their
+ * own endpoint, marking gone what it says is gone (I10). After the safety
+ * valve has counted the marks (run.c), deletes_apply unlinks them. */
 int sweep_all(struct run *r);
-bool deletes_valve(struct run *r, double share, char *why, size_t n);
 int deletes_apply(struct run *r);
+/* Records of system s first seen after this time are younger than its
+ * lookback: never taken for gone (I10), checked again when older. */
+long long sweep_young_after(const struct run *r, int s);
 
 /* lists.c: tags -> call lists. lists_wanted fills out (room for nrules)
  * with the lists the tags call for, none when opted out; returns the count. */
@@ -156,6 +163,11 @@ enum due_kind { DUE_WRITES, DUE_DELIVERIES };
 #define ENGINE_ALL_DUE ((long long)1 << 62)
 int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
 		    int (*fn)(struct run *r, long long id, void *arg), void *arg);
+
+/* write.c: whether a journalled write only opts out (fields all opt-outs,
+ * a record made to hold an opt-out, a call-list removal): what is sent
+ * while the safety valve holds everything else. */
+bool write_is_optout(const struct run *r, int s, const char *op, const int *fields, int n);
 
 /* write.c: send what is due; dry runs print it instead. */
 int write_due(struct run *r);

@@ -97,7 +97,8 @@ int plan_lists(struct run *r, long long person, const struct record *agreed,
 	for (char *p = keep; *p; p++)
 		if (*p == '\n')
 			*p = ',';
-	for (int i = 0; i < nwant && rc == 0; i++)
+	/* While the safety valve holds only removals go (an opt-out's). */
+	for (int i = 0; i < nwant && rc == 0 && !r->optouts_only; i++)
 		if (!listed((const char *const *)have, nhave, want[i]))
 			rc = journal_list(r, person, s, recs[s].remote_id, true, want[i], NULL);
 	/* Removals go as one write: the system may drop every list at once. */

@@ -27,8 +27,7 @@ static int notice(struct run *r, long long person, int s, const char *remote_id,
 
 /* Journals the fields in want[] for system s; no row when there are none. */
 static int journal(struct run *r, long long person, int s, const char *remote_id, const char *op,
-		   const struct record *agreed, const struct record *current, const int *want, int n,
-		   bool established)
+		   const struct record *agreed, const struct record *current, const int *want, int n)
 {
 	long long box;
 
@@ -44,22 +43,28 @@ static int journal(struct run *r, long long person, int s, const char *remote_id
 					   r->cfg->rule[f].text, NULL, &r->err))
 			return -1;
 	}
-	/* The safety valve counts changes to records already in agreement;
-	 * filling in records linked for the first time is not such a change. */
-	if (current && established)
-		r->sys[s].planned_updates++;
+	/* What a tripped safety valve holds back, for its message (I6). */
+	if (!write_is_optout(r, s, op, want, n)) {
+		if (current)
+			r->held_updates++;
+		else
+			r->held_creates++;
+	}
 	log_info("event=plan system=%s person=%lld op=%s fields=%d", r->sys[s].conf->name, person, op, n);
 	return 0;
 }
 
+/* While the safety valve holds (r->optouts_only), only opt-out fields are
+ * planned, and records are made only where they hold opt-outs. */
 static int plan_update(struct run *r, long long person, int s, const struct record *agreed,
-		       const struct record *cur, bool established)
+		       const struct record *cur)
 {
 	const struct system_run *sr = &r->sys[s];
 	int want[DF_MAX_FIELDS], n = 0;
 
 	for (int f = 0; f < fields_count(); f++) {
 		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
+		    (r->optouts_only && !field_is_optout(f)) ||
 		    agreed->value[f] == NULL || value_same(field_get(f)->kind, cur->value[f], agreed->value[f]))
 			continue;
 		if (connector_can_write(sr->conn, sr->conf, f) &&
@@ -74,7 +79,7 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 				return -1;
 		}
 	}
-	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n, established);
+	return journal(r, person, s, cur->remote_id, "update", agreed, cur, want, n);
 }
 
 static bool any_optout(const struct record *agreed)
@@ -125,7 +130,8 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	bool deleted, ambiguous = false;
 	char why[512];
 
-	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts))
+	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts) ||
+	    (r->optouts_only && !sr->conn->optouts_only))
 		return 0;
 	/* Deleted there: not created again (the tombstone link says so). */
 	if (state_link_deleted(r->st, person, sr->conf->name, &deleted, &r->err))
@@ -155,20 +161,21 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 		    !(field_is_optout(f) && (!str_eq(agreed->value[f], "true") ||
 					     !connector_can_write(sr->conn, sr->conf, f))))
 			want[n++] = f;
-	return journal(r, person, s, NULL, "create", agreed, NULL, want, n, false);
+	return journal(r, person, s, NULL, "create", agreed, NULL, want, n);
 }
 
 int plan_person(struct run *r, long long person, const struct record *agreed,
-		const struct record *recs, const bool *present, bool established)
+		const struct record *recs, const bool *present)
 {
 	bool from_contacts = false;
 
 	for (int s = 0; s < r->nsys; s++)
 		from_contacts |= present[s] && !r->sys[s].conn->optouts_only;
 	for (int s = 0; s < r->nsys; s++) {
-		if (state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))
+		/* An opt-out sent while the valve holds replaces nothing. */
+		if (!r->optouts_only && state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))
 			return -1;
-		if (present[s] ? plan_update(r, person, s, agreed, &recs[s], established)
+		if (present[s] ? plan_update(r, person, s, agreed, &recs[s])
 			       : plan_create(r, person, s, agreed, from_contacts))
 			return -1;
 	}

@@ -118,6 +118,13 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 
 	if (field_is_optout(f))
 		return merge_optout_field(r, person, f, base, pv, agreed);
+	/* While the safety valve holds, an agreed value stays as it was; a
+	 * first one (a new person, such as a STOP from an unknown number,
+	 * whose phone keys the opt-out) is taken as usual. */
+	if (r->optouts_only && base->value[f] != NULL) {
+		record_set(agreed, f, base->value[f]);
+		return 0;
+	}
 	for (int s = 0; s < r->nsys; s++) {
 		in.value[s] = present[s] ? recs[s].value[f] : NULL;
 		in.updated_ms[s] = present[s] ? recs[s].updated_ms : -1;
@@ -172,7 +179,6 @@ static int reconcile_person(struct run *r, long long person)
 {
 	struct record base, agreed;
 	struct person_view pv;
-	bool established = false;
 	int rc = -1;
 
 	memset(&pv, 0, sizeof(pv));
@@ -184,20 +190,24 @@ static int reconcile_person(struct run *r, long long person)
 	}
 	if (state_agreed_get(r->st, person, &base, &r->err) || load_view(r, person, &pv))
 		goto out;
-	for (int f = 0; f < fields_count(); f++) {
-		established |= base.value[f] != NULL;
+	for (int f = 0; f < fields_count(); f++)
 		if (merge_one_field(r, person, f, &base, &pv, &agreed))
 			goto out;
-	}
-	if (plan_person(r, person, &agreed, pv.recs, pv.present, established))
+	if (plan_person(r, person, &agreed, pv.recs, pv.present))
 		goto out;
+	/* While the valve holds, the person stays dirty with its changes
+	 * unmerged: the next run merges (and the valve counts) them again. */
+	if (r->optouts_only) {
+		rc = 0;
+		goto out;
+	}
 	/* Whatever the systems hold now is accounted for: from here on only
 	 * a difference from it is an edit. */
 	for (int s = 0; s < r->nsys; s++)
 		if (pv.present[s] &&
 		    state_snapshot_mark_merged(r->st, r->sys[s].conf->name, pv.recs[s].remote_id, &r->err))
 			goto out;
-	rc = state_person_dirty(r->st, person, false, &r->err);
+	rc = state_person_merged(r->st, person, r->id, &r->err);
 out:
 	record_clear(&base);
 	record_clear(&agreed);
@@ -210,14 +220,18 @@ out:
 
 int reconcile_dirty(struct run *r)
 {
-	long long ids[BATCH];
+	long long ids[BATCH], after = 0;
 	int n;
 
 	/* Each pass clears the dirty mark of every person it takes, so the
-	 * loop ends; the bound guards against a mark that will not clear. */
+	 * loop ends; the bound guards against a mark that will not clear.
+	 * While the valve holds, marks stay: persons are taken by id. */
 	for (long pass = 0; pass < 100000000L / BATCH; pass++) {
-		if (state_dirty_batch(r->st, ids, BATCH, &n, &r->err))
+		if (r->optouts_only ? state_dirty_after(r->st, after, ids, BATCH, &n, &r->err)
+				    : state_dirty_batch(r->st, ids, BATCH, &n, &r->err))
 			return -1;
+		if (n > 0)
+			after = ids[n - 1];
 		if (n == 0)
 			return 0;
 		if (state_begin(r->st, &r->err))

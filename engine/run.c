@@ -1,9 +1,13 @@
 /*
  * run.c - one run, in the order of the data flow:
  *
- *   lock -> state -> POLL every system -> MERGE + PLAN every changed
- *   person -> safety valve -> WRITE -> (again for persons a write touched)
+ *   lock -> state -> POLL every system -> SWEEP (and check what seems
+ *   gone) -> safety valve -> unlink what is gone -> MERGE + PLAN every
+ *   changed person -> WRITE -> (again for persons a write touched)
  *   -> COMMIT the run row.
+ *
+ * When the safety valve trips, only opt-outs are merged, planned and sent,
+ * and calls and texts delivered; the run exits 4 saying what was held.
  *
  * A dry run does the same inside one transaction that is rolled back at
  * the end, and prints the journalled plan instead of sending it: the state
@@ -76,27 +80,71 @@ static double allowed_share(const struct run *r)
 	return r->opt->max_change_share >= 0 ? r->opt->max_change_share : r->cfg->max_change_share;
 }
 
-/* I6: more planned updates than the allowed share of a system's records
- * means something upstream went wrong; write nothing. */
-static bool safety_valve(struct run *r, char *why, size_t n)
+/* I6: whether count of a source's size records is too many: more than the
+ * allowed share and at least safety.min_records (so that 1 of 3 records
+ * edited in a small system does not trip, and a mass change in it does). */
+static bool too_many(const struct run *r, long long count, long long size)
 {
-	double share = allowed_share(r);
+	return count >= r->cfg->safety_min_records && (double)count > allowed_share(r) * (double)size;
+}
 
+static double percent(long long count, long long size)
+{
+	return size > 0 ? 100.0 * (double)count / (double)size : 0;
+}
+
+/* One measure for the message, with its bound when it trips. */
+static void add_measure(const struct run *r, struct strbuf *sb, long long count, long long size)
+{
+	sb_addf(sb, "(%.0f%%", percent(count, size));
+	if (too_many(r, count, size))
+		sb_addf(sb, ", more than %.0f%%", allowed_share(r) * 100);
+	sb_addf(sb, ")");
+}
+
+/* The safety valve (I6), before anything is unlinked or written: what each
+ * source changed since its persons were last merged - records changed,
+ * records with values cleared, records gone or missing (old enough to be
+ * checked) - each against that source's size. New records and opt-outs do
+ * not count; neither do writes journalled by earlier runs. A count that
+ * cannot be made stops the run (fail closed). On a trip, why says what
+ * tripped, *gone what seems gone in all, *share the bound that would have
+ * let it pass. */
+static int safety_valve(struct run *r, struct strbuf *why, bool *tripped, long long *gone,
+			double *share)
+{
+	*tripped = false;
+	*gone = 0;
+	*share = 0;
 	for (int s = 0; s < r->nsys; s++) {
-		long long total = 0;
-		struct system_run *sr = &r->sys[s];
-		if (state_snapshot_count(r->st, sr->conf->name, &total, NULL) || total < r->cfg->safety_min_records)
+		const char *name = r->sys[s].conf->name;
+		struct valve_changes ch;
+		long long size = 0, lost = 0;
+
+		if (state_snapshot_count(r->st, name, &size, &r->err) ||
+		    state_valve_changes(r->st, name, &ch, &r->err) ||
+		    state_gone_count(r->st, name, sweep_young_after(r, s), &lost, &r->err))
+			return df_wrap(&r->err, "safety valve: cannot count the changes of %s", name);
+		*gone += lost;
+		if (!too_many(r, ch.changed, size) && !too_many(r, ch.cleared_records, size) &&
+		    !too_many(r, lost, size))
 			continue;
-		if (sr->planned_updates > share * (double)total) {
-			snprintf(why, n, "safety valve: the run would change %ld of %lld %s records "
-				 "(more than %.0f%%); nothing was written. If this is intended, run again "
-				 "with --max-change-share %.2f or higher",
-				 sr->planned_updates, total, sr->conf->name, share * 100,
-				 (double)sr->planned_updates / (double)total);
-			return true;
+		*tripped = true;
+		sb_addf(why, "%s%s changed %lld of %lld records ", why->len ? "; " : "", name, ch.changed, size);
+		add_measure(r, why, ch.changed, size);
+		sb_addf(why, ", cleared %lld fields in %lld records ", ch.cleared_fields, ch.cleared_records);
+		add_measure(r, why, ch.cleared_records, size);
+		sb_addf(why, " and lost %lld records ", lost);
+		add_measure(r, why, lost, size);
+		for (int i = 0; i < 3; i++) {
+			long long c = i == 0 ? ch.changed : i == 1 ? ch.cleared_records : lost;
+			/* Rounded up to the hundredth, so that it passes. */
+			double need = size > 0 ? (double)((c * 100 + size - 1) / size) / 100.0 : 1;
+			if (too_many(r, c, size) && need > *share)
+				*share = need > 1 ? 1 : need;
 		}
 	}
-	return false;
+	return 0;
 }
 
 static int any_dirty(struct run *r, bool *dirty)
@@ -110,23 +158,43 @@ static int any_dirty(struct run *r, bool *dirty)
 	return 0;
 }
 
-/* Merge, plan, check the valve, write; repeated while writes found records
- * that must be merged in (a create that found an existing record). */
-static int reconcile_and_write(struct run *r, char *valve, size_t n)
+/* What a tripped valve holds back: the whole plan is made and undone,
+ * counting its writes. */
+static int count_held(struct run *r)
 {
+	long conflicts = r->conflicts, notices = r->notices;
+	int rc;
+
+	r->held_updates = r->held_creates = 0;
+	if (state_begin(r->st, &r->err))
+		return -1;
+	rc = reconcile_dirty(r);
+	state_rollback(r->st);
+	r->conflicts = conflicts;
+	r->notices = notices;
+	return rc;
+}
+
+/* Merge, plan, write; repeated while writes found records that must be
+ * merged in (a create that found an existing record). When the valve
+ * tripped, once: only opt-outs are merged, planned and sent, and calls and
+ * texts delivered; persons stay dirty for the run that passes the valve. */
+static int reconcile_and_write(struct run *r, bool tripped)
+{
+	if (tripped) {
+		if (count_held(r))
+			return -1;
+		log_warn("event=safety-valve held_updates=%ld held_creates=%ld (the plan above is undone; "
+			 "only opt-outs are planned and sent)", r->held_updates, r->held_creates);
+		r->optouts_only = true;
+	}
 	for (int pass = 0; pass < MAX_PASSES && !run_out_of_time(r); pass++) {
 		bool dirty;
-		for (int s = 0; s < r->nsys; s++)
-			r->sys[s].planned_updates = 0;
 		if (state_begin(r->st, &r->err))
 			return -1;
 		if (reconcile_dirty(r)) {
 			state_rollback(r->st);
 			return -1;
-		}
-		if (safety_valve(r, valve, n)) {
-			state_rollback(r->st);
-			return 0;
 		}
 		if (state_commit(r->st, &r->err))
 			return -1;
@@ -134,10 +202,19 @@ static int reconcile_and_write(struct run *r, char *valve, size_t n)
 			return 0;
 		if (write_due(r) || deliver_due(r) || any_dirty(r, &dirty))
 			return -1;
-		if (!dirty)
+		if (!dirty || r->optouts_only)
 			break;
 	}
 	return 0;
+}
+
+/* The valve's message: what tripped, what was and was not sent. */
+static char *valve_message(const struct run *r, const struct strbuf *why, long long gone, double share)
+{
+	return xasprintf("safety valve: %s; sent: %ld opt-outs, %ld deliveries; not sent: %ld updates, "
+			 "%ld creates, %lld deletes. If this is intended, run again with "
+			 "--max-change-share %.2f or higher", why->buf, r->optouts_sent, r->delivered,
+			 r->held_updates, r->held_creates, gone, share);
 }
 
 static int finish(struct run *r, int code, const char *message)
@@ -201,32 +278,39 @@ static int run_stages(struct run *r)
 {
 	char valve[512] = "", why[256] = "";
 	long long writes = 0, deliveries = 0;
+	struct strbuf valve_why;
 	int code = EXIT_OK;
-	bool partial = false;
+	bool partial = false, tripped = false;
+	long long gone = 0;
+	double share = 0;
 
 	r->id = state_run_start(r->st, r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run", &r->err);
 	if (r->id < 0)
 		return EXIT_FATAL;
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
-	if (reopen_refused(r)) {
+	sb_init(&valve_why);
+	if (reopen_refused(r) || poll_all(r) || sweep_all(r) ||
+	    safety_valve(r, &valve_why, &tripped, &gone, &share) ||
+	    (!tripped && deletes_apply(r)) || reconcile_and_write(r, tripped)) {
+		sb_free(&valve_why);
 		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
 		finish(r, EXIT_FATAL, r->err.msg);
 		return EXIT_FATAL;
 	}
-	if (poll_all(r) || sweep_all(r) ||
-	    (!deletes_valve(r, allowed_share(r), valve, sizeof(valve)) &&
-	     (deletes_apply(r) || reconcile_and_write(r, valve, sizeof(valve))))) {
-		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
-		finish(r, EXIT_FATAL, r->err.msg);
+	if (r->opt->dry_run && write_print_plan(r, stdout)) {
+		sb_free(&valve_why);
 		return EXIT_FATAL;
 	}
-	if (valve[0]) {
-		fprintf(stderr, "dfreconcile: %s\n", valve);
-		return finish(r, EXIT_SAFETY, valve);
+	if (tripped) {
+		char *msg = valve_message(r, &valve_why, gone, share);
+		sb_free(&valve_why);
+		fprintf(stderr, "dfreconcile: %s\n", msg);
+		code = finish(r, EXIT_SAFETY, msg);
+		free(msg);
+		return code;
 	}
-	if (r->opt->dry_run && write_print_plan(r, stdout))
-		return EXIT_FATAL;
+	sb_free(&valve_why);
 	if (!r->opt->dry_run && waiting_work(r, &writes, &deliveries)) {
 		fprintf(stderr, "dfreconcile: %s\n", r->err.msg);
 		return finish(r, EXIT_FATAL, r->err.msg);

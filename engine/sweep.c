@@ -9,11 +9,15 @@
  * polled change. For systems with a listing the same sweep, at a low budget,
  * is the drift check that catches what the listing missed.
  *
- * A record the sweep finds gone, or that a full run (--full) did not list,
- * is marked gone. Only after the safety valve has counted the marks (I6) is
- * it unlinked: its link stays as a tombstone so the person is not created
- * there again, and the other systems keep their records unless the
- * system's propagate_deletes switch says to delete them too.
+ * Absence is not deletion (I10): a linked record that a full run (--full)
+ * did not list is only marked missing, a candidate; its own endpoint is
+ * asked (within systems.<name>.delete_checks per run, once the record is
+ * older than the lookback) and only "not found" there marks it gone. The
+ * sweep's reads mark gone the same way. Marks stay until the safety valve
+ * has counted them (I6, run.c); only then is a gone record unlinked: its
+ * link stays as a tombstone so the person is not created there again, and
+ * the other systems keep their records unless the system's
+ * propagate_deletes switch says to delete them too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +25,82 @@
 #include "engine.h"
 #include "../core/str.h"
 
+long long sweep_young_after(const struct run *r, int s)
+{
+	return time_now_ms() - r->sys[s].conf->lookback * 1000LL;
+}
+
+/* Re-reads record id of system s through its own endpoint. Found: observed
+ * like a polled record (which also clears a missing mark). Gone: marked
+ * gone, or missing while young. A record the endpoint cannot confirm (the
+ * system refused, Aloware cannot find it by phone) gets a notice; when it
+ * was missing (confirm) the mark is dropped: absence alone proves nothing.
+ * *stop: the system is unreachable; the rest waits for the next run. */
+static int reread(struct run *r, int s, const char *id, bool confirm, bool *stop)
+{
+	struct system_run *sr = &r->sys[s];
+	struct record cur, got;
+	struct df_err e = { 0 };
+	bool found = false, gone = false;
+	int rc;
+
+	record_init(&cur);
+	record_init(&got);
+	rc = state_snapshot_get(r->st, sr->conf->name, id, &cur, &found, &r->err);
+	if (rc == 0 && found && sr->conn->fetch(sr->handle, &cur, &got, &gone, &e) != 0) {
+		log_warn("event=%s-failed system=%s record=%s reason=\"%s\"", confirm ? "delete-check" : "sweep",
+			 sr->conf->name, id, e.msg);
+		if (e.fail == DF_FAIL_REMOTE) {
+			long long person = 0;
+			rc = state_link_get(r->st, sr->conf->name, id, &person, &r->err) ||
+			     state_notice_add(r->st, r->id, person, sr->conf->name, id, confirm ? "delete-check" : "sweep",
+					      e.msg, &r->err) ||
+			     (confirm && state_missing_clear(r->st, sr->conf->name, id, &r->err)) ? -1 : 0;
+		} else if (e.fail == DF_FAIL_INPUT) {
+			rc = quarantine(r, s, id, "malformed", e.msg);
+		}
+		if (e.fail == DF_FAIL_AUTH)
+			engine_system_refused(r, s, &e);
+		/* Unreachable, refused or out of budget: the rest waits. */
+		*stop = e.fail == DF_FAIL_TEMP || e.fail == DF_FAIL_AUTH || e.fail == DF_FAIL_BUDGET ||
+			e.fail == DF_FAIL_UNKNOWN;
+	} else if (rc == 0 && found) {
+		rc = state_begin(r->st, &r->err);
+		if (rc == 0) {
+			rc = gone ? state_mark_gone(r->st, sr->conf->name, id, r->id, sweep_young_after(r, s),
+						    &r->err)
+				  : observe_record(r, s, &got);
+			if (rc == 0)
+				rc = state_snapshot_swept(r->st, sr->conf->name, id, time_now_ms(), &r->err);
+			rc = rc ? (state_rollback(r->st), -1) : state_commit(r->st, &r->err);
+		}
+		if (gone)
+			log_info("event=gone system=%s record=%s", sr->conf->name, id);
+		if (confirm)
+			sr->delete_checks++;
+		else
+			sr->counts.swept++;
+	}
+	if (rc == 0 && !*stop && (!found || e.fail == DF_FAIL_REMOTE || e.fail == DF_FAIL_INPUT))
+		rc = state_snapshot_swept(r->st, sr->conf->name, id, time_now_ms(), &r->err);
+	record_clear(&cur);
+	record_clear(&got);
+	return rc;
+}
+
+static void free_ids(char **ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
 static int sweep_system(struct run *r, int s)
 {
 	struct system_run *sr = &r->sys[s];
 	char **ids = NULL;
 	int n = 0, rc = 0;
+	bool stop = false;
 
 	long long linked = 0;
 
@@ -39,54 +114,36 @@ static int sweep_system(struct run *r, int s)
 	if (state_sweep_batch(r->st, sr->conf->name, sr->conf->sweep,
 			      time_now_ms() - sr->conf->sweep_interval * 1000LL, &ids, &n, &r->err))
 		return -1;
-	for (int i = 0; i < n && rc == 0; i++) {
-		struct record cur, got;
-		struct df_err e = { 0 };
-		bool found = false, gone = false;
-
-		record_init(&cur);
-		record_init(&got);
-		rc = state_snapshot_get(r->st, sr->conf->name, ids[i], &cur, &found, &r->err);
-		if (rc == 0 && found && sr->conn->fetch(sr->handle, &cur, &got, &gone, &e) != 0) {
-			log_warn("event=sweep-failed system=%s record=%s reason=\"%s\"", sr->conf->name, ids[i], e.msg);
-			if (e.fail == DF_FAIL_REMOTE) {
-				long long person = 0;
-				rc = state_link_get(r->st, sr->conf->name, ids[i], &person, &r->err) ||
-				     state_notice_add(r->st, r->id, person, sr->conf->name, ids[i], "sweep", e.msg,
-						      &r->err) ? -1 : 0;
-			} else if (e.fail == DF_FAIL_INPUT) {
-				rc = quarantine(r, s, ids[i], "malformed", e.msg);
-			}
-			if (e.fail == DF_FAIL_AUTH)
-				engine_system_refused(r, s, &e);
-			if (e.fail == DF_FAIL_TEMP || e.fail == DF_FAIL_AUTH || e.fail == DF_FAIL_BUDGET) {
-				/* Unreachable: the rest of the slice waits for the next run. */
-				record_clear(&cur);
-				record_clear(&got);
-				break;
-			}
-		} else if (rc == 0 && found) {
-			rc = state_begin(r->st, &r->err);
-			if (rc == 0) {
-				rc = gone ? state_mark_gone(r->st, sr->conf->name, ids[i], r->id, &r->err)
-					  : observe_record(r, s, &got);
-				if (rc == 0)
-					rc = state_snapshot_swept(r->st, sr->conf->name, ids[i], time_now_ms(), &r->err);
-				rc = rc ? (state_rollback(r->st), -1) : state_commit(r->st, &r->err);
-			}
-			sr->counts.swept++;
-		}
-		if (rc == 0 && (!found || e.fail == DF_FAIL_REMOTE || e.fail == DF_FAIL_INPUT))
-			rc = state_snapshot_swept(r->st, sr->conf->name, ids[i], time_now_ms(), &r->err);
-		record_clear(&cur);
-		record_clear(&got);
-	}
-	for (int i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	for (int i = 0; i < n && rc == 0 && !stop; i++)
+		rc = reread(r, s, ids[i], false, &stop);
+	free_ids(ids, n);
 	if (sr->counts.swept)
 		log_info("event=swept system=%s records=%lld budget=%d", sr->conf->name, sr->counts.swept,
 			 sr->conf->sweep);
+	return rc;
+}
+
+/* I10: a record a full listing did not return is only missing. Up to
+ * delete_checks of them older than the lookback are read through their own
+ * endpoint per run; the rest wait for later runs. */
+static int confirm_missing(struct run *r, int s)
+{
+	struct system_run *sr = &r->sys[s];
+	char **ids = NULL;
+	int n = 0, rc = 0;
+	bool stop = false;
+
+	if (sr->conf->delete_checks <= 0 || sr->conn->fetch == NULL || sr->poll_failed)
+		return 0;
+	if (state_missing_batch(r->st, sr->conf->name, sr->conf->delete_checks, sweep_young_after(r, s),
+				&ids, &n, &r->err))
+		return -1;
+	for (int i = 0; i < n && rc == 0 && !stop; i++)
+		rc = reread(r, s, ids[i], true, &stop);
+	free_ids(ids, n);
+	if (sr->delete_checks)
+		log_info("event=delete-checks system=%s records=%lld budget=%d", sr->conf->name,
+			 sr->delete_checks, sr->conf->delete_checks);
 	return rc;
 }
 
@@ -94,36 +151,16 @@ int sweep_all(struct run *r)
 {
 	for (int s = 0; s < r->nsys; s++) {
 		long long unseen = 0;
-		if (sweep_system(r, s))
-			return -1;
-		/* A full listing that did not list a linked record means it is gone. */
+		/* A full listing that did not list a linked record: a candidate. */
 		if (r->sys[s].listed_all &&
 		    state_mark_unseen(r->st, r->sys[s].conf->name, r->id, &unseen, &r->err))
 			return -1;
 		if (unseen)
 			log_info("event=unlisted system=%s records=%lld", r->sys[s].conf->name, unseen);
+		if (confirm_missing(r, s) || sweep_system(r, s))
+			return -1;
 	}
 	return 0;
-}
-
-bool deletes_valve(struct run *r, double share, char *why, size_t n)
-{
-	for (int s = 0; s < r->nsys; s++) {
-		long long gone = 0, total = 0;
-		const char *name = r->sys[s].conf->name;
-		if (state_gone_count(r->st, name, r->id, &gone, NULL) ||
-		    state_snapshot_count(r->st, name, &total, NULL) || total < r->cfg->safety_min_records)
-			continue;
-		if (gone > share * (double)total) {
-			snprintf(why, n, "safety valve: %lld of %lld %s records seem to be gone (more than "
-				 "%.0f%%); nothing was unlinked or written. If this is intended, run again with "
-				 "--max-change-share %.2f or higher", gone, total, name, share * 100,
-				 (double)gone / (double)total);
-			state_gone_clear(r->st, r->id, NULL);
-			return true;
-		}
-	}
-	return false;
 }
 
 /* Journals the delete of the person's record in every other system. */
@@ -162,7 +199,7 @@ int deletes_apply(struct run *r)
 		struct strbuf where;
 		int s, rc;
 
-		if (state_gone_next(r->st, r->id, &system, &id, &person, &found, &r->err))
+		if (state_gone_next(r->st, &system, &id, &person, &found, &r->err))
 			return -1;
 		if (!found)
 			return 0;

@@ -224,6 +224,7 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, co
 	    ((created || observed) && state_person_dirty(r->st, it->person, true, &r->err)))
 		goto fail;
 	r->sys[s].counts.writes_done++;
+	r->optouts_sent += r->optouts_only;
 	/* Keys stay in the format: a value with a space would be quoted. */
 	log_info("event=write system=%s record=%s person=%lld op=%s found=%s observed=%s", name,
 		 got->remote_id, it->person, it->op, existed ? "existing" : "new", observed ? "yes" : "no");
@@ -388,6 +389,30 @@ static int write_delete(struct run *r, int s, const struct outbox_item *it, cons
 	return state_commit(r->st, &r->err);
 }
 
+bool write_is_optout(const struct run *r, int s, const char *op, const int *fields, int n)
+{
+	if (strcmp(op, "list-remove") == 0)
+		return true;
+	if (strcmp(op, "create") != 0 && strcmp(op, "update") != 0)
+		return false;
+	if (r->sys[s].conn->optouts_only)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (fields[i] < 0 || !field_is_optout(fields[i]))
+			return false;
+	return n > 0;
+}
+
+static bool item_is_optout(const struct run *r, int s, const struct outbox_item *it)
+{
+	int fields[DF_MAX_FIELDS];
+
+	for (int i = 0; i < it->nfields; i++)
+		fields[i] = it->f[i].field;
+	/* A list removal carries its lists, not fields. */
+	return write_is_optout(r, s, it->op, fields, strncmp(it->op, "list-", 5) == 0 ? 0 : it->nfields);
+}
+
 static int write_one(struct run *r, long long id)
 {
 	struct outbox_item it;
@@ -410,6 +435,12 @@ static int write_one(struct run *r, long long id)
 		/* Its poll failed or it refused our credentials this run: what we
 		 * know of it may be stale, so its writes wait untouched (I11). */
 		r->writes_waiting++;
+		rc = 0;
+		goto out;
+	}
+	/* While the safety valve holds (I6), only opt-outs go; the rest stays
+	 * pending, untouched, for the run that passes the valve. */
+	if (r->optouts_only && !item_is_optout(r, s, &it)) {
 		rc = 0;
 		goto out;
 	}

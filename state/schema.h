@@ -157,6 +157,15 @@ static const char *const migrations[] = {
 	"  id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
 	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
 	"  person_before INTEGER, person_after INTEGER, before TEXT, after TEXT);",
+	/* 6: absence is not deletion (I10): when a record was first seen, and
+	 * the full-listing run that did not list it (a candidate that its own
+	 * endpoint confirms or clears). The safety valve counts what each
+	 * source changed since a person was last merged (I6). Existing
+	 * snapshots count as old; existing persons as merged before any run. */
+	"ALTER TABLE snapshot ADD COLUMN first_seen_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE snapshot ADD COLUMN missing_run INTEGER;"
+	"ALTER TABLE person ADD COLUMN merged_run INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX observed_person ON observed(person_id, run_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -29,7 +29,7 @@ enum stmt_id {
 	S_CURSOR_GET, S_CURSOR_SET,
 	S_SNAP_GET, S_SNAP_PUT, S_SNAP_SEEN, S_SNAP_COUNT,
 	S_LINK_GET, S_LINK_OF, S_LINK_PUT,
-	S_PERSON_NEW, S_PERSON_DIRTY, S_DIRTY_BATCH,
+	S_PERSON_NEW, S_PERSON_DIRTY, S_PERSON_MERGED, S_DIRTY_BATCH, S_DIRTY_AFTER,
 	S_MATCH_PHONE, S_MATCH_EMAIL,
 	S_AGREED_GET, S_AGREED_PUT,
 	S_OBSERVED_ADD, S_CONFLICT_ADD, S_QUARANTINE_ADD, S_NOTICE_ADD,
@@ -38,7 +38,8 @@ enum stmt_id {
 	S_OPTOUT_GET, S_OPTOUT_SET, S_OPTOUT_LOG,
 	S_SNAP_MERGED, S_SNAP_MARK, S_SNAP_LISTED, S_SNAP_SET_MERGED,
 	S_LIST_MEMBERS, S_LIST_SET,
-	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_CLEAR, S_GONE_NEXT,
+	S_SWEEP_BATCH, S_SWEPT, S_MARK_GONE, S_MARK_UNSEEN, S_GONE_COUNT, S_GONE_NEXT,
+	S_MISSING_BATCH, S_MISSING_CLEAR, S_VALVE_CHANGES,
 	S_UNLINK_SNAP, S_UNLINK_LINK, S_LINK_DELETED, S_LINK_UNBURY,
 	S_EVENT_ADD, S_DELIVERY_ADD, S_DELIVERY_DUE, S_DELIVERY_GET, S_EVENT_PERSON, S_DELIVERY_SET,
 	S_DELIVERY_COUNT, S_OUTBOX_UNRECORDED,
@@ -64,13 +65,15 @@ static const char *const sql[S_COUNT] = {
 			 "run_id = excluded.run_id",
 	[S_SNAP_GET] = "SELECT fields, remote_updated_ms FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	/* A new record counts as just swept: it was read a moment ago. */
+	/* A record read again is neither gone nor missing (I10). */
 	[S_SNAP_PUT] = "INSERT INTO snapshot (system, remote_id, fields, phone, email, remote_updated_ms, seen_run, "
-		       "swept_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT (system, remote_id) DO UPDATE SET "
+		       "swept_ms, first_seen_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?8) "
+		       "ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
-		       "seen_run = excluded.seen_run",
-	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4 "
-			"WHERE system = ?1 AND remote_id = ?2",
+		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL",
+	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
+			"gone_run = NULL WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
@@ -80,7 +83,9 @@ static const char *const sql[S_COUNT] = {
 			   "AND (person_id = ?2 OR remote_id = ?3)",
 	[S_PERSON_NEW] = "INSERT INTO person (created_run, dirty) VALUES (?1, 1)",
 	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1",
+	[S_PERSON_MERGED] = "UPDATE person SET dirty = 0, merged_run = ?2 WHERE id = ?1",
 	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
+	[S_DIRTY_AFTER] = "SELECT id FROM person WHERE dirty = 1 AND id > ?2 ORDER BY id LIMIT ?1",
 	[S_MATCH_PHONE] = "SELECT l.person_id FROM snapshot s JOIN link l "
 			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.phone = ?1 "
 			  "UNION SELECT person_id FROM field_value WHERE field = 'phone' AND value = ?1 "
@@ -138,14 +143,37 @@ static const char *const sql[S_COUNT] = {
 			   "WHERE s.system = ?1 AND s.gone_run IS NULL AND s.swept_ms <= ?3 "
 			   "ORDER BY s.swept_ms, s.remote_id LIMIT ?2",
 	[S_SWEPT] = "UPDATE snapshot SET swept_ms = ?3 WHERE system = ?1 AND remote_id = ?2",
-	[S_MARK_GONE] = "UPDATE snapshot SET gone_run = ?3 WHERE system = ?1 AND remote_id = ?2",
-	[S_MARK_UNSEEN] = "UPDATE snapshot SET gone_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
-			   "AND gone_run IS NULL",
-	[S_GONE_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1 AND gone_run = ?2",
-	[S_GONE_CLEAR] = "UPDATE snapshot SET gone_run = NULL WHERE gone_run = ?1",
+	/* Its endpoint says it is gone; a record first seen after ?4 (within
+	 * the lookback) only becomes a candidate, checked again later. */
+	[S_MARK_GONE] = "UPDATE snapshot SET "
+			"gone_run = CASE WHEN first_seen_ms <= ?4 THEN ?3 END, "
+			"missing_run = CASE WHEN first_seen_ms <= ?4 THEN missing_run "
+			"ELSE coalesce(missing_run, ?3) END WHERE system = ?1 AND remote_id = ?2",
+	[S_MARK_UNSEEN] = "UPDATE snapshot SET missing_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
+			   "AND gone_run IS NULL AND missing_run IS NULL",
+	/* What seems gone: confirmed, or missing and old enough to be checked. */
+	[S_GONE_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1 AND (gone_run IS NOT NULL "
+			 "OR (missing_run IS NOT NULL AND first_seen_ms <= ?2))",
 	[S_GONE_NEXT] = "SELECT s.system, s.remote_id, coalesce(l.person_id, 0) FROM snapshot s "
 			 "LEFT JOIN link l ON l.system = s.system AND l.remote_id = s.remote_id "
-			 "WHERE s.gone_run = ?1 LIMIT 1",
+			 "WHERE s.gone_run IS NOT NULL ORDER BY s.system, s.remote_id LIMIT 1",
+	[S_MISSING_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
+			     "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
+			     "WHERE s.system = ?1 AND s.missing_run IS NOT NULL AND s.gone_run IS NULL "
+			     "AND s.first_seen_ms <= ?3 ORDER BY s.missing_run, s.remote_id LIMIT ?2",
+	[S_MISSING_CLEAR] = "UPDATE snapshot SET missing_run = NULL WHERE system = ?1 AND remote_id = ?2",
+	/* The changes a source made to records already in the state that no
+	 * merge has taken in yet (I6): records changed, records with a value
+	 * cleared, values cleared. New records and opt-outs do not count. */
+	[S_VALVE_CHANGES] = "SELECT count(DISTINCT o.remote_id), "
+			     "count(DISTINCT CASE WHEN o.old_value <> '' AND o.new_value = '' THEN o.remote_id END), "
+			     "coalesce(sum(o.old_value <> '' AND o.new_value = ''), 0) "
+			     /* Dirty persons first (few), then their observations:
+			      * never a scan of the whole journal. */
+			     "FROM person p CROSS JOIN observed o ON o.person_id = p.id "
+			     "AND o.run_id > p.merged_run WHERE p.dirty = 1 AND o.system = ?1 "
+			     "AND o.old_value IS NOT NULL "
+			     "AND o.field NOT IN ('optout_sms', 'optout_call', 'optout_email')",
 	[S_UNLINK_SNAP] = "DELETE FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_UNLINK_LINK] = "UPDATE link SET deleted_run = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_LINK_DELETED] = "SELECT count(*) FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NOT NULL",
@@ -190,7 +218,8 @@ static const char *const sql[S_COUNT] = {
 			       "WHERE status IN ('failed', 'refused') AND (?1 IS NULL OR target = ?1) "
 			       "AND (?2 IS NULL OR event_id IN (SELECT id FROM event WHERE person_id IN "
 			       "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2)))",
-	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3 WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3, missing_run = NULL, gone_run = NULL "
+			  "WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
@@ -914,6 +943,11 @@ int state_person_dirty(struct state *st, long long person, bool dirty, struct df
 	return write_stmt(st, S_PERSON_DIRTY, err, "mark person", "ib", person, dirty);
 }
 
+int state_person_merged(struct state *st, long long person, long long run, struct df_err *err)
+{
+	return write_stmt(st, S_PERSON_MERGED, err, "mark person merged", "ii", person, run);
+}
+
 /* Collects the first column of every row of s (already bound but for the
  * limit parameter at index lim) into ids. */
 static int collect_ids(struct state *st, sqlite3_stmt *s, int lim, long long *ids, int max,
@@ -936,6 +970,17 @@ int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct 
 	sqlite3_stmt *s = stmt(st, S_DIRTY_BATCH, err);
 
 	return s ? collect_ids(st, s, 1, ids, max, n, err) : -1;
+}
+
+int state_dirty_after(struct state *st, long long after, long long *ids, int max, int *n,
+		      struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_DIRTY_AFTER, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 2, after);
+	return collect_ids(st, s, 1, ids, max, n, err);
 }
 
 int state_match(struct state *st, const char *field, const char *value,
@@ -1256,9 +1301,10 @@ int state_snapshot_swept(struct state *st, const char *system, const char *remot
 }
 
 int state_mark_gone(struct state *st, const char *system, const char *remote_id, long long run,
-		    struct df_err *err)
+		    long long young_after_ms, struct df_err *err)
 {
-	return by_record(st, S_MARK_GONE, system, remote_id, run, err);
+	return write_stmt(st, S_MARK_GONE, err, "mark gone record", "ttii", system, remote_id, run,
+			  young_after_ms);
 }
 
 int state_mark_unseen(struct state *st, const char *system, long long run, long long *n,
@@ -1270,35 +1316,80 @@ int state_mark_unseen(struct state *st, const char *system, long long run, long 
 		return -1;
 	bind_text(s, 1, system);
 	sqlite3_bind_int64(s, 2, run);
-	if (step_done(st, s, err, "mark unseen records"))
+	if (step_done(st, s, err, "mark unlisted records"))
 		return -1;
 	*n = sqlite3_changes(st->db);
 	return 0;
 }
 
-int state_gone_count(struct state *st, const char *system, long long run, long long *n,
+int state_missing_batch(struct state *st, const char *system, int max, long long young_after_ms,
+			char ***ids, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_MISSING_BATCH, err);
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	sqlite3_bind_int(s, 2, max);
+	sqlite3_bind_int64(s, 3, young_after_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = column_dup(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "choose missing records to check");
+	return 0;
+}
+
+int state_missing_clear(struct state *st, const char *system, const char *remote_id,
+			struct df_err *err)
+{
+	return by_record(st, S_MISSING_CLEAR, system, remote_id, 0, err);
+}
+
+int state_gone_count(struct state *st, const char *system, long long young_after_ms, long long *n,
 		     struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_GONE_COUNT, err);
 	int rc;
 
+	*n = 0;
 	if (s == NULL)
 		return -1;
 	bind_text(s, 1, system);
-	sqlite3_bind_int64(s, 2, run);
+	sqlite3_bind_int64(s, 2, young_after_ms);
 	rc = sqlite3_step(s);
 	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "count gone records");
 }
 
-int state_gone_clear(struct state *st, long long run, struct df_err *err)
+int state_valve_changes(struct state *st, const char *system, struct valve_changes *vc,
+			struct df_err *err)
 {
-	return write_stmt(st, S_GONE_CLEAR, err, "clear gone marks", "i", run);
+	sqlite3_stmt *s = stmt(st, S_VALVE_CHANGES, err);
+	int rc;
+
+	memset(vc, 0, sizeof(*vc));
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		vc->changed = sqlite3_column_int64(s, 0);
+		vc->cleared_records = sqlite3_column_int64(s, 1);
+		vc->cleared_fields = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "count changed records");
 }
 
-int state_gone_next(struct state *st, long long run, char **system, char **remote_id,
-		    long long *person, bool *found, struct df_err *err)
+int state_gone_next(struct state *st, char **system, char **remote_id, long long *person,
+		    bool *found, struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_GONE_NEXT, err);
 	int rc;
@@ -1306,7 +1397,6 @@ int state_gone_next(struct state *st, long long run, char **system, char **remot
 	*found = false;
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, run);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*found = true;

@@ -100,8 +100,13 @@ int state_link_put(struct state *st, const char *system, const char *remote_id,
 
 long long state_person_new(struct state *st, long long run, struct df_err *err);
 int state_person_dirty(struct state *st, long long person, bool dirty, struct df_err *err);
+/* The person is merged in run: not dirty; later observations are new. */
+int state_person_merged(struct state *st, long long person, long long run, struct df_err *err);
 /* Up to max dirty persons, lowest id first. */
 int state_dirty_batch(struct state *st, long long *ids, int max, int *n, struct df_err *err);
+/* The same, of ids above after (persons that stay dirty). */
+int state_dirty_after(struct state *st, long long after, long long *ids, int max, int *n,
+		      struct df_err *err);
 
 /* Deletes and the sweep. */
 /* Up to max linked records of system last swept at or before before_ms,
@@ -110,18 +115,40 @@ int state_sweep_batch(struct state *st, const char *system, int max, long long b
 		      char ***ids, int *n, struct df_err *err);
 int state_snapshot_swept(struct state *st, const char *system, const char *remote_id,
 			 long long now_ms, struct df_err *err);
+/* The record's own endpoint says it is gone: marked gone (counted by the
+ * safety valve, then unlinked), unless first seen after young_after_ms
+ * (within the system's lookback): then it is only missing, and checked
+ * again once older. */
 int state_mark_gone(struct state *st, const char *system, const char *remote_id, long long run,
-		    struct df_err *err);
-/* Marks gone every linked record of system not seen since run started. */
+		    long long young_after_ms, struct df_err *err);
+/* Marks missing every record of system not seen since run started (a full
+ * listing did not return it): a candidate, never proof (I10). */
 int state_mark_unseen(struct state *st, const char *system, long long run, long long *n,
 		      struct df_err *err);
-int state_gone_count(struct state *st, const char *system, long long run, long long *n,
+/* Up to max linked missing records of system first seen at or before
+ * young_after_ms, longest missing first (remote ids; free each and the
+ * array). */
+int state_missing_batch(struct state *st, const char *system, int max, long long young_after_ms,
+			char ***ids, int *n, struct df_err *err);
+/* The record is not missing after all (or cannot be confirmed). */
+int state_missing_clear(struct state *st, const char *system, const char *remote_id,
+			struct df_err *err);
+/* Records of system that seem gone: marked gone, or missing and first seen
+ * at or before young_after_ms. */
+int state_gone_count(struct state *st, const char *system, long long young_after_ms, long long *n,
 		     struct df_err *err);
-int state_gone_clear(struct state *st, long long run, struct df_err *err);
-/* The next gone record of the run: its system, id (caller frees) and person;
+/* What a source changed in records already in the state, not yet merged. */
+struct valve_changes {
+	long long changed;              /* records with a changed field */
+	long long cleared_records;      /* records with a value made blank */
+	long long cleared_fields;       /* values made blank */
+};
+int state_valve_changes(struct state *st, const char *system, struct valve_changes *vc,
+			struct df_err *err);
+/* The next record marked gone: its system, id (caller frees) and person;
  * *found false when none are left. */
-int state_gone_next(struct state *st, long long run, char **system, char **remote_id,
-		    long long *person, bool *found, struct df_err *err);
+int state_gone_next(struct state *st, char **system, char **remote_id, long long *person,
+		    bool *found, struct df_err *err);
 /* Drops the snapshot and turns the link into a tombstone. */
 int state_unlink(struct state *st, const char *system, const char *remote_id, long long run,
 		 struct df_err *err);

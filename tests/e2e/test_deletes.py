@@ -1,6 +1,10 @@
 """Deletes: a contact deleted in GHL is unlinked and reported, kept (or,
 with propagate_deletes, deleted) elsewhere, and never re-created in GHL;
-a mass disappearance trips the safety valve (I6)."""
+a mass disappearance trips the safety valve (I6).
+
+These tests delete records moments after they were first seen, so GHL's
+lookback is 0: a record younger than the lookback is never taken for gone
+(I10)."""
 import pytest
 
 from conftest import ANN, ANN_AS_TYPED, view
@@ -12,7 +16,7 @@ def deleted_notice(gone: str, others: str) -> str:
 
 def test_contact_deleted_in_ghl_is_unlinked_reported_kept_elsewhere_and_not_recreated(env):
     # Setup: GHL is swept fully every run; Ann converged everywhere.
-    env.write_config(system_options={"ghl": {"sweep": 100, "sweep_interval": 0}})
+    env.write_config(system_options={"ghl": {"sweep": 100, "sweep_interval": 0, "lookback": 0}})
     ids = env.converge_person(ANN_AS_TYPED)
     kept = {s: env.sim.records(s) for s in ("aloware", "verity")}
 
@@ -52,7 +56,7 @@ def test_contact_deleted_in_ghl_is_unlinked_reported_kept_elsewhere_and_not_recr
 
 def test_contact_deleted_in_ghl_with_propagate_deletes_is_deleted_in_verity_not_aloware(env):
     # Setup: GHL deletes propagate; Ann converged everywhere.
-    env.write_config(system_options={"ghl": {"propagate_deletes": True}})
+    env.write_config(system_options={"ghl": {"propagate_deletes": True, "lookback": 0}})
     ids = env.converge_person(ANN_AS_TYPED)
     aloware_before = env.sim.records("aloware")
 
@@ -95,6 +99,7 @@ GONE = 18
 @pytest.fixture
 def twenty_converged(env) -> list:
     """20 contacts created in GHL and converged everywhere; their GHL ids."""
+    env.write_config(system_options={"ghl": {"lookback": 0}})
     ids = env.sim.seed("ghl", [{"firstName": f"P{i}", "lastName": "Valve", "phone": f"+1555301{i:04d}"}
                                for i in range(PEOPLE)])
     env.converge()
@@ -113,20 +118,23 @@ def test_most_records_vanishing_trips_the_safety_valve_until_the_bound_is_raised
     # Action: a full run.
     code, out, err = env.run("run", "--full")
 
-    # Expected: exit 4; stderr names the valve; nothing written anywhere,
-    # nothing unlinked or marked.
+    # Expected: exit 4; stderr names the valve; each missing record was
+    # read through its own endpoint; nothing written or unlinked anywhere;
+    # the 18 stay marked gone for the next run.
     assert code == 4, err
-    assert (f"dfreconcile: safety valve: {GONE} of {PEOPLE} ghl records seem to be gone (more than 50%); "
-            "nothing was unlinked or written. If this is intended, run again with "
+    assert (f"dfreconcile: safety valve: ghl changed 0 of {PEOPLE} records (0%), cleared 0 fields in 0 "
+            f"records (0%) and lost {GONE} records (90%, more than 50%); sent: 0 opt-outs, 0 deliveries; "
+            f"not sent: 0 updates, 0 creates, {GONE} deletes. If this is intended, run again with "
             "--max-change-share 0.90 or higher") in err.splitlines()
     assert env.write_requests() == {}
-    # (a full run reads each listed GHL contact whole: search leaves its
-    # per-channel DND unsaid)
-    assert env.all_counts() == dict(env.only_listings(), ghl={"POST /contacts/search": 1,
-                                                             "GET /contacts/{id}": PEOPLE - GONE})
+    # (a full run reads each listed GHL contact whole, search leaves its
+    # per-channel DND unsaid; each unlisted one is read to confirm it gone)
+    listings = env.only_listings()
+    listings["ghl"]["GET /contacts/{id}"] = PEOPLE
+    assert env.all_counts() == listings
     assert env.all_records() == records
     assert env.query("SELECT system, remote_id, person_id, deleted_run FROM link ORDER BY 1, 2") == state
-    assert env.query("SELECT count(*) FROM snapshot WHERE gone_run IS NOT NULL") == [(0,)]
+    assert env.query("SELECT count(*) FROM snapshot WHERE gone_run IS NOT NULL") == [(GONE,)]
     assert env.query("SELECT count(*) FROM notice") == [(0,)]
     assert env.query("SELECT status, exit_code FROM run WHERE id = ?", (env.last_run_id(),)) == [
         ("safety-valve", 4)]

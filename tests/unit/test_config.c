@@ -205,7 +205,7 @@ static void test_minimal_defaults(void **state)
 	assert_string_equal(cfg->keep_tag_prefix, "SYS:");
 	assert_int_equal(cfg->log_level, LOG_INFO);
 	assert_true(cfg->max_change_share == 0.5);
-	assert_int_equal(cfg->safety_min_records, 20);
+	assert_int_equal(cfg->safety_min_records, 10);
 	assert_int_equal(cfg->write_max_attempts, 10);
 	assert_int_equal(cfg->write_backoff, 60);
 	assert_int_equal(cfg->max_pages, 10000);
@@ -565,6 +565,10 @@ static const struct error_case error_cases[] = {
 	  { { "    token = \"aloware-test-token\";\n",
 	      "    token = \"aloware-test-token\";\n    sweep_interval = 2592001;\n" } },
 	  "sweep_interval", "systems.aloware.sweep_interval", "must be between 0 and 2592000" },
+	{ "negative delete checks",
+	  { { "    token = \"aloware-test-token\";\n",
+	      "    token = \"aloware-test-token\";\n    delete_checks = -1;\n" } },
+	  "delete_checks", "systems.aloware.delete_checks", "must be between 0 and 100000" },
 	{ "listing not a boolean",
 	  { { "    token = \"aloware-test-token\";\n", "    token = \"aloware-test-token\";\n    listing = \"no\";\n" } },
 	  "listing = ", "systems.aloware.listing", "must be true or false" },
@@ -811,7 +815,7 @@ static void test_sweep_settings(void **state)
 		  "    token = \"ghl-test-token\";\n    listing = false;\n" },
 		{ "    token = \"aloware-test-token\";\n",
 		  "    token = \"aloware-test-token\";\n    listing = false;\n    sweep = 0;\n"
-		  "    sweep_interval = 60;\n    propagate_deletes = true;\n" },
+		  "    sweep_interval = 60;\n    propagate_deletes = true;\n    delete_checks = 7;\n" },
 		{ "    token = \"verity-test-token\";\n",
 		  "    token = \"verity-test-token\";\n    sweep = 200;\n" },
 	};
@@ -824,6 +828,7 @@ static void test_sweep_settings(void **state)
 		assert_int_equal(cfg->sys[s].sweep, 5);
 		assert_int_equal(cfg->sys[s].sweep_interval, 3600);
 		assert_false(cfg->sys[s].propagate_deletes);
+		assert_int_equal(cfg->sys[s].delete_checks, 100);
 	}
 	config_free(cfg);
 
@@ -837,6 +842,7 @@ static void test_sweep_settings(void **state)
 	assert_int_equal(cfg->sys[1].sweep, 0);
 	assert_int_equal(cfg->sys[1].sweep_interval, 60);
 	assert_true(cfg->sys[1].propagate_deletes);
+	assert_int_equal(cfg->sys[1].delete_checks, 7);
 	assert_true(cfg->sys[2].listing);
 	assert_int_equal(cfg->sys[2].sweep, 200);
 	assert_int_equal(cfg->sys[2].sweep_interval, 3600);

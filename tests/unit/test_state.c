@@ -19,6 +19,9 @@
 #include "check.h"
 #include <sqlite3.h>
 
+/* A time after every first sighting: every record counts as old. */
+#define ALL_OLD (1LL << 62)
+
 #include "../../state/schema.h"
 #include "../../state/state.h"
 #include "../../core/str.h"
@@ -133,9 +136,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 5);
+	assert_int_equal(SCHEMA_VERSION, 6);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "5");
+	expect_peek(fx->path, "PRAGMA user_version", "6");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -813,7 +816,7 @@ static void test_sweep_batch(void **state)
 	expect_sweep(fx, "ghl", 10, 599, IDS("r4", "r3", "r1", "r5"));
 
 	/* A record marked gone is not swept again. */
-	OK(state_mark_gone(fx->st, "ghl", "r4", fx->run, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "r4", fx->run, ALL_OLD, &fx->err));
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r3", "r1", "r5", "r2"));
 	/* Nor a tombstoned one, even should a snapshot of it come back. */
 	OK(state_unlink(fx->st, "ghl", "r3", fx->run, &fx->err));
@@ -824,8 +827,8 @@ static void test_sweep_batch(void **state)
 	OK(state_snapshot_swept(fx->st, "ghl", "r3", 1, &fx->err));
 	record_clear(&rec);
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r1", "r5", "r2"));
-	/* Cleared marks make a record due again. */
-	OK(state_gone_clear(fx->st, fx->run, &fx->err));
+	/* A record read again is not gone: due again. */
+	OK(state_snapshot_seen(fx->st, "ghl", "r4", 1, fx->run, &fx->err));
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r4", "r1", "r5", "r2"));
 }
 
@@ -909,12 +912,15 @@ static void test_sweep_interval(void **state)
 	expect_sweep(fx, "ghl", 10, 1100 - interval, IDS("r1", "r2", "r3"));
 }
 
-/* A full listing marks gone what it did not list. */
+/* A full listing marks missing what it did not list: a candidate that
+ * counts for the valve once older than the lookback, never gone (I10). */
 static void test_mark_unseen(void **state)
 {
 	struct fixture *fx = *state;
 	long long run2, n = -1;
 	struct record rec;
+	char **ids = NULL;
+	int nids = -1;
 
 	add_linked(fx, "ghl", "g1", fx->run, 0);
 	add_linked(fx, "ghl", "g2", fx->run, 0);
@@ -931,28 +937,93 @@ static void test_mark_unseen(void **state)
 	record_set(&rec, F_FIRST_NAME, "changed");
 	OK(state_snapshot_put(fx->st, "ghl", &rec, run2, &fx->err));
 	record_clear(&rec);
-	OK(state_mark_gone(fx->st, "ghl", "g3", run2, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "g3", run2, ALL_OLD, &fx->err));
 
 	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
 	assert_int_equal(n, 1);                 /* g4; g3 was marked already */
-	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
+	OK(state_gone_count(fx->st, "ghl", ALL_OLD, &n, &fx->err));
 	assert_int_equal(n, 2);
-	OK(state_gone_count(fx->st, "aloware", run2, &n, &fx->err));
-	assert_int_equal(n, 0);
-	OK(state_gone_count(fx->st, "ghl", fx->run, &n, &fx->err));
+	/* g4 was first seen now: younger than any lookback, it does not count. */
+	OK(state_gone_count(fx->st, "ghl", 0, &n, &fx->err));
+	assert_int_equal(n, 1);
+	OK(state_gone_count(fx->st, "aloware", ALL_OLD, &n, &fx->err));
 	assert_int_equal(n, 0);
 	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
-		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3 g4");
-	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2"));
+		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3");
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE missing_run IS NOT NULL ORDER BY remote_id)", "g4");
+	OK(state_missing_batch(fx->st, "ghl", 10, ALL_OLD, &ids, &nids, &fx->err));
+	assert_int_equal(nids, 1);
+	assert_string_equal(ids[0], "g4");
+	free(ids[0]);
+	free(ids);
+	OK(state_missing_batch(fx->st, "ghl", 10, 0, &ids, &nids, &fx->err));
+	assert_int_equal(nids, 0);
+	free(ids);
 	/* Again in the same run: nothing new. */
 	OK(state_mark_unseen(fx->st, "ghl", run2, &n, &fx->err));
 	assert_int_equal(n, 0);
 
-	/* The valve clears the run's marks. */
-	OK(state_gone_clear(fx->st, run2, &fx->err));
-	OK(state_gone_count(fx->st, "ghl", run2, &n, &fx->err));
-	assert_int_equal(n, 0);
-	expect_sweep(fx, "ghl", 10, 1000, IDS("g1", "g2", "g3", "g4"));
+	/* Its endpoint still has it: no longer missing. */
+	OK(state_snapshot_seen(fx->st, "ghl", "g4", 5000, run2, &fx->err));
+	OK(state_gone_count(fx->st, "ghl", ALL_OLD, &n, &fx->err));
+	assert_int_equal(n, 1);
+	/* A young record its endpoint calls gone is only missing. */
+	OK(state_mark_gone(fx->st, "ghl", "g1", run2, 0, &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE gone_run IS NOT NULL ORDER BY remote_id)", "g3");
+	expect_peek(fx->path, "SELECT group_concat(remote_id, ' ') FROM (SELECT remote_id FROM snapshot "
+		    "WHERE missing_run IS NOT NULL ORDER BY remote_id)", "g1");
+}
+
+/* The safety valve's count (I6): changes to known records of dirty persons
+ * made after their last merge; new records and opt-outs do not count. */
+static void expect_valve(struct fixture *fx, const char *system, long long changed,
+			 long long cleared_records, long long cleared_fields)
+{
+	struct valve_changes vc;
+
+	OK(state_valve_changes(fx->st, system, &vc, &fx->err));
+	if (vc.changed != changed || vc.cleared_records != cleared_records ||
+	    vc.cleared_fields != cleared_fields)
+		fail_msg("%s: changed %lld, cleared %lld fields in %lld records; want %lld, %lld in %lld",
+			 system, vc.changed, vc.cleared_fields, vc.cleared_records, changed, cleared_fields,
+			 cleared_records);
+}
+
+static void test_valve_changes(void **state)
+{
+	struct fixture *fx = *state;
+	long long p1 = add_linked(fx, "verity", "v1", fx->run, 0);
+	long long p2 = add_linked(fx, "verity", "v2", fx->run, 0);
+	long long p3 = add_linked(fx, "verity", "v3", fx->run, 0);
+	long long run2;
+
+	/* Run 1 linked them: first sightings (no old value) do not count. */
+	OK(state_observed_add(fx->st, fx->run, "verity", "v1", p1, "first_name", NULL, "v1", &fx->err));
+	expect_valve(fx, "verity", 0, 0, 0);
+	OK(state_person_merged(fx->st, p1, fx->run, &fx->err));
+	OK(state_person_merged(fx->st, p2, fx->run, &fx->err));
+	OK(state_person_merged(fx->st, p3, fx->run, &fx->err));
+	expect_valve(fx, "verity", 0, 0, 0);
+
+	/* Run 2: v1 loses both names, v2 is renamed, v3 opts out. */
+	run2 = state_run_start(fx->st, "run", &fx->err);
+	OK(state_observed_add(fx->st, run2, "verity", "v1", p1, "first_name", "Ann", "", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v1", p1, "last_name", "Lee", "", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v2", p2, "first_name", "Bob", "Rob", &fx->err));
+	OK(state_observed_add(fx->st, run2, "verity", "v3", p3, "optout_sms", "false", "true", &fx->err));
+	OK(state_person_dirty(fx->st, p1, true, &fx->err));
+	OK(state_person_dirty(fx->st, p2, true, &fx->err));
+	OK(state_person_dirty(fx->st, p3, true, &fx->err));
+	expect_valve(fx, "verity", 2, 1, 2);
+	expect_valve(fx, "ghl", 0, 0, 0);
+	/* Still counted while not merged (a tripped valve); not once merged. */
+	OK(state_person_merged(fx->st, p1, run2, &fx->err));
+	expect_valve(fx, "verity", 1, 0, 0);
+	/* Dirty again later: only what came after the merge counts. */
+	OK(state_person_dirty(fx->st, p1, true, &fx->err));
+	expect_valve(fx, "verity", 1, 0, 0);
 }
 
 /* Gone records are unlinked one by one; the link stays as a tombstone. */
@@ -972,8 +1043,8 @@ static void test_unlink_tombstone(void **state)
 	OK(state_link_deleted(fx->st, p1, "ghl", &deleted, &fx->err));
 	assert_false(deleted);
 
-	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, &fx->err));
-	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, ALL_OLD, &fx->err));
+	OK(state_gone_next(fx->st, &sys, &id, &person, &found, &fx->err));
 	assert_true(found);
 	assert_string_equal(sys, "ghl");
 	assert_string_equal(id, "c1");
@@ -981,7 +1052,7 @@ static void test_unlink_tombstone(void **state)
 	free(sys);
 	free(id);
 	OK(state_unlink(fx->st, "ghl", "c1", fx->run, &fx->err));
-	OK(state_gone_next(fx->st, fx->run, &sys, &id, &person, &found, &fx->err));
+	OK(state_gone_next(fx->st, &sys, &id, &person, &found, &fx->err));
 	assert_false(found);
 
 	/* The tombstone: no link, no snapshot, but the delete is known. */
@@ -1018,7 +1089,7 @@ static void test_unlink_tombstone(void **state)
 	expect_peek(fx->path, "SELECT count(*) FROM link WHERE system = 'ghl' AND person_id = 1", "1");
 
 	/* A tombstoned record id that comes back links again (to anyone). */
-	OK(state_mark_gone(fx->st, "ghl", "c2", fx->run, &fx->err));
+	OK(state_mark_gone(fx->st, "ghl", "c2", fx->run, ALL_OLD, &fx->err));
 	OK(state_unlink(fx->st, "ghl", "c2", fx->run, &fx->err));
 	OK(state_link_get(fx->st, "ghl", "c2", &person, &fx->err));
 	assert_int_equal(person, 0);
@@ -1249,6 +1320,7 @@ int main(void)
 		T(test_sweep_rotation),
 		T(test_sweep_interval),
 		T(test_mark_unseen),
+		T(test_valve_changes),
 		T(test_unlink_tombstone),
 		T(test_events_and_deliveries),
 		T(test_optout_registry),
