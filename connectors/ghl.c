@@ -419,9 +419,11 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 }
 
 /* Deliveries: calls become notes (and Call messages when a conversation
- * provider is configured), texts go into the contact's conversation. Each
- * carries the source's id (a note line, a message's altId) so that an
- * earlier delivery is found before a second one is made. */
+ * provider is configured), texts become SMS messages in the contact's
+ * conversation. An earlier delivery is looked for before a second one is
+ * made: a note by its last line (the call's id), a message by what the
+ * message export really returns (its schema has no altId): type,
+ * direction, date and, for an SMS, its body (docs/DESIGN.md). */
 
 static const char *const conv_hdr[] = { "Version: 2021-04-15", NULL };
 
@@ -437,16 +439,22 @@ static json_object *get_json(struct conn *g, const char *path, const char *const
 	return o;
 }
 
+/* POSTs body; the parsed answer, or NULL with err. A 4xx answer's body is
+ * kept in *refused (when refused is not NULL) for the caller to read. */
 static json_object *post_json(struct conn *g, const char *path, json_object *body, const char *const *hdr,
-			      struct df_err *err)
+			      json_object **refused, struct df_err *err)
 {
 	struct http_response resp;
 	json_object *o = NULL;
 	char *text = jm_to_string(body);
 
 	json_object_put(body);
+	if (refused)
+		*refused = NULL;
 	if (http_request(g->http, "POST", path, text, hdr, &resp, err) == 0)
 		o = jm_parse(&resp, g->sc->name, err);
+	else if (refused && resp.status >= 400 && resp.status < 500 && resp.body)
+		*refused = jm_parse_text(resp.body, resp.len);
 	free(text);
 	http_response_free(&resp);
 	return o;
@@ -508,11 +516,12 @@ static int find_note(struct conn *g, const char *contact, const char *marker, ch
 	return 0;
 }
 
-/* The contact's conversation, created when it has none. */
-static int conversation_of(struct conn *g, const char *contact, char **id, struct df_err *err)
+/* The id of the contact's conversation from GET /conversations/search, or
+ * NULL. The search index lags behind a create. */
+static int search_conversation(struct conn *g, const char *contact, char **id, struct df_err *err)
 {
 	struct strbuf path;
-	json_object *o, *arr, *body;
+	json_object *o, *arr;
 
 	*id = NULL;
 	sb_init(&path);
@@ -528,36 +537,88 @@ static int conversation_of(struct conn *g, const char *contact, char **id, struc
 	    json_object_array_length(arr) > 0)
 		*id = member(json_object_array_get_idx(arr, 0), "id");
 	json_object_put(o);
-	if (*id)
-		return 0;
+	return 0;
+}
+
+/* The contact's conversation, created when search finds none. A create
+ * answered "already exists" (made earlier, not yet in the search index) is
+ * recovered by searching again; if the index still lags, the delivery is
+ * retried by a later run (temporary). */
+static int conversation_of(struct conn *g, const char *contact, char **id, struct df_err *err)
+{
+	json_object *o, *body, *refused = NULL, *conv;
+	char *msg;
+
+	if (search_conversation(g, contact, id, err) || *id)
+		return *id ? 0 : -1;
 	body = json_object_new_object();
 	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
 	json_object_object_add(body, "contactId", json_object_new_string(contact));
-	o = post_json(g, "/conversations/", body, conv_hdr, err);
-	if (o == NULL)
-		return -1;
-	json_object *conv;
+	o = post_json(g, "/conversations/", body, conv_hdr, &refused, err);
+	if (o == NULL) {
+		msg = member(refused, "message");
+		if (msg == NULL || strstr(msg, "already exists") == NULL) {
+			free(msg);
+			json_object_put(refused);
+			return -1;
+		}
+		/* Only an id in the answer (the spec documents none) or the
+		 * search may name it. */
+		*id = member(refused, "conversationId");
+		free(msg);
+		json_object_put(refused);
+		if (*id == NULL && search_conversation(g, contact, id, err))
+			return -1;
+		return *id ? 0 : df_fail(err, DF_FAIL_TEMP, "%s: the contact's conversation exists but "
+					 "the conversation search does not show it yet", g->sc->name);
+	}
 	if (json_object_object_get_ex(o, "conversation", &conv))
 		*id = member(conv, "id");
 	json_object_put(o);
 	return *id ? 0 : df_fail(err, DF_FAIL_TEMP, "%s: conversation create answered no id", g->sc->name);
 }
 
-/* The id of the conversation's message with altId, or NULL. Pages are
+/* What identifies a message we made in the export (which has no altId). */
+struct message_key {
+	const char *channel;    /* export channel: "SMS" or "Call" */
+	const char *type;       /* messageType: TYPE_SMS, TYPE_CALL */
+	const char *direction;  /* inbound, outbound */
+	long long date_ms;      /* the date we gave it */
+	const char *body;       /* an SMS's text; NULL for a call */
+};
+
+static bool message_matches(json_object *m, const struct message_key *k)
+{
+	char *type = member(m, "messageType"), *dir = member(m, "direction"), *date = member(m, "dateAdded"),
+	     *body = member(m, "body");
+	bool same = str_eq(type, k->type) && str_eq(dir, k->direction) && date &&
+		    time_parse_iso(date) == k->date_ms && (k->body == NULL || str_eq(body ? body : "", k->body));
+
+	free(type);
+	free(dir);
+	free(date);
+	free(body);
+	return same;
+}
+
+/* The id of the conversation's message matching k, or NULL. Pages are
  * bounded: a conversation longer than that is searched no further. */
-static int find_message(struct conn *g, const char *conv, const char *alt, char **id, struct df_err *err)
+static int find_message(struct conn *g, const char *conv, const struct message_key *k, char **id,
+			struct df_err *err)
 {
 	char *cursor = NULL;
 
 	*id = NULL;
 	for (int page = 0; page < 50 && *id == NULL; page++) {
 		struct strbuf path;
-		json_object *o, *arr, *next;
+		json_object *o, *arr;
 		sb_init(&path);
 		sb_add(&path, "/conversations/messages/export?locationId=");
 		http_query_escape(&path, g->sc->location_id);
 		sb_add(&path, "&conversationId=");
 		http_query_escape(&path, conv);
+		sb_add(&path, "&channel=");
+		sb_add(&path, k->channel);
 		sb_add(&path, "&limit=500");
 		if (cursor) {
 			sb_add(&path, "&cursor=");
@@ -572,14 +633,12 @@ static int find_message(struct conn *g, const char *conv, const char *alt, char 
 		if (json_object_object_get_ex(o, "messages", &arr) && json_object_is_type(arr, json_type_array)) {
 			for (size_t i = 0; i < json_object_array_length(arr) && *id == NULL; i++) {
 				json_object *m = json_object_array_get_idx(arr, i);
-				char *a = member(m, "altId");
-				if (a && strcmp(a, alt) == 0)
+				if (message_matches(m, k))
 					*id = member(m, "id");
-				free(a);
 			}
 		}
-		if (json_object_object_get_ex(o, "nextCursor", &next) && json_object_is_type(next, json_type_string))
-			cursor = xstrdup(json_object_get_string(next));
+		/* nextCursor is absent on the last page. */
+		cursor = member(o, "nextCursor");
 		json_object_put(o);
 		if (cursor == NULL)
 			break;
@@ -588,13 +647,13 @@ static int find_message(struct conn *g, const char *conv, const char *alt, char 
 	return 0;
 }
 
-/* Posts a message into conv unless one with the same altId is there. */
-static int post_message(struct conn *g, const char *path, const char *conv, const char *alt,
+/* Posts a message into conv unless the export already holds it. */
+static int post_message(struct conn *g, const char *path, const char *conv, const struct message_key *k,
 			json_object *body, char **id, struct df_err *err)
 {
 	json_object *o;
 
-	if (find_message(g, conv, alt, id, err)) {
+	if (find_message(g, conv, k, id, err)) {
 		json_object_put(body);
 		return -1;
 	}
@@ -603,8 +662,8 @@ static int post_message(struct conn *g, const char *path, const char *conv, cons
 		return 0;
 	}
 	json_object_object_add(body, "conversationId", json_object_new_string(conv));
-	json_object_object_add(body, "altId", json_object_new_string(alt));
-	o = post_json(g, path, body, conv_hdr, err);
+	json_object_object_add(body, "conversationProviderId", json_object_new_string(g->sc->conversation_provider_id));
+	o = post_json(g, path, body, conv_hdr, NULL, err);
 	if (o == NULL)
 		return -1;
 	*id = member(o, "messageId");
@@ -623,17 +682,54 @@ static const char *call_status(const char *status)
 	return str_eq(status, "missed") ? "no-answer" : "completed";
 }
 
+/* The Call message: an inbound call through .../inbound (with the contact
+ * and direction), an outbound one through .../outbound, whose schema has
+ * neither (ProcessOutboundMessageBodyDto). */
+static int call_message(struct conn *g, const char *contact, const struct event *ev, char **msg,
+			struct df_err *err)
+{
+	bool in = str_eq(event_get(ev, "direction"), "inbound");
+	struct message_key k = { "Call", "TYPE_CALL", in ? "inbound" : "outbound", ev->occurred_ms, NULL };
+	json_object *body, *call;
+	char *conv = NULL, date[40];
+	int rc;
+
+	if (conversation_of(g, contact, &conv, err))
+		return -1;
+	body = json_object_new_object();
+	call = json_object_new_object();
+	time_format_iso(ev->occurred_ms, date, sizeof(date));
+	json_object_object_add(call, "status", json_object_new_string(call_status(event_get(ev, "status"))));
+	/* The contact's side of the call must be the contact's number. */
+	if (ev->phone)
+		json_object_object_add(call, in ? "from" : "to", json_object_new_string(ev->phone));
+	json_object_object_add(body, "type", json_object_new_string("Call"));
+	json_object_object_add(body, "date", json_object_new_string(date));
+	json_object_object_add(body, "call", call);
+	if (in) {
+		json_object_object_add(body, "contactId", json_object_new_string(contact));
+		json_object_object_add(body, "direction", json_object_new_string("inbound"));
+	}
+	rc = post_message(g, in ? "/conversations/messages/inbound" : "/conversations/messages/outbound",
+			  conv, &k, body, msg, err);
+	free(conv);
+	return rc;
+}
+
+/* A call is a note, then (with a provider) its Call message. A failure
+ * between the two leaves the delivery to be retried, which finds the note
+ * by its marker and makes only the message; the error says so. */
 static int deliver_call(struct conn *g, const char *contact, const struct event *ev, char **made,
 			struct df_err *err)
 {
-	char *marker = xasprintf("aloware_call_id: %s", ev->source_id), *note = NULL, *conv = NULL, *msg = NULL;
+	char *marker = xasprintf("aloware_call_id: %s", ev->source_id), *note = NULL, *msg = NULL;
 	int rc = find_note(g, contact, marker, &note, err);
 
 	if (rc == 0 && note == NULL) {
 		json_object *body = json_object_new_object(), *o, *n;
 		char *path = http_path("/contacts/", contact, "/notes"), *text = call_note(ev);
 		json_object_object_add(body, "body", json_object_new_string(text));
-		o = post_json(g, path, body, version_hdr, err);
+		o = post_json(g, path, body, version_hdr, NULL, err);
 		if (o != NULL && json_object_object_get_ex(o, "note", &n))
 			note = member(n, "id");
 		rc = o ? 0 : -1;
@@ -641,53 +737,42 @@ static int deliver_call(struct conn *g, const char *contact, const struct event 
 		free(path);
 		free(text);
 	}
-	if (rc == 0 && g->sc->conversation_provider_id && (rc = conversation_of(g, contact, &conv, err)) == 0) {
-		bool in = str_eq(event_get(ev, "direction"), "inbound");
-		json_object *body = json_object_new_object(), *call = json_object_new_object();
-		char date[40];
-		time_format_iso(ev->occurred_ms, date, sizeof(date));
-		json_object_object_add(call, "status", json_object_new_string(call_status(event_get(ev, "status"))));
-		/* The contact's side of the call must be the contact's number. */
-		if (ev->phone)
-			json_object_object_add(call, in ? "from" : "to", json_object_new_string(ev->phone));
-		json_object_object_add(body, "type", json_object_new_string("Call"));
-		json_object_object_add(body, "conversationProviderId",
-				       json_object_new_string(g->sc->conversation_provider_id));
-		json_object_object_add(body, "date", json_object_new_string(date));
-		json_object_object_add(body, "call", call);
-		if (in) {
-			json_object_object_add(body, "contactId", json_object_new_string(contact));
-			json_object_object_add(body, "direction", json_object_new_string("inbound"));
-		}
-		rc = post_message(g, in ? "/conversations/messages/inbound" : "/conversations/messages/outbound",
-				  conv, ev->source_id, body, &msg, err);
-	}
+	if (rc == 0 && g->sc->conversation_provider_id && (rc = call_message(g, contact, ev, &msg, err)))
+		df_wrap(err, "note %s made, its Call message not yet", note ? note : "(no id)");
 	*made = note ? xasprintf("note:%s%s%s", note, msg ? " message:" : "", msg ? msg : "") : NULL;
 	free(marker);
 	free(note);
-	free(conv);
 	free(msg);
 	return rc;
 }
 
+/* A text is an SMS added through POST /conversations/messages/inbound (the
+ * spec's way to record a message sent elsewhere, either direction), which
+ * GHL takes only with a conversation provider. Without one configured
+ * nothing is sent: the text waits, refused, until the config names one. */
 static int deliver_text(struct conn *g, const char *contact, const struct event *ev, char **made,
 			struct df_err *err)
 {
+	const char *text = event_get(ev, "body") ? event_get(ev, "body") : "";
+	bool in = str_eq(event_get(ev, "direction"), "inbound");
+	struct message_key k = { "SMS", "TYPE_SMS", in ? "inbound" : "outbound", ev->occurred_ms, text };
 	char *conv = NULL, *msg = NULL, date[40];
 	json_object *body;
 	int rc;
 
+	if (g->sc->conversation_provider_id == NULL)
+		return df_fail(err, DF_FAIL_REMOTE, "%s: GHL takes an SMS only with a conversationProviderId: "
+			       "set conversation_provider_id for this system", g->sc->name);
 	if (conversation_of(g, contact, &conv, err))
 		return -1;
 	time_format_iso(ev->occurred_ms, date, sizeof(date));
 	body = json_object_new_object();
 	json_object_object_add(body, "type", json_object_new_string("SMS"));
 	json_object_object_add(body, "contactId", json_object_new_string(contact));
-	json_object_object_add(body, "message", json_object_new_string(event_get(ev, "body") ? event_get(ev, "body") : ""));
-	json_object_object_add(body, "direction", json_object_new_string(
-		str_eq(event_get(ev, "direction"), "inbound") ? "inbound" : "outbound"));
+	json_object_object_add(body, "message", json_object_new_string(text));
+	json_object_object_add(body, "direction", json_object_new_string(k.direction));
 	json_object_object_add(body, "date", json_object_new_string(date));
-	rc = post_message(g, "/conversations/messages/inbound", conv, ev->source_id, body, &msg, err);
+	rc = post_message(g, "/conversations/messages/inbound", conv, &k, body, &msg, err);
 	*made = msg ? xasprintf("message:%s", msg) : NULL;
 	free(conv);
 	free(msg);

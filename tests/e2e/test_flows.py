@@ -45,14 +45,14 @@ def test_call_becomes_one_note_and_one_call_message_on_the_ghl_contact(env, dire
     # Expected: one note with the call's lines, the Aloware id last.
     (note,) = env.notes()
     assert (note["contactId"], note["body"]) == (ids["ghl"], call_note_body(direction, call_id))
-    # Expected: one conversation (created), holding one Call message whose
-    # altId is the call id.
+    # Expected: one conversation (created), holding one Call message at the
+    # call's time (the export has no altId: the date identifies it).
     (conv,) = env.conversations()
     assert conv["contactId"] == ids["ghl"]
     (message,) = env.messages()
     assert message == ghl_message(
         message["id"], ids["ghl"], conv["id"], type=1, messageType="TYPE_CALL", direction=direction,
-        dateAdded=CALL_TIME, altId=str(call_id), conversationProviderId=PROVIDER,
+        dateAdded=CALL_TIME, conversationProviderId=PROVIDER,
         meta={"callStatus": "completed"})
     # Expected state: the event and its one delivery, done, naming both.
     run_id = env.last_run_id()
@@ -121,7 +121,7 @@ def test_killed_right_after_the_ghl_write_the_rerun_makes_no_second_note_or_mess
     (note,) = env.notes()
     assert note["body"] == call_note_body("inbound", call_id)
     (message,) = env.messages()
-    assert (message["altId"], message["messageType"]) == (str(call_id), "TYPE_CALL")
+    assert (message["dateAdded"], message["messageType"]) == (CALL_TIME, "TYPE_CALL")
     run_id = env.last_run_id()
     assert env.deliveries() == [
         ("call", "aloware", str(call_id), "ghl", "done", 1,
@@ -161,7 +161,7 @@ def test_call_of_a_contact_not_linked_yet_waits_and_is_delivered_by_the_run_that
     (note,) = env.notes()
     assert (note["contactId"], note["body"]) == (ghl_id, call_note_body("inbound", call_id))
     (message,) = env.messages()
-    assert (message["contactId"], message["altId"]) == (ghl_id, str(call_id))
+    assert (message["contactId"], message["dateAdded"]) == (ghl_id, CALL_TIME)
     assert env.deliveries() == [
         ("call", "aloware", str(call_id), "ghl", "done", 1,
          f"note:{note['id']} message:{message['id']}", 1, 1, 2)]
@@ -189,24 +189,26 @@ def test_texts_land_once_each_in_the_ghl_conversation(env):
     convs = {c["contactId"]: c["id"] for c in env.conversations()}
     assert len(env.conversations()) == 2
     assert convs[bob["ghl"]] == bob_conv
-    # Expected: one SMS message per text, with direction, body and altId.
+    # Expected: one SMS message per text, with direction, body, date and
+    # the configured conversation provider.
     messages = env.messages()
-    by_alt = {m["altId"]: m for m in messages}
-    assert len(messages) == 3 and sorted(by_alt) == sorted(text_ids)
+    by_body = {m["body"]: m for m in messages}
+    assert len(messages) == 3 and sorted(by_body) == sorted(body for _, _, body in texts)
     owners = [ann["ghl"], ann["ghl"], bob["ghl"]]
     for i, (text_id, owner, (direction, _, body)) in enumerate(zip(text_ids, owners, texts)):
-        assert by_alt[text_id] == ghl_message(
-            by_alt[text_id]["id"], owner, convs[owner], type=2, messageType="TYPE_SMS",
-            direction=direction, body=body, altId=text_id, dateAdded=f"2025-06-01T12:0{i}:00.000Z")
+        assert by_body[body] == ghl_message(
+            by_body[body]["id"], owner, convs[owner], type=2, messageType="TYPE_SMS",
+            direction=direction, body=body, conversationProviderId=PROVIDER,
+            dateAdded=f"2025-06-01T12:0{i}:00.000Z")
     run_id = env.last_run_id()
     assert env.query("SELECT kind, source, source_id, source_contact, phone, person_id, run_id "
                      "FROM event ORDER BY id") == [
         ("message", "texting", text_id, None, phone, person, run_id)
         for text_id, (_, phone, _), person in zip(text_ids, texts, (1, 1, 2))]
     assert env.deliveries() == [
-        ("message", "texting", text_id, "ghl", "done", 1, f"message:{by_alt[text_id]['id']}", person,
+        ("message", "texting", text_id, "ghl", "done", 1, f"message:{by_body[body]['id']}", person,
          run_id, run_id)
-        for text_id, person in zip(text_ids, (1, 1, 2))]
+        for text_id, (_, _, body), person in zip(text_ids, texts, (1, 1, 2))]
 
     # Action 2: rerun.
     env.reset_requests()

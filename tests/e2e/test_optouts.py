@@ -67,7 +67,7 @@ def test_stop_text_opts_the_number_out_everywhere_in_the_same_run(env, body):
     assert [row[:3] + row[4:] for row in env.optout_log()] == [
         (run_id, PHONE, "sms", "opt-out", "texting", "inbound message is a stop keyword")]
     # The text itself still reaches the GHL conversation.
-    assert [(m["altId"], m["body"]) for m in env.messages()] == [(text_id, body)]
+    assert [(m["messageType"], m["body"]) for m in env.messages()] == [("TYPE_SMS", body)]
 
     # And the next run is quiet.
     env.reset_requests()
@@ -96,7 +96,7 @@ def test_text_that_is_not_a_stop_keyword_opts_nothing_out(env, body):
     assert env.sim.record("verity", ids["verity"])["optOuts"] == NO_OPTOUTS
     assert env.optout_events() == []
     assert env.lists() == {101: [ids["aloware"]], 102: [ids["aloware"]]}
-    assert [(m["altId"], m["body"]) for m in env.messages()] == [(text_id, body)]
+    assert [(m["messageType"], m["body"]) for m in env.messages()] == [("TYPE_SMS", body)]
 
 
 NEW_PHONE = "+15552010009"

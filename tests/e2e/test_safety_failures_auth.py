@@ -90,7 +90,8 @@ def test_bad_credentials_keep_every_write_pending_until_the_token_is_fixed(env, 
     assert ghl["dndSettings"] == {"SMS": {"status": "active"}}
     (note,) = env.notes()
     assert note["body"].endswith(f"aloware_call_id: {call_id}")
-    assert sorted(m["altId"] for m in env.messages()) == sorted([str(call_id), stop_id, text_id])
+    assert sorted((m["messageType"], m["body"]) for m in env.messages()) == [
+        ("TYPE_CALL", None), ("TYPE_SMS", "Is the unit still available?"), ("TYPE_SMS", "STOP")]
     assert env.query("SELECT op, status, attempts FROM outbox WHERE system = 'ghl' "
                      "AND status <> 'superseded' AND run_id > 1") == [("update", "done", 1)]
     assert env.query("SELECT count(*) FROM outbox WHERE status NOT IN ('done', 'superseded')") == [(0,)]

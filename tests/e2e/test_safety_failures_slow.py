@@ -85,6 +85,7 @@ def test_slow_note_and_message_posts_make_one_note_and_one_message_each(env):
     (note,) = env.notes()
     assert note["body"].endswith(f"aloware_call_id: {call_id}")
     assert len(env.conversations()) == 1
-    assert sorted(m["altId"] for m in env.messages()) == sorted([str(call_id), text_id])
+    assert sorted((m["messageType"], m["body"]) for m in env.messages()) == [
+        ("TYPE_CALL", None), ("TYPE_SMS", "Is the unit still available?")]
     assert env.query("SELECT status, attempts > 0 FROM delivery") == [("done", 1), ("done", 1)]
     assert env.pending_faults("ghl") == []

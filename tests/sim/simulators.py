@@ -86,6 +86,10 @@ DEFAULT_CONFIG = {
     "rate_window": 10.0,      # sliding window, seconds of simulated time
     "allow_duplicates": False,  # GHL: location allows duplicate contacts
     "strict_version": True,   # GHL: enforce the Version header
+    "retry_after": True,      # a 429 of the rate limit carries Retry-After
+    "conversation_index_delay": 0.0,  # GHL: seconds before a new conversation is searchable
+    "sms_provider_id": "",    # GHL: the SMS provider inbound SMS must name ("" = any id)
+    "sms_provider_replaced": False,  # GHL: a provider app replaced the default SMS provider
 }
 
 # --------------------------------------------------------------------------
@@ -342,9 +346,21 @@ def bearer_matches(req: Request, token: str) -> bool:
 
 
 def too_many_requests(retry_after) -> Response:
+    """429; retry_after None: without Retry-After (GHL need not send one)."""
+    if retry_after is None:
+        return Response(429, RATE_LIMIT_BODY)
     if isinstance(retry_after, float) and retry_after.is_integer():
         retry_after = int(retry_after)
     return Response(429, RATE_LIMIT_BODY, {"Retry-After": str(retry_after)})
+
+
+def drop_nulls(value):
+    """value without null members, at every depth (array items stay)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
 
 
 def status_phrase(status: int) -> str:
@@ -690,7 +706,8 @@ class System:
             self.admitted.popleft()
         if len(self.admitted) >= limit:
             wait = self.admitted[0] + window - now
-            raise HttpError(429, RATE_LIMIT_BODY, {"Retry-After": str(max(1, math.ceil(wait)))})
+            raise HttpError(429, RATE_LIMIT_BODY, {"Retry-After": str(max(1, math.ceil(wait)))}
+                            if self.config["retry_after"] else None)
         self.admitted.append(now)
 
     # ----- shared listing: GET ?updated_since=&limit=&cursor= ---------------
@@ -823,6 +840,9 @@ class System:
         if not is_int(status) or not 100 <= status <= 599:
             raise control_error(400, "status must be an HTTP status code")
         delay, retry_after = spec.get("delay", 0), spec.get("retry_after", 1)
+        # retry_after null: the 429 carries no Retry-After header.
+        no_header = "retry_after" in spec and retry_after is None
+        retry_after = 0 if no_header else retry_after
         size = spec.get("size", 3 << 20)
         if not is_int(size) or size < 0:
             raise control_error(400, "size must be a non-negative integer")
@@ -839,7 +859,7 @@ class System:
             "route": None if any_route else route,
             "segments": None if any_route else split_path(str(route)),
             "kind": kind, "times": times, "status": status,
-            "retry_after": retry_after, "delay": delay, "size": size,
+            "retry_after": None if no_header else retry_after, "delay": delay, "size": size,
             **({"fields": fields, "id": record_id} if kind == "edit" else {}),
         })
         return Response(200, {"faults": self._fault_views()})
@@ -860,6 +880,8 @@ class System:
             wanted = type(DEFAULT_CONFIG[field])
             if wanted is bool:
                 ok = isinstance(value, bool)
+            elif wanted is str:
+                ok = isinstance(value, str)
             elif wanted is int:
                 ok = is_int(value) and value >= 0
             else:
@@ -995,6 +1017,9 @@ class GhlSystem(System):
         super().reset_state()
         # search index: per contact, [(visible_at_ms, snapshot)] in write order
         self.versions: dict[str, list[tuple[float, dict]]] = {}
+        # conversation search index: key -> ms from which a conversation
+        # created through the API is found by search (seeded ones at once)
+        self.conversation_visible: dict[str, float] = {}
         self.notes = self.collections["notes"]
         self.conversations = self.collections["conversations"]
         self.messages = self.collections["messages"]
@@ -1044,7 +1069,7 @@ class GhlSystem(System):
                 "locationId": self.location_id, "contactId": None, "conversationId": None,
                 "dateAdded": None, "body": None, "contentType": "text/plain",
                 "direction": "inbound", "status": "delivered", "attachments": [],
-                "altId": None, "meta": {}, "source": "api", "userId": None,
+                "meta": {}, "source": "api", "userId": None,
                 "conversationProviderId": None}
 
     @staticmethod
@@ -1072,6 +1097,18 @@ class GhlSystem(System):
 
     def record_removed(self, key: str) -> None:
         self.versions.pop(key, None)
+
+    def handle(self, req: Request) -> Response:
+        """GHL omits unset fields: no null anywhere in an API answer (a real
+        GET /contacts/{id} has none; nextCursor is absent on the last page)."""
+        response = super().handle(req)
+        if req.segments[:1] == ["_sim"] or not response.body.startswith(b"{"):
+            return response
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            return response  # a malformed-body fault or raw bytes: as they are
+        return Response(response.status, drop_nulls(body), response.headers)
 
     def authenticate(self, req: Request) -> None:
         if not bearer_matches(req, self.token):
@@ -1471,9 +1508,11 @@ class GhlSystem(System):
             raise self.unprocessable(errors)
         self._check_location(query["locationId"])
         contact_id = query.get("contactId")
-        matches = [conversation for _, conversation in self._sorted_by(
+        now = self.now_ms()
+        matches = [conversation for key, conversation in self._sorted_by(
                        self.conversations, "dateUpdated", descending=query.get("sort") != "asc")
-                   if not contact_id or conversation.get("contactId") == contact_id]
+                   if (not contact_id or conversation.get("contactId") == contact_id)
+                   and self.conversation_visible.get(key, -math.inf) <= now]
         views = [self._conversation_view(c) for c in matches[:int(limit_text)]]
         return Response(200, {"conversations": views, "total": len(matches)})
 
@@ -1490,9 +1529,15 @@ class GhlSystem(System):
         contact_id = self.records[self._existing(body["contactId"])].get("id")
         existing = self._conversation_of(contact_id)
         if existing is not None:
-            raise self.fail(400, "Conversation already exists", conversationId=existing.get("id"))
+            # The spec documents no "already exists" answer; it names no
+            # id here, so a client must search again (the index may lag).
+            raise self.fail(400, "Conversation already exists")
         conversation = self.create({"locationId": body["locationId"], "contactId": contact_id},
                                    self.conversations)
+        delay_ms = self.config["conversation_index_delay"] * 1000
+        if delay_ms > 0:  # searchable only after the index caught up
+            self.conversation_visible[self.find_key(conversation["id"], self.conversations)] = \
+                self.now_ms() + delay_ms
         view = {field: conversation[field] for field in (
             "id", "dateAdded", "dateUpdated", "deleted", "contactId", "locationId",
             "lastMessageDate", "assignedTo")}
@@ -1543,7 +1588,6 @@ class GhlSystem(System):
             "body": body.get("message"),
             "direction": direction,
             "attachments": [] if is_call else list(body.get("attachments") or []),
-            "altId": body.get("altId"),
             "meta": {"callStatus": call.get("status")} if is_call else {},
             "conversationProviderId": body.get("conversationProviderId"),
         }, self.messages)
@@ -1573,8 +1617,14 @@ class GhlSystem(System):
         errors += self._message_common_errors(body)
         if errors:
             raise self.unprocessable(errors)
-        if kind != "SMS" and not body.get("conversationProviderId"):
+        provider = body.get("conversationProviderId")
+        if kind == "SMS" and self.config["sms_provider_replaced"]:
+            pass  # a provider app replaced the default SMS provider
+        elif not provider:
             raise self.fail(400, "No conversationProviderId passed in body")
+        elif kind == "SMS" and self.config["sms_provider_id"] and \
+                provider != self.config["sms_provider_id"]:
+            raise self.fail(400, f"Conversation provider {provider} not found")
         key = self._existing_conversation(body["conversationId"])
         if self.conversations.records[key].get("contactId") != body["contactId"]:
             raise self.fail(400, f"Contact with id {body['contactId']} does not belong to "
@@ -1621,7 +1671,7 @@ class GhlSystem(System):
         if errors:
             raise self.unprocessable(errors)
         self._check_location(query["locationId"])
-        descending = query.get("sortOrder") == "desc"
+        descending = query.get("sortOrder") != "asc"  # the spec's default is desc
         wanted = GHL_EXPORT_CHANNELS.get(channel)
         rows = []
         for key, message in self.messages.records.items():
