@@ -30,8 +30,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
+sys.path.insert(0, str(REPO / "tests" / "prism"))
 
 from client import start_simulators, stop  # noqa: E402
+from gate import PrismGate  # noqa: E402
 
 BINARY = Path(os.environ.get("DFRECONCILE_BIN") or REPO / "dfreconcile")
 RUN_TIMEOUT = 60  # seconds for one invocation of the binary
@@ -149,7 +151,9 @@ def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | N
     ]
     for system in systems:
         lines.append(f"  {system} = {{")
-        lines.append(f'    base_url = "{sim.base_url(system)}";')
+        # GHL through the Prism gate when it runs (tests/prism/gate.py).
+        url = getattr(sim, "api_urls", {}).get(system) or sim.base_url(system)
+        lines.append(f'    base_url = "{url}";')
         lines.append(f'    token = "{TOKENS.get(system, TEXTING_TOKEN)}";')
         if system == "ghl":
             lines.append(f'    location_id = "{LOCATION}";')
@@ -446,14 +450,56 @@ def binary() -> Path:
     return BINARY
 
 
+# The official-spec gate: Prism between the binary and the GHL simulator,
+# one for the session (tests/prism/gate.py). A test whose GHL traffic Prism
+# finds in violation of GHL's spec fails (pytest_runtest_makereport).
+_GATE: PrismGate | None = None
+
+
+@pytest.fixture(scope="session")
+def prism_gate(tmp_path_factory):
+    global _GATE
+    gate = PrismGate(tmp_path_factory.mktemp("prism"))
+    gate.start()
+    _GATE = gate
+    yield gate
+    gate.stop()
+
+
 @pytest.fixture
-def sim(tmp_path):
-    """A fresh simulator process for this test."""
+def sim(tmp_path, prism_gate):
+    """A fresh simulator process for this test; GHL behind Prism when the
+    gate runs (sim.api_urls holds the URL the binary is to use)."""
     process, handle = start_simulators(tmp_path, location_id=LOCATION)
+    if prism_gate.active:
+        handle.api_urls = {"ghl": prism_gate.attach(handle.base_url("ghl"))}
     try:
         yield handle
     finally:
         stop(process)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or _GATE is None or not _GATE.active or "sim" not in item.fixturenames:
+        return
+    found = _GATE.take()
+    if found and report.passed:
+        report.outcome = "failed"
+        report.longrepr = ("GHL traffic violates GHL's official OpenAPI spec (Prism; exceptions "
+                           "belong in tests/prism/exceptions.json):\n  " + "\n  ".join(found))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _GATE is None:
+        return
+    if _GATE.ran:
+        terminalreporter.write_line("GHL official-spec validation (Prism): ON")
+    else:
+        terminalreporter.write_line(
+            f"GHL official-spec validation (Prism): SKIPPED: {_GATE.reason}", yellow=True, bold=True)
 
 
 @pytest.fixture

@@ -650,7 +650,7 @@ class System:
             body["nextCursor"] = req.query["cursor"]
         elif fault["kind"] == "oversized":
             body["padding"] = "x" * max(0, fault["size"] - len(response.body))
-        return Response(response.status, body, response.headers)
+        return Response(response.status, body, {**response.headers, "X-Sim-Fault": fault["kind"]})
 
     def _handle_control(self, req: Request) -> Response:
         route, params = match_route(self.CONTROL_ROUTES, req.method, req.segments)
@@ -690,12 +690,17 @@ class System:
         return None
 
     def _fault_response(self, fault: dict) -> Response:
+        """The answer of a fault; X-Sim-Fault marks it (the Prism gate of
+        the tests checks no faulty answer a test asked for)."""
         if fault["kind"] == "ratelimit":
-            return too_many_requests(fault["retry_after"])
-        if fault["kind"] == "malformed":
-            return Response(200, MALFORMED_BODY)
-        status = fault["status"]
-        return Response(status, self.error_body(status, f"Simulated fault: {status_phrase(status)}"))
+            response = too_many_requests(fault["retry_after"])
+        elif fault["kind"] == "malformed":
+            response = Response(200, MALFORMED_BODY)
+        else:
+            status = fault["status"]
+            response = Response(status, self.error_body(status, f"Simulated fault: {status_phrase(status)}"))
+        response.headers["X-Sim-Fault"] = fault["kind"]
+        return response
 
     def _check_rate_limit(self) -> None:
         limit = self.config["rate_limit"]
