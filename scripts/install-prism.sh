@@ -3,7 +3,7 @@
 # end-to-end tests put in front of the GHL simulator) under build/prism,
 # pinned, from npm. Idempotent: does nothing when the pinned version is
 # there. Exits 0 either way; without node/npm or the registry it says so
-# and the tests run without the validation (tests/prism/README.md).
+# and the tests run without the validation (tests/prism/gate.py).
 PRISM_VERSION=5.16.0
 here=$(cd "$(dirname "$0")/.." && pwd)
 dest=${PRISM_DIR:-$here/build/prism}
