@@ -467,11 +467,11 @@ def prism_gate(tmp_path_factory):
 
 
 @pytest.fixture
-def sim(tmp_path, prism_gate):
+def sim(request, tmp_path, prism_gate):
     """A fresh simulator process for this test; GHL behind Prism when the
     gate runs (sim.api_urls holds the URL the binary is to use)."""
     process, handle = start_simulators(tmp_path, location_id=LOCATION)
-    if prism_gate.active:
+    if prism_gate.covers(request.node.name):
         handle.api_urls = {"ghl": prism_gate.attach(handle.base_url("ghl"))}
     try:
         yield handle
@@ -483,7 +483,7 @@ def sim(tmp_path, prism_gate):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if call.when != "call" or _GATE is None or not _GATE.active or "sim" not in item.fixturenames:
+    if call.when != "call" or _GATE is None or not _GATE.covers(item.name) or "sim" not in item.fixturenames:
         return
     found = _GATE.take()
     if found and report.passed:

@@ -142,6 +142,7 @@ class PrismGate:
         self.lock = threading.Lock()
         self.violations: list[str] = []
         self.ignored = load_exceptions()["ignored_violations"]
+        self.bypass = {rule["test"] for rule in load_exceptions().get("bypass_tests", [])}
 
     # -- life cycle --
     def start(self) -> bool:
@@ -194,6 +195,10 @@ class PrismGate:
         return self.process is not None and self.process.poll() is None
 
     # -- per test --
+    def covers(self, test_name: str) -> bool:
+        """Whether the test's GHL traffic goes through the gate."""
+        return self.active and test_name.split("[")[0] not in self.bypass
+
     def attach(self, ghl_url: str) -> str:
         """Routes the gate to this test's GHL simulator; returns the URL the
         binary is to use for GHL."""
