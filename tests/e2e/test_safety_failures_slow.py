@@ -1,7 +1,7 @@
 """Issue 6 item 5: a create or append (POST) whose answer does not come in
 time is never sent again in place (I2, I11). Its outcome is journalled as
 unknown and the next attempt looks first (contact by phone/email, note by
-its marker, message by altId), so one slow answer never makes two
+its marker, message by type, direction, date and body), so one slow answer never makes two
 records."""
 from conftest import ANN, ANN_AS_TYPED, view
 

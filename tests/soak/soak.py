@@ -90,6 +90,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests" / "sim"))
 
 from client import start_simulators, stop  # noqa: E402
+from simulators import to_ms  # noqa: E402
 from conftest import (LOCATION, OUR_NUMBER, PROVIDER,  # noqa: E402
                       config_text, stored, view)
 
@@ -548,17 +549,26 @@ def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound
                 missing.append(f"{system} person {i}")
     notes = sim.records("ghl", collection="notes")
     messages = sim.records("ghl", collection="messages")
-    by_alt = Counter(str(m.get("altId")) for m in messages if m.get("altId") is not None)
+    # GHL's message export has no altId: a delivered call or text is its
+    # GHL message of the same type, date (the event's) and, for a text, body
+    # (docs/DESIGN.md); the simulators stamp every seed with its own time.
+    def key(message_type, when, body):
+        return (message_type, to_ms(when), body)
+    made = Counter(key(m["messageType"], m["dateAdded"], m.get("body") if m["messageType"] == "TYPE_SMS"
+                       else None) for m in messages if m.get("dateAdded"))
     for cid in editor.calls:
         marker = f"aloware_call_id: {cid}"
         n_notes = sum(1 for note in notes if (note.get("body") or "").endswith(marker))
-        for what, n in (("note", n_notes), ("Call message", by_alt[str(cid)])):
+        call = sim.record("aloware", cid, collection="calls")
+        n_messages = made[key("TYPE_CALL", call["created_at"], None)]
+        for what, n in (("note", n_notes), ("Call message", n_messages)):
             if n > 1:
                 dups.append(f"call {cid}: {n} GHL {what}s")
             elif n == 0:
                 missing.append(f"call {cid}: no GHL {what}")
     for mid in editor.texts:
-        n = by_alt[str(mid)]
+        text = sim.record("texting", mid, collection="messages")
+        n = made[key("TYPE_SMS", text["createdAt"], text["body"])]
         if n > 1:
             dups.append(f"text {mid}: {n} GHL messages")
         elif n == 0:
