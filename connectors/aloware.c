@@ -310,11 +310,13 @@ static int aloware_list_change(void *self, const struct record *contact, const c
 			rc = form_action(a, contact, keep[i], err);
 			sb_addf(&kept, "%s%s", kept.len ? ", " : "", keep[i]);
 		}
-		if (rc == 0)
+		if (rc == 0 && kept.len)
 			sb_addf(&msg, "Aloware removes a contact from every Power Dialer list at once: removed "
 				"from all, then re-added at the bottom to the lists of users [%s] its tags still "
-				"call for; lists not set by call_lists rules cannot be restored",
-				kept.buf ? kept.buf : "");
+				"call for; lists set in Aloware by hand cannot be restored", kept.buf);
+		else if (rc == 0)
+			sb_addf(&msg, "Aloware removes a contact from every Power Dialer list at once: removed "
+				"from all, lists set in Aloware by hand included (they cannot be restored)");
 	}
 	if (rc == 0 && tags.len)
 		sb_addf(&msg, "%sAloware's API cannot take a tag off a contact (the Lead API only adds "
