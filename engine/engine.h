@@ -124,7 +124,10 @@ int link_admin(const struct config *cfg, const char *target, const char *person_
 /* events.c: one polled call or message of system s, inside the page's
  * transaction: stored once, journalled for delivery, read for STOP. */
 int observe_event(struct run *r, int s, const struct event *ev);
-bool events_is_stop(const char *body);  /* the whole trimmed text, any case */
+/* The whole text is an opt-out (STOP ...) or opt-in (START, UNSTOP, YES)
+ * keyword, any case, without surrounding white space and punctuation. */
+bool events_is_stop(const char *body);
+bool events_is_start(const char *body);
 
 /* deliver.c: deliver what is due and linked; the rest waits. The dry
  * run prints what would be delivered instead (deliver_print, arg a FILE). */

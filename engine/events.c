@@ -15,25 +15,63 @@
 #include "../core/normalize.h"
 #include "../core/str.h"
 
-bool events_is_stop(const char *body)
+/* The message as a keyword: white space and punctuation around it dropped,
+ * runs of inner white space as one space. False when it is longer than any
+ * keyword (so no keyword). */
+static bool keyword_text(const char *body, char *out, size_t size)
 {
-	static const char *const keywords[] = {
-		"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT-OUT", "OPTOUT",
-	};
 	const char *b = body, *e;
+	size_t n = 0;
 
 	if (body == NULL)
 		return false;
-	while (isspace((unsigned char)*b))
+	while (*b && (isspace((unsigned char)*b) || ispunct((unsigned char)*b)))
 		b++;
 	e = b + strlen(b);
-	while (e > b && isspace((unsigned char)e[-1]))
+	while (e > b && (isspace((unsigned char)e[-1]) || ispunct((unsigned char)e[-1])))
 		e--;
+	for (const char *p = b; p < e; p++) {
+		char c = isspace((unsigned char)*p) ? ' ' : *p;
+		if (c == ' ' && n > 0 && out[n - 1] == ' ')
+			continue;
+		if (n + 1 >= size)
+			return false;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return n > 0;
+}
+
+static bool is_keyword(const char *body, const char *const *keywords)
+{
+	char text[32];
+
+	if (!keyword_text(body, text, sizeof(text)))
+		return false;
 	/* The whole message, not a word in it: "don't stop" is no opt-out. */
-	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
-		if (strlen(keywords[i]) == (size_t)(e - b) && strncasecmp(b, keywords[i], (size_t)(e - b)) == 0)
+	for (; *keywords; keywords++)
+		if (strcasecmp(text, *keywords) == 0)
 			return true;
 	return false;
+}
+
+/* CTIA's opt-out keywords, and the FCC's (2024) "revoke" and "opt out". */
+bool events_is_stop(const char *body)
+{
+	static const char *const keywords[] = {
+		"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE",
+		"OPT-OUT", "OPTOUT", "OPT OUT", NULL,
+	};
+
+	return is_keyword(body, keywords);
+}
+
+/* CTIA's opt-in keywords. */
+bool events_is_start(const char *body)
+{
+	static const char *const keywords[] = { "START", "UNSTOP", "YES", NULL };
+
+	return is_keyword(body, keywords);
 }
 
 static int stop_keyword(struct run *r, int s, const char *phone, const char *source_id)

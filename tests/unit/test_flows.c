@@ -29,7 +29,8 @@
 static const char *const systems[] = { "ghl", "aloware", "verity" };
 enum { GHL, ALOWARE, VERITY, NSYS };
 
-/* The stop-keyword rule: the whole trimmed message, any case. */
+/* The stop-keyword rule: the whole message, any case, without surrounding
+ * white space and punctuation, inner white space as one space. */
 
 static void test_stop_keywords(void **state)
 {
@@ -58,11 +59,28 @@ static void test_stop_keywords(void **state)
 		{ "this weekend", false },
 		{ "don't stop", false },
 		{ "stop it", false },
-		{ "STOP.", false },
-		{ "STOP!", false },
 		{ "please stop", false },
 		{ "S T O P", false },
-		{ "opt out", false },
+		{ "stop stop", false },
+		{ "stop.all", false },
+		/* Surrounding punctuation and inner white space are not part of
+		 * the keyword, as carriers read it (CTIA, FCC 2024 revocation). */
+		{ "STOP.", true },
+		{ "STOP!", true },
+		{ "Stop.", true },
+		{ " \"stop\" ", true },
+		{ "...STOP!!!", true },
+		{ "(stop)", true },
+		{ "stop all", true },
+		{ "STOP  ALL", true },
+		{ "Stop\tall.", true },
+		{ "opt out", true },
+		{ "Opt Out!", true },
+		{ "REVOKE", true },
+		{ "revoke.", true },
+		{ "!!!", false },
+		{ "START", false },
+		{ "unstop", false },
 		{ "STOPP", false },
 		{ "STO", false },
 		{ "ending", false },
@@ -81,6 +99,29 @@ static void test_stop_keywords(void **state)
 			print_error("events_is_stop(%s%s%s): got %s, want %s\n", cases[i].body ? "\"" : "",
 				    cases[i].body ? cases[i].body : "NULL", cases[i].body ? "\"" : "",
 				    got ? "true" : "false", cases[i].stop ? "true" : "false");
+			wrong++;
+		}
+	}
+	if (wrong)
+		fail_msg("%d of %d bodies wrong", wrong, N(cases));
+}
+
+/* The opt-in keywords: the same reading, START, UNSTOP or YES. */
+static void test_start_keywords(void **state)
+{
+	static const struct { const char *body; bool start; } cases[] = {
+		{ "START", true }, { "start", true }, { " Start. ", true }, { "UNSTOP", true },
+		{ "unstop!", true }, { "YES", true }, { "yes", true }, { "Yes!", true },
+		{ "yes please", false }, { "start over", false }, { "STOP", false }, { "restart", false },
+		{ "", false }, { NULL, false },
+	};
+	int wrong = 0;
+
+	(void)state;
+	for (int i = 0; i < N(cases); i++) {
+		if (events_is_start(cases[i].body) != cases[i].start) {
+			print_error("events_is_start(%s): want %s\n", cases[i].body ? cases[i].body : "NULL",
+				    cases[i].start ? "true" : "false");
 			wrong++;
 		}
 	}
@@ -684,6 +725,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stop_keywords),
+		cmocka_unit_test(test_start_keywords),
 		cmocka_unit_test(test_list_rule_matches),
 		cmocka_unit_test(test_lists_wanted),
 		cmocka_unit_test(test_merge_optout),
