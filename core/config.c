@@ -498,11 +498,24 @@ static int load_optouts(struct loader *ld, config_t *lc)
 	char *copy, *tok, *save = NULL;
 	int rc = 0;
 
-	static const char *const keys[] = { "opt_in", NULL };
+	static const char *const keys[] = { "opt_in", "keyword_opt_in", NULL };
+	config_setting_t *kw = config_lookup(lc, "optouts.keyword_opt_in");
 
 	ld->cfg->opt_in = OPTIN_SAME_SYSTEM;
+	ld->cfg->keyword_opt_in = KEYWORD_OPTIN_SAME_SYSTEM;
 	if (known_keys(ld, config_lookup(lc, "optouts"), keys, NULL))
 		return -1;
+	if (kw != NULL) {
+		const char *k = config_setting_type(kw) == CONFIG_TYPE_STRING ? config_setting_get_string(kw) : "";
+		if (strcmp(k, "same-system") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_SAME_SYSTEM;
+		else if (strcmp(k, "any") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_ANY;
+		else if (strcmp(k, "never") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_NEVER;
+		else
+			return bad(ld, kw, "must be \"same-system\", \"any\" or \"never\"");
+	}
 	if (s == NULL)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)

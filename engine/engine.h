@@ -71,6 +71,10 @@ struct run {
 	bool optouts_only;
 	long held_updates, held_creates;  /* planned but held back by the valve */
 	long optouts_sent;                /* opt-out writes sent while it held */
+	/* Numbers that texted an opt-in keyword this run, and through which
+	 * system: their SMS opt-out is lifted at their next merge. */
+	struct keyword_optin { char *phone; int sys; } *optins;
+	int noptins;
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
