@@ -623,6 +623,12 @@ class System:
         if route is None:
             raise HttpError(404, self.not_found_body(req))
         if fault is not None and fault["kind"] not in ANSWER_FAULTS:
+            if fault.get("after"):
+                # The server did the work, then failed to say so (a 5xx
+                # after the effect): the client cannot know it took.
+                self._check_rate_limit()
+                self.authenticate(req)
+                getattr(self, route.handler)(req, **params)
             return self._fault_response(fault)
         self._check_rate_limit()
         self.authenticate(req)
@@ -852,6 +858,7 @@ class System:
             "segments": None if any_route else split_path(str(route)),
             "kind": kind, "times": times, "status": status,
             "retry_after": retry_after, "delay": delay, "size": size,
+            "after": bool(spec.get("after", False)) and kind == "status",
             **({"fields": fields, "id": record_id} if kind == "edit" else {}),
         })
         return Response(200, {"faults": self._fault_views()})
