@@ -287,6 +287,9 @@ struct optout_case {
 	int out_by, in_by;
 	bool refused[NSYS];
 	const char *reason;
+	/* an allowed START keyword texted through keyword_by */
+	bool keyword;
+	int keyword_by;
 };
 
 static const char NEW_OUT[] = "opt-out recorded by a system";
@@ -294,6 +297,7 @@ static const char STICKY[] = "opt-out stays (sticky)";
 static const char REGISTRY[] = "opt-out from the registry";
 static const char OPT_IN[] = "opt-in by a system the configuration allows";
 static const char NO_OUT[] = "no opt-out";
+static const char KEYWORD_IN[] = "opt-in by a START keyword the configuration allows";
 
 #define ALL_TRUE { true, true, true }
 #define NONE { false, false, false }
@@ -376,13 +380,31 @@ static void test_merge_optout(void **state)
 		{ "a system without a value opts nobody in", "true", false,
 		  { "true", NULL, "true" }, ALL("true"), ALL_TRUE, ALL_TRUE,
 		  true, -1, -1, NONE, STICKY },
+
+		/* An allowed START keyword (the engine checked who recorded it). */
+		{ "START lifts an opt-out every system still holds", "true", false,
+		  ALL("true"), ALL("true"), ALL_TRUE, NONE,
+		  false, -1, VERITY, NONE, KEYWORD_IN, true, VERITY },
+		{ "START lifts a registry opt-out no record shows", NULL, true,
+		  ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		  false, -1, GHL, NONE, KEYWORD_IN, true, GHL },
+		{ "START and a refused clearing: no refusal left", "true", false,
+		  { "true", "false", "true" }, ALL("true"), ALL_TRUE, NONE,
+		  false, -1, VERITY, NONE, KEYWORD_IN, true, VERITY },
+		{ "a new opt-out in the same merge beats START", "false", false,
+		  { "false", "true", "false" }, ALL("false"), ALL_TRUE, NONE,
+		  true, ALOWARE, -1, NONE, NEW_OUT, true, VERITY },
+		{ "START without an opt-out changes nothing", "false", false,
+		  ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		  false, -1, -1, NONE, NO_OUT, true, VERITY },
 	};
 	int wrong = 0;
 
 	(void)state;
 	for (int i = 0; i < N(cases); i++) {
 		const struct optout_case *c = &cases[i];
-		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS };
+		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS,
+					   .keyword_opt_in = c->keyword, .keyword_by = c->keyword_by };
 		struct optout_result res;
 
 		for (int s = 0; s < NSYS; s++) {
