@@ -287,9 +287,6 @@ struct optout_case {
 	int out_by, in_by;
 	bool refused[NSYS];
 	const char *reason;
-	/* an allowed START keyword texted through keyword_by */
-	bool keyword;
-	int keyword_by;
 };
 
 static const char NEW_OUT[] = "opt-out recorded by a system";
@@ -381,30 +378,13 @@ static void test_merge_optout(void **state)
 		  { "true", NULL, "true" }, ALL("true"), ALL_TRUE, ALL_TRUE,
 		  true, -1, -1, NONE, STICKY },
 
-		/* An allowed START keyword (the engine checked who recorded it). */
-		{ "START lifts an opt-out every system still holds", "true", false,
-		  ALL("true"), ALL("true"), ALL_TRUE, NONE,
-		  false, -1, VERITY, NONE, KEYWORD_IN, true, VERITY },
-		{ "START lifts a registry opt-out no record shows", NULL, true,
-		  ALL("false"), ALL("false"), ALL_TRUE, NONE,
-		  false, -1, GHL, NONE, KEYWORD_IN, true, GHL },
-		{ "START and a refused clearing: no refusal left", "true", false,
-		  { "true", "false", "true" }, ALL("true"), ALL_TRUE, NONE,
-		  false, -1, VERITY, NONE, KEYWORD_IN, true, VERITY },
-		{ "a new opt-out in the same merge beats START", "false", false,
-		  { "false", "true", "false" }, ALL("false"), ALL_TRUE, NONE,
-		  true, ALOWARE, -1, NONE, NEW_OUT, true, VERITY },
-		{ "START without an opt-out changes nothing", "false", false,
-		  ALL("false"), ALL("false"), ALL_TRUE, NONE,
-		  false, -1, -1, NONE, NO_OUT, true, VERITY },
 	};
 	int wrong = 0;
 
 	(void)state;
 	for (int i = 0; i < N(cases); i++) {
 		const struct optout_case *c = &cases[i];
-		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS,
-					   .keyword_opt_in = c->keyword, .keyword_by = c->keyword_by };
+		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS };
 		struct optout_result res;
 
 		for (int s = 0; s < NSYS; s++) {
@@ -424,6 +404,55 @@ static void test_merge_optout(void **state)
 			snprintf(what, sizeof(what), "refused[%s]", systems[s]);
 			wrong += check_int(c->label, what, res.refused[s], c->refused[s]);
 		}
+		wrong += check_str(c->label, "reason", res.reason, c->reason);
+	}
+	if (wrong)
+		fail_msg("%d failed check(s) over %d rows", wrong, N(cases));
+}
+
+/* An allowed START keyword (the engine checked who recorded the opt-out):
+ * the rows as above, and the system the text came through. */
+static void test_merge_optout_keyword(void **state)
+{
+	static const struct { struct optout_case c; int by; } cases[] = {
+		{ { "START lifts an opt-out every system still holds", "true", false,
+		    ALL("true"), ALL("true"), ALL_TRUE, NONE,
+		    false, -1, VERITY, NONE, KEYWORD_IN }, VERITY },
+		{ { "START lifts a registry opt-out no record shows", NULL, true,
+		    ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		    false, -1, GHL, NONE, KEYWORD_IN }, GHL },
+		{ { "START and a refused clearing: no refusal left", "true", false,
+		    { "true", "false", "true" }, ALL("true"), ALL_TRUE, NONE,
+		    false, -1, VERITY, NONE, KEYWORD_IN }, VERITY },
+		{ { "a new opt-out in the same merge beats START", "false", false,
+		    { "false", "true", "false" }, ALL("false"), ALL_TRUE, NONE,
+		    true, ALOWARE, -1, NONE, NEW_OUT }, VERITY },
+		{ { "START without an opt-out changes nothing", "false", false,
+		    ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		    false, -1, -1, NONE, NO_OUT }, VERITY },
+	};
+	int wrong = 0;
+
+	(void)state;
+	for (int i = 0; i < N(cases); i++) {
+		const struct optout_case *c = &cases[i].c;
+		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS,
+					   .keyword_opt_in = true, .keyword_by = cases[i].by };
+		struct optout_result res;
+
+		for (int s = 0; s < NSYS; s++) {
+			in.value[s] = c->value[s];
+			in.prev[s] = c->prev[s];
+			in.prev_known[s] = c->known[s];
+			in.may_opt_in[s] = c->may[s];
+		}
+		memset(&res, 0x5a, sizeof(res));
+		merge_optout(&in, &res);
+		wrong += check_int(c->label, "opted_out", res.opted_out, c->opted_out);
+		wrong += check_int(c->label, "opted_out_by", res.opted_out_by, c->out_by);
+		wrong += check_int(c->label, "opted_in_by", res.opted_in_by, c->in_by);
+		for (int s = 0; s < NSYS; s++)
+			wrong += check_int(c->label, "refused", res.refused[s], c->refused[s]);
 		wrong += check_str(c->label, "reason", res.reason, c->reason);
 	}
 	if (wrong)
@@ -751,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_list_rule_matches),
 		cmocka_unit_test(test_lists_wanted),
 		cmocka_unit_test(test_merge_optout),
+		cmocka_unit_test(test_merge_optout_keyword),
 		cmocka_unit_test(test_merge_prev),
 		cmocka_unit_test(test_merge_fresh),
 		cmocka_unit_test(test_merge_union_base),
