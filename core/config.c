@@ -714,11 +714,12 @@ void config_print(const struct config *cfg)
 	       cfg->safety_min_records);
 	for (int i = 0; i < cfg->nsys; i++) {
 		const struct system_conf *sc = &cfg->sys[i];
-		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s\n",
+		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s%s%s\n",
 		       i + 1, sc->name, sc->base_url,
 		       strcmp(sc->token_source, "inline") ? "from-file" : "inline",
 		       sc->page_size, sc->lookback, sc->rate_limit, sc->rate_window,
-		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off");
+		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off",
+		       sc->listing ? "" : " listing=off", sc->events ? "" : " events=off");
 	}
 	for (int f = 0; f < fields_count(); f++)
 		printf("field %s: %s\n", field_get(f)->name, cfg->rule[f].text);

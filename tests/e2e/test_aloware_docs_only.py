@@ -29,6 +29,8 @@ def test_defaults_poll_no_aloware_listing_and_the_simulator_serves_none(env):
     documented_only(env)
     code, out, err = env.run("check-config")
     assert code == 0, err
+    (line,) = [l for l in out.splitlines() if l.startswith("system 2: aloware ")]
+    assert line.endswith(" listing=off events=off"), line
 
     # Action: a first run with nothing anywhere.
     env.reset_requests()
