@@ -16,9 +16,17 @@
  * create answer carries no id, so a create is followed by the lookup by
  * phone; the same lookup before every create makes creates idempotent.
  *
- * Aloware publishes no changed-since listing. GET /api/v1/contacts with
- * updated_since / limit / cursor is OUR contract (tests/sim/README.md),
- * for a relay or a future API that serves it.
+ * Aloware publishes no changed-since listing. GET /api/v1/contacts and
+ * /api/v1/calls with updated_since / limit / cursor are OUR contract
+ * (tests/sim/README.md), for a relay that serves it: off unless the
+ * configuration turns listing/events on. Without them the sweep re-reads
+ * linked contacts by phone.
+ *
+ * Call lists use documented endpoints only: the Lead API adds a contact to
+ * a user's Power Dialer (add_to_powerdialer + user_id) or gives it a tag
+ * (tag_id); powerdialer-remove-contact-from-lists removes it from every
+ * list at once. Aloware documents no endpoint that adds to a list by id,
+ * reads list memberships or removes a tag.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -235,34 +243,91 @@ static int post_webhook(struct conn *a, const char *path, json_object *body, str
 	return rc;
 }
 
-static int add_to_list(struct conn *a, const char *contact_id, const char *list_id, struct df_err *err)
+static bool is_tag(const char *target)
 {
-	json_object *body = json_object_new_object(), *ids = json_object_new_array();
-
-	json_object_array_add(ids, json_object_new_int64(strtoll(contact_id, NULL, 10)));
-	json_object_object_add(body, "list_id", json_object_new_int64(strtoll(list_id, NULL, 10)));
-	json_object_object_add(body, "contact_ids", ids);
-	return post_webhook(a, "/api/v1/webhook/powerdialer-add-contact-to-lists", body, err);
+	return strncmp(target, "tag:", 4) == 0;
 }
 
-/* Aloware removes a contact from every power-dialer list at once; the lists
- * it should stay in are added back. */
-static int aloware_list_change(void *self, const struct record *contact, const char *list_id, bool add,
-			       const char *const *keep, int nkeep, struct df_err *err)
+/* The Lead API with the phone and one action, Aloware's only documented way
+ * to put a contact in a Power Dialer: add_to_powerdialer with the list
+ * owner's user_id, or tag_id for an Aloware tag. force_update makes the
+ * form act on the existing contact; no contact field is sent, so none
+ * changes. */
+static int form_action(struct conn *a, const struct record *contact, const char *target,
+		       struct df_err *err)
 {
-	struct conn *a = self;
 	json_object *body;
 
-	if (add)
-		return add_to_list(a, contact->remote_id, list_id, err);
+	if (str_blank(contact->value[F_PHONE]))
+		return df_fail(err, DF_FAIL_REMOTE, "%s: contact %s has no phone to address it by",
+			       a->sc->name, contact->remote_id);
 	body = json_object_new_object();
-	json_object_object_add(body, "contact_id", json_object_new_int64(strtoll(contact->remote_id, NULL, 10)));
-	if (post_webhook(a, "/api/v1/webhook/powerdialer-remove-contact-from-lists", body, err))
-		return -1;
-	for (int i = 0; i < nkeep; i++)
-		if (add_to_list(a, contact->remote_id, keep[i], err))
-			return -1;
-	return 0;
+	json_object_object_add(body, "phone_number", json_object_new_string(contact->value[F_PHONE]));
+	json_object_object_add(body, "force_update", json_object_new_boolean(true));
+	if (is_tag(target)) {
+		json_object_object_add(body, "tag_id", json_object_new_string(target + 4));
+	} else {
+		json_object_object_add(body, "add_to_powerdialer", json_object_new_boolean(true));
+		json_object_object_add(body, "user_id", json_object_new_string(target));
+		json_object_object_add(body, "powerdialer_position", json_object_new_string("bottom"));
+	}
+	return post_webhook(a, "/api/v1/webhook/forms", body, err);
+}
+
+/* Aloware removes a contact from every Power Dialer list at once and
+ * documents no way to take a tag off: a removal from user lists is a
+ * remove-from-all followed by the Lead API for each user list still
+ * wanted; a tag to remove stays, and the note says so. */
+static int aloware_list_change(void *self, const struct record *contact, const char *const *lists,
+			       int nlists, bool add, const char *const *keep, int nkeep, char **note,
+			       struct df_err *err)
+{
+	struct conn *a = self;
+	struct strbuf tags, kept, msg;
+	bool users = false;
+	int rc = 0;
+
+	*note = NULL;
+	if (add)
+		return form_action(a, contact, lists[0], err);
+	sb_init(&tags);
+	sb_init(&kept);
+	sb_init(&msg);
+	for (int i = 0; i < nlists; i++) {
+		if (is_tag(lists[i]))
+			sb_addf(&tags, "%s%s", tags.len ? ", " : "", lists[i] + 4);
+		else
+			users = true;
+	}
+	if (users) {
+		json_object *body = json_object_new_object();
+		json_object_object_add(body, "contact_id",
+				       json_object_new_int64(strtoll(contact->remote_id, NULL, 10)));
+		rc = post_webhook(a, "/api/v1/webhook/powerdialer-remove-contact-from-lists", body, err);
+		for (int i = 0; i < nkeep && rc == 0; i++) {
+			if (is_tag(keep[i]))
+				continue;
+			rc = form_action(a, contact, keep[i], err);
+			sb_addf(&kept, "%s%s", kept.len ? ", " : "", keep[i]);
+		}
+		if (rc == 0 && kept.len)
+			sb_addf(&msg, "Aloware removes a contact from every Power Dialer list at once: removed "
+				"from all, then re-added at the bottom to the lists of users [%s] its tags still "
+				"call for; lists set in Aloware by hand cannot be restored", kept.buf);
+		else if (rc == 0)
+			sb_addf(&msg, "Aloware removes a contact from every Power Dialer list at once: removed "
+				"from all, lists set in Aloware by hand included (they cannot be restored)");
+	}
+	if (rc == 0 && tags.len)
+		sb_addf(&msg, "%sAloware's API cannot take a tag off a contact (the Lead API only adds "
+			"tags): tag_id [%s] left on the contact, remove it in Aloware", msg.len ? "; " : "",
+			tags.buf);
+	if (rc == 0 && msg.len)
+		*note = xstrdup(msg.buf);
+	sb_free(&tags);
+	sb_free(&kept);
+	sb_free(&msg);
+	return rc;
 }
 
 /* Aloware finds contacts by phone only. */
@@ -287,6 +352,7 @@ static const char *const aloware_streams[] = { "calls", NULL };
 
 const struct connector aloware_connector = {
 	.name = "aloware",
+	.listing_ours = true,
 	.max_page_size = 500,
 	.default_rate_limit = 50,
 	.needs_location = false,

@@ -76,6 +76,10 @@ struct connector {
 	/* Its listing leaves fields unsaid (GHL search: per-channel DND): a new
 	 * or changed record is read whole with fetch before it is observed. */
 	bool listing_partial;
+	/* Its changed-since listings are only our contract, served by a relay
+	 * (Aloware publishes none): listing and events are off unless the
+	 * configuration turns them on. */
+	bool listing_ours;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
@@ -122,12 +126,15 @@ struct connector {
 	int (*deliver)(void *self, const char *contact_id, const struct event *ev,
 		       char **remote_id, struct df_err *err);
 
-	/* Call lists (Aloware): adds the contact to list_id, or removes it from
-	 * list_id while keeping it in the nkeep lists of keep (a system that
-	 * can only remove from every list at once re-adds those). NULL when the
-	 * system has no lists. */
-	int (*list_change)(void *self, const struct record *contact, const char *list_id, bool add,
-			   const char *const *keep, int nkeep, struct df_err *err);
+	/* Call lists (Aloware): adds the contact to lists[0] (add), or removes
+	 * it from the nlists lists while keeping it in the nkeep lists of keep
+	 * (a system that can only remove from every list at once re-adds
+	 * those). *note (caller frees) is set when the system could not make
+	 * the change exactly as asked: what it could not do, for the report.
+	 * NULL when the system has no lists. */
+	int (*list_change)(void *self, const struct record *contact, const char *const *lists,
+			   int nlists, bool add, const char *const *keep, int nkeep, char **note,
+			   struct df_err *err);
 
 	/* Deletes a record (a delete propagated from another system). NULL
 	 * when the system's API cannot delete. */

@@ -22,7 +22,7 @@ static const struct field_key verity_map[] = {
 static int verity_parse(void *self, json_object *o, struct record *r, struct df_err *err)
 {
 	struct conn *v = self;
-	json_object *custom = NULL, *optouts = NULL;
+	json_object *custom = NULL, *optouts = NULL, *legacy = NULL;
 
 	if (jm_read_id(o, "id", r, err) || jm_read_time(o, "updatedAt", r, err) ||
 	    jm_read_fields(o, verity_map, r, err) || jm_read_set(o, "tags", r, F_TAGS, err))
@@ -39,6 +39,17 @@ static int verity_parse(void *self, json_object *o, struct record *r, struct df_
 	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
 		if (jm_read_flag(optouts, "optOuts", optout_channel(f), r, f, err))
 			return -1;
+	/* The older optedOut flag still counts: set, it opts the contact out
+	 * of every channel whatever optOuts says (I4); unreadable, likewise. */
+	json_object_object_get_ex(o, "optedOut", &legacy);
+	if (legacy != NULL && (!json_object_is_type(legacy, json_type_boolean) ||
+			       json_object_get_boolean(legacy))) {
+		for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+			record_set(r, f, "true");
+		if (!json_object_is_type(legacy, json_type_boolean))
+			record_problem(r, "field optedOut is not a boolean: read as opted out on every "
+				       "channel until it is fixed");
+	}
 	json_object_object_get_ex(o, "customFields", &custom);
 	if (custom != NULL && !json_object_is_type(custom, json_type_object))
 		return df_fail(err, DF_FAIL_INPUT, "customFields is not an object");
@@ -110,16 +121,21 @@ static int verity_lookup(void *self, const struct record *want, struct record *f
 	return rc;
 }
 
-static json_object *contact_body(struct conn *v, const struct field_change *ch, int nch)
+/* current: the snapshot of an update, NULL for a create. */
+static json_object *contact_body(struct conn *v, const struct record *current,
+				 const struct field_change *ch, int nch)
 {
 	json_object *body = json_object_new_object(), *custom = json_object_new_object();
 	json_object *optouts = json_object_new_object();
+	bool opt_in = false;
 
 	for (int i = 0; i < nch; i++) {
 		int f = ch[i].field;
-		if (field_is_optout(f))
+		if (field_is_optout(f)) {
 			json_object_object_add(optouts, optout_channel(f),
 					       json_object_new_boolean(str_eq(ch[i].new_value, "true")));
+			opt_in |= !str_eq(ch[i].new_value, "true");
+		}
 		else if (f == F_TAGS)
 			json_object_object_add(body, "tags", jm_set_array(ch[i].new_value));
 		else if (f >= F_NBUILTIN)
@@ -131,6 +147,16 @@ static json_object *contact_body(struct conn *v, const struct field_change *ch, 
 		json_object_object_add(body, "customFields", custom);
 	else
 		json_object_put(custom);
+	/* An opt-in written to a contact whose legacy optedOut may hold every
+	 * channel: that flag is cleared and each channel said explicitly, the
+	 * ones not changed as we last read them, so no other opt-out is lost. */
+	if (opt_in && current != NULL) {
+		for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
+			if (!json_object_object_get_ex(optouts, optout_channel(f), NULL))
+				json_object_object_add(optouts, optout_channel(f),
+						       json_object_new_boolean(str_eq(current->value[f], "true")));
+		json_object_object_add(body, "optedOut", json_object_new_boolean(false));
+	}
 	if (json_object_object_length(optouts) > 0)
 		json_object_object_add(body, "optOuts", optouts);
 	else
@@ -177,7 +203,7 @@ static int verity_create(void *self, const struct record *rec, struct record *cr
 	for (int f = 0; f < fields_count(); f++)
 		if (rec->value[f] != NULL)
 			ch[n++] = (struct field_change){ f, NULL, rec->value[f] };
-	body = contact_body(v, ch, n);
+	body = contact_body(v, NULL, ch, n);
 	rc = send_contact(v, "POST", "/api/v1/contacts", body, created, err);
 	json_object_put(body);
 	return rc;
@@ -187,7 +213,7 @@ static int verity_update(void *self, const struct record *current, const struct 
 			 int nch, struct record *updated, struct df_err *err)
 {
 	struct conn *v = self;
-	json_object *body = contact_body(v, ch, nch);
+	json_object *body = contact_body(v, current, ch, nch);
 	char *path = http_path("/api/v1/contacts/", current->remote_id, NULL);
 	int rc = send_contact(v, "PATCH", path, body, updated, err);
 

@@ -210,8 +210,10 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->max_requests = 20000;
 	sc->tls_verify = true;
 	sc->create = true;
-	sc->listing = true;
-	sc->events = true;
+	/* A listing that is only our contract (Aloware's relay) is off unless
+	 * the configuration says a relay serves it. */
+	sc->listing = !conn->listing_ours;
+	sc->events = !conn->listing_ours;
 	sc->sweep = -1;
 	sc->sweep_interval = -1;
 	sc->delete_checks = 100;
@@ -393,7 +395,47 @@ static int load_fields(struct loader *ld, config_t *lc)
 	return 0;
 }
 
-/* call_lists = { system = "aloware"; rules = ( { tag; match; list_id; } ); } */
+/* A rule's target. Aloware documents no endpoint that adds a contact to a
+ * list by its id; the Lead API adds it to the Power Dialer of a user
+ * (add_to_powerdialer with user_id) or gives it an Aloware tag (tag_id).
+ * The target is kept as the user id, or "tag:" and the tag id. */
+static int list_target(struct loader *ld, config_setting_t *g, struct list_rule *lr)
+{
+	char *user = NULL, *tag = NULL;
+	const char *which;
+
+	if (config_setting_get_member(g, "list_id") != NULL)
+		return bad(ld, config_setting_get_member(g, "list_id"),
+			   "is not supported: Aloware has no documented endpoint that adds a contact to a "
+			   "list by id; name the list's owner with user_id (its Power Dialer) or an Aloware "
+			   "tag with tag_id");
+	if (get_string(ld, g, "user_id", &user) || get_string(ld, g, "tag_id", &tag)) {
+		free(user);
+		return -1;
+	}
+	if ((user != NULL) == (tag != NULL)) {
+		free(user);
+		free(tag);
+		return bad(ld, g, "needs exactly one of user_id or tag_id");
+	}
+	which = user ? user : tag;
+	if (which[0] == '\0' || strspn(which, "0123456789") != strlen(which)) {
+		bad(ld, config_setting_get_member(g, user ? "user_id" : "tag_id"), "must be a number");
+		free(user);
+		free(tag);
+		return -1;
+	}
+	if (user != NULL) {
+		lr->list_id = user;
+	} else {
+		lr->list_id = xmalloc(strlen(tag) + 5);
+		sprintf(lr->list_id, "tag:%s", tag);
+		free(tag);
+	}
+	return 0;
+}
+
+/* call_lists = { system = "aloware"; rules = ( { tag; match; user_id | tag_id; } ); } */
 static int load_lists(struct loader *ld, config_t *lc)
 {
 	config_setting_t *grp = config_lookup(lc, "call_lists"), *rules;
@@ -401,7 +443,7 @@ static int load_lists(struct loader *ld, config_t *lc)
 	int sys;
 
 	static const char *const keys[] = { "system", "rules", NULL };
-	static const char *const rule_keys[] = { "tag", "match", "list_id", NULL };
+	static const char *const rule_keys[] = { "tag", "match", "user_id", "tag_id", "list_id", NULL };
 
 	if (grp == NULL)
 		return 0;
@@ -415,7 +457,7 @@ static int load_lists(struct loader *ld, config_t *lc)
 		return bad(ld, grp, "%s is not a configured system with call lists", cfg->lists_system);
 	rules = config_setting_get_member(grp, "rules");
 	if (rules == NULL || !config_setting_is_list(rules))
-		return bad(ld, grp, "rules must be a list of { tag = ...; list_id = ...; } groups");
+		return bad(ld, grp, "rules must be a list of { tag = ...; user_id = ...; } groups");
 	cfg->nlists = config_setting_length(rules);
 	cfg->lists = xcalloc((size_t)cfg->nlists + 1, sizeof(*cfg->lists));
 	for (int i = 0; i < cfg->nlists; i++) {
@@ -424,17 +466,11 @@ static int load_lists(struct loader *ld, config_t *lc)
 		char *match = NULL;
 		if (known_keys(ld, g, rule_keys, NULL))
 			return -1;
-		if (get_string(ld, g, "tag", &lr->tag) || get_string(ld, g, "list_id", &lr->list_id) ||
+		if (list_target(ld, g, lr) || get_string(ld, g, "tag", &lr->tag) ||
 		    get_string(ld, g, "match", &match))
 			return -1;
-		if (lr->tag == NULL || lr->list_id == NULL) {
-			free(match);
-			return bad(ld, g, "needs tag and list_id");
-		}
-		if (lr->list_id[0] == '\0' || strspn(lr->list_id, "0123456789") != strlen(lr->list_id)) {
-			free(match);
-			return bad(ld, config_setting_get_member(g, "list_id"), "must be a list number");
-		}
+		if (lr->tag == NULL)
+			return bad(ld, g, "needs tag");
 		lr->match = match == NULL || strcmp(match, "case-insensitive") == 0 ? MATCH_NOCASE :
 			    strcmp(match, "exact") == 0 ? MATCH_EXACT : strcmp(match, "regex") == 0 ? MATCH_REGEX : -1;
 		free(match);
@@ -462,11 +498,24 @@ static int load_optouts(struct loader *ld, config_t *lc)
 	char *copy, *tok, *save = NULL;
 	int rc = 0;
 
-	static const char *const keys[] = { "opt_in", NULL };
+	static const char *const keys[] = { "opt_in", "keyword_opt_in", NULL };
+	config_setting_t *kw = config_lookup(lc, "optouts.keyword_opt_in");
 
 	ld->cfg->opt_in = OPTIN_SAME_SYSTEM;
+	ld->cfg->keyword_opt_in = KEYWORD_OPTIN_SAME_SYSTEM;
 	if (known_keys(ld, config_lookup(lc, "optouts"), keys, NULL))
 		return -1;
+	if (kw != NULL) {
+		const char *k = config_setting_type(kw) == CONFIG_TYPE_STRING ? config_setting_get_string(kw) : "";
+		if (strcmp(k, "same-system") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_SAME_SYSTEM;
+		else if (strcmp(k, "any") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_ANY;
+		else if (strcmp(k, "never") == 0)
+			ld->cfg->keyword_opt_in = KEYWORD_OPTIN_NEVER;
+		else
+			return bad(ld, kw, "must be \"same-system\", \"any\" or \"never\"");
+	}
 	if (s == NULL)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -665,11 +714,12 @@ void config_print(const struct config *cfg)
 	       cfg->safety_min_records);
 	for (int i = 0; i < cfg->nsys; i++) {
 		const struct system_conf *sc = &cfg->sys[i];
-		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s\n",
+		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s%s%s\n",
 		       i + 1, sc->name, sc->base_url,
 		       strcmp(sc->token_source, "inline") ? "from-file" : "inline",
 		       sc->page_size, sc->lookback, sc->rate_limit, sc->rate_window,
-		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off");
+		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off",
+		       sc->listing ? "" : " listing=off", sc->events ? "" : " events=off");
 	}
 	for (int f = 0; f < fields_count(); f++)
 		printf("field %s: %s\n", field_get(f)->name, cfg->rule[f].text);

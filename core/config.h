@@ -72,6 +72,9 @@ struct config {
 	int progress_interval;          /* s between progress lines */
 	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
 	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
+	/* START/UNSTOP/YES texts: lift an SMS opt-out recorded by the system
+	 * the text came through (default), any SMS opt-out, or none. */
+	enum { KEYWORD_OPTIN_SAME_SYSTEM, KEYWORD_OPTIN_ANY, KEYWORD_OPTIN_NEVER } keyword_opt_in;
 	char *lists_system;             /* the system holding call lists */
 	int nlists;
 	struct list_rule *lists;        /* GHL tag -> call list */

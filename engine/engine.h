@@ -71,6 +71,10 @@ struct run {
 	bool optouts_only;
 	long held_updates, held_creates;  /* planned but held back by the valve */
 	long optouts_sent;                /* opt-out writes sent while it held */
+	/* Numbers that texted an opt-in keyword this run, and through which
+	 * system: their SMS opt-out is lifted at their next merge. */
+	struct keyword_optin { char *phone; int sys; } *optins;
+	int noptins;
 	struct df_err err;      /* the fatal error, when a stage returns -1 */
 };
 
@@ -124,7 +128,10 @@ int link_admin(const struct config *cfg, const char *target, const char *person_
 /* events.c: one polled call or message of system s, inside the page's
  * transaction: stored once, journalled for delivery, read for STOP. */
 int observe_event(struct run *r, int s, const struct event *ev);
-bool events_is_stop(const char *body);  /* the whole trimmed text, any case */
+/* The whole text is an opt-out (STOP ...) or opt-in (START, UNSTOP, YES)
+ * keyword, any case, without surrounding white space and punctuation. */
+bool events_is_stop(const char *body);
+bool events_is_start(const char *body);
 
 /* deliver.c: deliver what is due and linked; the rest waits. The dry
  * run prints what would be delivered instead (deliver_print, arg a FILE). */

@@ -282,6 +282,12 @@ void merge_optout(const struct optout_input *in, struct optout_result *out)
 	}
 	out->opted_out = true;
 	out->reason = flag_on(in->base) ? "opt-out stays (sticky)" : "opt-out from the registry";
+	if (in->keyword_opt_in) {
+		out->opted_out = false;
+		out->opted_in_by = in->keyword_by;
+		out->reason = "opt-in by a START keyword the configuration allows";
+		return;
+	}
 	for (int s = 0; s < in->nsys; s++) {
 		if (in->value[s] == NULL || flag_on(in->value[s]) || !flag_on(in->base) ||
 		    !in->prev_known[s] || !flag_on(in->prev[s]))

@@ -85,6 +85,11 @@ struct optout_input {
 	const char *prev[DF_MAX_SYSTEMS];       /* its value at the last merge */
 	bool prev_known[DF_MAX_SYSTEMS];        /* false: a fresh record */
 	bool may_opt_in[DF_MAX_SYSTEMS];
+	/* An opt-in keyword (START) the configuration allows was texted
+	 * through system keyword_by: the opt-out is lifted unless a system
+	 * newly opted out in the same merge. */
+	bool keyword_opt_in;
+	int keyword_by;
 };
 
 struct optout_result {

@@ -72,6 +72,12 @@ static int merge_optout_field(struct run *r, long long person, int f, const stru
 		in.prev_known[s] = present[s] && pv->known[s];
 		in.may_opt_in[s] = may_opt_in(r, s, source);
 	}
+	for (int i = 0; keyed && f == F_OPTOUT_SMS && i < r->noptins; i++) {
+		if (strcmp(r->optins[i].phone, phone) == 0) {
+			in.keyword_opt_in = true;
+			in.keyword_by = r->optins[i].sys;
+		}
+	}
 	merge_optout(&in, &res);
 	record_set(agreed, f, res.opted_out ? "true" : "false");
 	if (res.opted_out_by >= 0 || res.opted_in_by >= 0 || (res.opted_out && keyed && !in.registry_out)) {

@@ -368,5 +368,8 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 	close_systems(&r);
 	state_close(r.st);
 	lock_release(lock);
+	for (int i = 0; i < r.noptins; i++)
+		free(r.optins[i].phone);
+	free(r.optins);
 	return code;
 }

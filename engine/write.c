@@ -336,19 +336,22 @@ static int write_list(struct run *r, int s, const struct outbox_item *it, const 
 	int nlists = split_ids(item_value(it, "list", !add), &lists);
 	int nkeep = split_ids(item_value(it, "keep", false), &keep), rc = 0;
 	struct df_err e = { 0 };
+	char *note = NULL;
 
 	if (nlists == 0 || sr->conn->list_change == NULL) {
 		rc = state_outbox_failed(r->st, it->id, 0, true, "list write without a list system", &r->err);
-	} else if (sr->conn->list_change(sr->handle, cur, lists[0], add, (const char *const *)keep, nkeep, &e)) {
+	} else if (sr->conn->list_change(sr->handle, cur, (const char *const *)lists, add ? 1 : nlists, add,
+					 (const char *const *)keep, nkeep, &note, &e)) {
 		rc = record_failure(r, s, it, &e);
 	} else if (state_begin(r->st, &r->err) == 0) {
 		rc = state_outbox_done(r->st, it->id, r->id, NULL, &r->err);
 		for (int i = 0; i < nlists && rc == 0; i++)
 			rc = state_list_member_set(r->st, it->person, lists[i], add, r->id, &r->err);
-		if (rc == 0 && !add && nkeep > 0)
-			rc = state_notice_add(r->st, r->id, it->person, sr->conf->name, cur->remote_id, "list-remove",
-					      "this system removes a contact from every list at once: removed from all, "
-					      "then re-added to the lists its tags still call for", &r->err);
+		/* What the system could not do as asked goes to the report; the
+		 * membership is recorded as planned so it is not asked again. */
+		if (rc == 0 && note != NULL)
+			rc = state_notice_add(r->st, r->id, it->person, sr->conf->name, cur->remote_id, it->op,
+					      note, &r->err);
 		if (rc) {
 			state_rollback(r->st);
 		} else {
@@ -360,6 +363,7 @@ static int write_list(struct run *r, int s, const struct outbox_item *it, const 
 	} else {
 		rc = -1;
 	}
+	free(note);
 	free(lists);
 	free(keep);
 	return rc;

@@ -73,8 +73,12 @@ def seed(sim):
         g[i]["tags"] = ["demo", "CALL_NOW"]
     g[103]["tags"] = ["demo", "hot-lead"]
     g += [ghl(300 + i, phone=bad) for i, bad in enumerate(["555-01", "call me", "+0123", "12"])]
-    sim.seed("aloware", [{"id": 101, "name": "DF_CALL_NOW", "contact_ids": []},
-                         {"id": 102, "name": "DF_HOT", "contact_ids": []}], collection="lists")
+    # Power Dialer lists of Aloware users 101 and 102 (the rules name the user).
+    sim.seed("aloware", [{"id": 101, "name": "DF_CALL_NOW", "user_id": 101, "contact_ids": []},
+                         {"id": 102, "name": "DF_HOT", "user_id": 102, "contact_ids": []}], collection="lists")
+    # Aloware's calls exist only in relay mode (our listing contract): the
+    # demo shows that mode, so calls reach GHL.
+    sim.config("aloware", relay=True)
     sim.seed("ghl", g)
     sim.seed("aloware", a)
     sim.seed("verity", v)
@@ -131,15 +135,18 @@ systems = {{
   ghl = {{ base_url = "{sim.base_url('ghl')}"; token = "ghl-test-token"; location_id = "loc-demo";
           rate_limit = 0; page_size = 100; conversation_provider_id = "demo-provider";
           sweep = 20; sweep_interval = 0; }};
-  aloware = {{ base_url = "{sim.base_url('aloware')}"; token = "aloware-test-token"; rate_limit = 0; }};
+  # Relay mode: base_url also serves our listing contract (the simulator's
+  # relay is on), so Aloware's contacts and calls are polled.
+  aloware = {{ base_url = "{sim.base_url('aloware')}"; token = "aloware-test-token"; rate_limit = 0;
+              listing = true; events = true; }};
   verity = {{ base_url = "{sim.base_url('verity')}"; token = "verity-test-token"; rate_limit = 0; }};
   texting = {{ base_url = "{sim.base_url('texting')}"; token = "texting-test-token"; rate_limit = 0; }};
 }};
 custom_fields = ( {{ name = "investor_tier"; ghl = "cf_tier"; aloware = "csf1"; verity = "investorTier"; }} );
 call_lists = {{
   system = "aloware";
-  rules = ( {{ tag = "call_now"; match = "case-insensitive"; list_id = "101"; }},
-            {{ tag = "^hot"; match = "regex"; list_id = "102"; }} );
+  rules = ( {{ tag = "call_now"; match = "case-insensitive"; user_id = "101"; }},
+            {{ tag = "^hot"; match = "regex"; user_id = "102"; }} );
 }};
 """)
     return conf

@@ -121,16 +121,24 @@ def view(system: str, record: dict) -> dict:
 
 # ----- the configuration ---------------------------------------------------
 
+# Aloware's relay mode: Aloware publishes no listing of contacts or calls, so
+# a deployment that wants them polls a relay serving OUR listing contract
+# (tests/sim/README.md). Most tests read Aloware's changes through it; tests
+# of the documented-only default pass relay=False.
+RELAY_OPTIONS = {"listing": True, "events": True}
+
+
 def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | None = None,
                 system_options: dict | None = None, log_level: str = "info",
-                texting: bool = False, extra: str = "") -> str:
+                texting: bool = False, extra: str = "", relay: bool = True) -> str:
     """The libconfig text of a configuration for the running simulators.
 
     fields: {"first_name": "always:verity"} -> fields = { ... };
     writes: {"backoff": 0} -> writes = { ... };
     system_options: {"ghl": {"max_attempts": 2}} -> extra settings per system;
     texting: also configure the texting system (last in source_order);
-    extra: libconfig text appended as it is (call_lists, optouts, safety ...)."""
+    extra: libconfig text appended as it is (call_lists, optouts, safety ...);
+    relay: Aloware's listing and events through the relay (ours), explicitly."""
     def setting(key, value):
         if isinstance(value, bool):
             return f"{key} = {'true' if value else 'false'};"
@@ -138,7 +146,9 @@ def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | N
             return f'{key} = "{value}";'
         return f"{key} = {value};"
 
-    system_options = system_options or {}
+    system_options = dict(system_options or {})
+    if relay:
+        system_options["aloware"] = {**RELAY_OPTIONS, **system_options.get("aloware", {})}
     systems = configured_systems(texting)
     order = ", ".join(f'"{system}"' for system in systems)
     lines = [
@@ -182,9 +192,14 @@ def config_text(sim, state_path, *, fields: dict | None = None, writes: dict | N
 
 
 def call_lists_text(*rules) -> str:
-    """call_lists = {...} for Aloware from (tag, match, list_id) rules."""
-    entries = ",\n".join(f'    {{ tag = "{tag}"; match = "{match}"; list_id = "{list_id}"; }}'
-                          for tag, match, list_id in rules)
+    """call_lists = {...} for Aloware from (tag, match, user_id) rules: the
+    contact goes into the Power Dialer of Aloware user user_id. A target
+    written "tag:N" becomes tag_id = "N" instead."""
+    def target(value):
+        value = str(value)
+        return f'tag_id = "{value[4:]}"' if value.startswith("tag:") else f'user_id = "{value}"'
+    entries = ",\n".join(f'    {{ tag = "{tag}"; match = "{match}"; {target(user)}; }}'
+                          for tag, match, user in rules)
     return f'call_lists = {{\n  system = "aloware";\n  rules = (\n{entries}\n  );\n}};\n'
 
 
@@ -219,6 +234,8 @@ class Env:
         The systems it names (texting=True adds the texting system) are the
         ones reset_requests, all_counts and all_records cover from then on."""
         self.systems = configured_systems(options.get("texting", False))
+        self.relay = options.get("relay", True)
+        self.sim.config("aloware", relay=self.relay)
         self.config_path.write_text(config_text(self.sim, self.state_path, **options))
         return self.config_path
 
@@ -374,9 +391,10 @@ class Env:
         return mid
 
     def seed_lists(self, *list_ids) -> None:
-        """Empty Aloware power-dialer lists with these ids."""
-        self.sim.seed("aloware", [{"id": int(i), "name": f"list {i}", "contact_ids": []}
-                                  for i in list_ids], collection="lists")
+        """Empty Aloware Power Dialer lists with these ids, each the list of
+        the Aloware user with the same id (what a rule's user_id names)."""
+        self.sim.seed("aloware", [{"id": int(i), "name": f"list {i}", "user_id": int(i),
+                                   "contact_ids": []} for i in list_ids], collection="lists")
 
     def lists(self) -> dict:
         """{list id: [contact ids]} of the Aloware lists."""

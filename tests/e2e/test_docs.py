@@ -55,7 +55,7 @@ def test_man_pages_document_every_setting_and_command():
     conf5 = (REPO / "man" / "dfreconcile.conf.5").read_text().replace("\\-", "-").replace("\\(", "(")
     page1 = (REPO / "man" / "dfreconcile.1").read_text().replace("\\-", "-")
     settings = accepted_settings()
-    assert {"base_url", "sweep", "events", "opt_in", "list_id"} <= settings
+    assert {"base_url", "sweep", "events", "opt_in", "user_id", "tag_id"} <= settings
     assert sorted(s for s in settings if s not in conf5) == []
     for command in ("run", "report", "status", "explain", "retry", "check-config", "link", "unlink"):
         assert re.search(rf"\\fB{command}\\fR|^\.B {command}$", page1, re.M), command

@@ -240,7 +240,7 @@ def test_ghl_tags_add_and_remove_the_aloware_contact_on_call_lists(env):
     # Expected: she is on list 101 only.
     assert env.lists() == {101: [aid], 102: []}
     assert env.list_members() == [(1, "101", "member", run_a)]
-    assert env.write_requests()["aloware"] == {"POST /api/v1/webhook/powerdialer-add-contact-to-lists": 1}
+    assert env.write_requests()["aloware"] == {"POST /api/v1/webhook/forms": 1}
 
     # Action 2: she is tagged "hot-lead" as well; both rules match.
     run_b = tag_and_run("Call_Now", "hot-lead")
@@ -255,7 +255,7 @@ def test_ghl_tags_add_and_remove_the_aloware_contact_on_call_lists(env):
     assert env.list_members() == [(1, "101", "removed", run_c), (1, "102", "member", run_b)]
     assert env.write_requests()["aloware"] == {
         "POST /api/v1/webhook/powerdialer-remove-contact-from-lists": 1,
-        "POST /api/v1/webhook/powerdialer-add-contact-to-lists": 1}
+        "POST /api/v1/webhook/forms": 1}
     assert [(n[2], n[3], n[4]) for n in env.notices(run_c)] == [("aloware", str(aid), "list-remove")]
 
     # Action 4: the last tag goes too.

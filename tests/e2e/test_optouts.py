@@ -16,6 +16,10 @@ def optout_event(phone: str, channel: str = "sms") -> dict:
     return {"phone": phone, "channel": channel, "type": "optout", "source": "api", "reason": None}
 
 
+REMOVED_FROM_ALL = ("Aloware removes a contact from every Power Dialer list at once: removed from all, "
+                    "lists set in Aloware by hand included (they cannot be restored)")
+
+
 def not_writable(field: str, held: str, agreed: str) -> str:
     return f'aloware cannot change {field} through its API (holds "{held}", agreed "{agreed}")'
 
@@ -57,10 +61,12 @@ def test_stop_text_opts_the_number_out_everywhere_in_the_same_run(env, body):
                 "POST /conversations/messages/inbound": 1},
         "verity": {"PATCH /api/v1/contacts/{id}": 1},
         "texting": {"POST /api/v1/optouts": 1}}
-    # Aloware's DNC cannot be set through its API: a notice says so.
+    # Aloware's DNC cannot be set through its API: a notice says so; and
+    # one that its removal took the contact off every list, by hand too.
     assert env.sim.record("aloware", ids["aloware"])["is_dnc"] is False
-    assert env.notices(run_id) == [
-        (run_id, 1, "aloware", str(ids["aloware"]), "not-writable", not_writable("optout_sms", "false", "true"))]
+    assert sorted(env.notices(run_id)) == sorted([
+        (run_id, 1, "aloware", str(ids["aloware"]), "not-writable", not_writable("optout_sms", "false", "true")),
+        (run_id, 1, "aloware", str(ids["aloware"]), "list-remove", REMOVED_FROM_ALL)])
     # Expected state: the registry and its log name the keyword.
     assert env.optouts() == [(PHONE, "sms", "opted-out", "texting", "STOP keyword", run_id)]
     # (person_id left out: the keyword's row is by number and holds 0.)

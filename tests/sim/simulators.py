@@ -90,6 +90,8 @@ DEFAULT_CONFIG = {
     "conversation_index_delay": 0.0,  # GHL: seconds before a new conversation is searchable
     "sms_provider_id": "",    # GHL: the SMS provider inbound SMS must name ("" = any id)
     "sms_provider_replaced": False,  # GHL: a provider app replaced the default SMS provider
+    "relay": False,           # Aloware: also serve OUR listing contract (a relay)
+    "cursor_ttl": 3600.0,     # listings (ours): seconds a page cursor stays valid
 }
 
 # --------------------------------------------------------------------------
@@ -459,6 +461,7 @@ class System:
         self.counts: Counter = Counter()
         self.log: list[dict] = []
         self.admitted: deque = deque()  # simulated times of rate-limited admissions
+        self.cursors_issued: dict[str, float] = {}  # listing cursor -> clock when first issued
 
     def make_collections(self) -> list[Collection]:
         """The system's collections; the default one (contacts) first."""
@@ -484,6 +487,10 @@ class System:
 
     def not_found_body(self, req: Request) -> dict:
         return self.error_body(404, "not found")
+
+    def active_routes(self) -> tuple[Route, ...]:
+        """The routes served now (Aloware adds its relay routes on demand)."""
+        return self.ROUTES
 
     def derive(self, record: dict) -> None:
         """Recompute derived fields of a well-formed record."""
@@ -602,7 +609,7 @@ class System:
     def handle(self, req: Request) -> Response:
         if req.segments[:1] == ["_sim"]:
             return self._handle_control(req)
-        route, params = match_route(self.ROUTES, req.method, req.segments)
+        route, params = match_route(self.active_routes(), req.method, req.segments)
         with self.lock:
             fault = self._take_fault(req, route) if route else None
         if fault is not None and fault["kind"] == "delay":
@@ -632,6 +639,12 @@ class System:
         if route is None:
             raise HttpError(404, self.not_found_body(req))
         if fault is not None and fault["kind"] not in ANSWER_FAULTS:
+            if fault.get("after"):
+                # The server did the work, then failed to say so (a 5xx
+                # after the effect): the client cannot know it took.
+                self._check_rate_limit()
+                self.authenticate(req)
+                getattr(self, route.handler)(req, **params)
             return self._fault_response(fault)
         self._check_rate_limit()
         self.authenticate(req)
@@ -734,6 +747,9 @@ class System:
             after = decode_cursor(query["cursor"])
             if after is None:
                 raise self.fail(422, "invalid cursor")
+            issued = self.cursors_issued.get(query["cursor"])
+            if issued is not None and self.now() - issued > self.config["cursor_ttl"]:
+                raise self.fail(410, "cursor expired")
         rows = []
         for key, record in coll.records.items():
             ms = ms_or_zero(record.get(coll.UPDATED))
@@ -744,6 +760,8 @@ class System:
             rows = [row for row in rows if row[0] > after]
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+        if next_cursor is not None:
+            self.cursors_issued.setdefault(next_cursor, self.now())
         return [record for _, record in page], next_cursor
 
     # ----- control API (/_sim/...) -----------------------------------------
@@ -865,6 +883,7 @@ class System:
             "segments": None if any_route else split_path(str(route)),
             "kind": kind, "times": times, "status": status,
             "retry_after": None if no_header else retry_after, "delay": delay, "size": size,
+            "after": bool(spec.get("after", False)) and kind == "status",
             **({"fields": fields, "id": record_id} if kind == "edit" else {}),
         })
         return Response(200, {"faults": self._fault_views()})
@@ -1709,18 +1728,28 @@ class GhlSystem(System):
 ALOWARE_BAD_PHONE = "Phone number is empty or invalid."
 ALOWARE_NO_CONTACT = {"message": "The requested contact id does not exist."}
 ALOWARE_NO_LIST = {"message": "The requested list id does not exist."}
+# The user who owns the simulator's API token (sim choice: Aloware tokens
+# belong to a user; add_to_powerdialer without user_id uses that user's list).
+ALOWARE_TOKEN_USER = "1"
 
 
 class AlowareSystem(System):
     name = "aloware"
     CREATED, UPDATED = "created_at", "updated_at"
+    # Documented by Aloware (support.aloware.com articles 9020068, 9020058,
+    # 9167815, 9020040); powerdialer-clear-list's path comes from the
+    # original system (the article describes the removal, not its path).
     ROUTES = make_routes((
         ("GET", "/api/v1/webhook/contact/phone-number", "lookup_by_phone"),
         ("POST", "/api/v1/webhook/forms", "submit_form"),
+        ("POST", "/api/v1/webhook/powerdialer-remove-contact-from-lists", "remove_from_lists"),
+        ("POST", "/api/v1/webhook/powerdialer-clear-list", "clear_list"),
+        ("POST", "/api/v1/webhook/sms-gateway/send", "send_sms"),
+    ))
+    # OURS: the changed-since listings a relay serves (config "relay").
+    RELAY_ROUTES = make_routes((
         ("GET", "/api/v1/contacts", "list_contacts"),
         ("GET", "/api/v1/calls", "list_calls"),
-        ("POST", "/api/v1/webhook/powerdialer-add-contact-to-lists", "add_to_lists"),
-        ("POST", "/api/v1/webhook/powerdialer-remove-contact-from-lists", "remove_from_lists"),
     ))
     # Lead-form fields that are stored on the contact.
     FORM_FIELDS = ("first_name", "last_name", "email", "company_name", "website",
@@ -1745,12 +1774,18 @@ class AlowareSystem(System):
             Collection("calls", blank=self.blank_call, format_id=lambda n: 5000 + n,
                        created="created_at", updated="updated_at"),
             Collection("lists", blank=self.blank_list, format_id=lambda n: n),
+            Collection("sms", blank=self.blank_sms, format_id=lambda n: 9000 + n,
+                       created="created_at", updated="updated_at"),
         ]
 
     def reset_state(self) -> None:
         super().reset_state()
         self.calls = self.collections["calls"]
         self.lists = self.collections["lists"]
+        self.sms = self.collections["sms"]
+
+    def active_routes(self) -> tuple[Route, ...]:
+        return self.ROUTES + self.RELAY_ROUTES if self.config["relay"] else self.ROUTES
 
     @staticmethod
     def blank_call() -> dict:
@@ -1761,7 +1796,12 @@ class AlowareSystem(System):
 
     @staticmethod
     def blank_list() -> dict:
-        return {"id": None, "name": None, "contact_ids": []}
+        return {"id": None, "name": None, "user_id": None, "contact_ids": []}
+
+    @staticmethod
+    def blank_sms() -> dict:
+        return {"id": None, "from": None, "to": None, "message": None, "image_url": None,
+                "created_at": None, "updated_at": None}
 
     def authenticate(self, req: Request) -> None:
         if req.method == "GET":
@@ -1804,16 +1844,21 @@ class AlowareSystem(System):
         if phone_key(phone) is None:
             raise self.fail(400, ALOWARE_BAD_PHONE)
         fields = {field: body[field] for field in self.FORM_FIELDS if field in body}
+        actions = self._form_actions(body)
         key = self._find_by_phone(phone)
         if key is None:
             if "first_name" not in body and "last_name" not in body and "name" in body:
                 fields["first_name"], fields["last_name"] = split_name(body["name"])
-            self.create({"phone_number": str(phone), **fields})
+            created = self.create({"phone_number": str(phone), **fields})
+            self._apply_actions(self.find_key(created["id"]), actions)
             return Response(200, {"message": "Contact has been created."})
         if not truthy(body.get("force_update")):
+            # sim choice: without force_update the existing contact is left
+            # alone, its actions included (the docs say nothing either way).
             return Response(200, {"message": "Contact already exists."})
         self.records[key].update(fields)
         self.touch(key)
+        self._apply_actions(key, actions)
         return Response(200, {"message": "Contact has been updated."})
 
     def list_contacts(self, req: Request) -> Response:
@@ -1838,23 +1883,53 @@ class AlowareSystem(System):
         members = power_list.get("contact_ids")
         return members if isinstance(members, list) else []
 
-    def add_to_lists(self, req: Request) -> Response:
-        body = req.json()
-        list_id = body.get("list_id")
-        list_key = self.find_key(list_id, self.lists) if not isinstance(list_id, bool) else None
-        if list_key is None:
-            raise HttpError(404, ALOWARE_NO_LIST)
-        given = body.get("contact_ids")
-        if not isinstance(given, list):
-            raise HttpError(422, {"message": "The contact ids field must be an array."})
-        contact_ids = [self._contact_id(contact_id) for contact_id in given]  # all or nothing
-        power_list = self.lists.records[list_key]
-        members = list(self._members(power_list))
-        for contact_id in contact_ids:
-            if contact_id not in members:
-                members.append(contact_id)
-        power_list["contact_ids"] = members
-        return Response(200, {"message": "Contacts have been added to the list."})
+    def _user_list(self, user_id) -> dict:
+        """The Power Dialer list of user_id (the token's owner when None)."""
+        wanted = ALOWARE_TOKEN_USER if user_id in (None, "") else str(user_id)
+        for _, power_list in self.sorted_items(self.lists):
+            if str(power_list.get("user_id")) == wanted:
+                return power_list
+        raise self.fail(422, "The selected user id is invalid.")
+
+    def _form_actions(self, body: dict) -> list:
+        """Validates the Lead API's action fields before anything is stored;
+        returns the actions to apply as (kind, value) pairs."""
+        actions = []
+        if truthy(body.get("add_to_powerdialer")):
+            position = body.get("powerdialer_position", "bottom")
+            if position not in ("top", "bottom"):
+                raise self.fail(422, "The selected powerdialer position is invalid.")
+            actions.append(("powerdialer", (self._user_list(body.get("user_id")), position)))
+        if body.get("tag_id") not in (None, ""):
+            tag = body["tag_id"]
+            if not (is_int(tag) or (isinstance(tag, str) and tag.isdigit())):
+                raise self.fail(422, "The tag id must be an integer.")
+            actions.append(("tag", int(tag)))
+        if body.get("sequence_id") not in (None, ""):
+            actions.append(("sequence", str(body["sequence_id"])))
+        return actions
+
+    def _apply_actions(self, key: str, actions: list) -> None:
+        contact = self.records[key]
+        for kind, value in actions:
+            if kind == "powerdialer":
+                power_list, position = value
+                members = [m for m in self._members(power_list) if m != contact["id"]]
+                if contact["id"] in self._members(power_list):
+                    members = list(self._members(power_list))  # already listed: stays put
+                elif position == "top":
+                    members.insert(0, contact["id"])
+                else:
+                    members.append(contact["id"])
+                power_list["contact_ids"] = members
+            elif kind == "tag":
+                tags = contact.get("tag_ids") if isinstance(contact.get("tag_ids"), list) else []
+                if value not in tags:
+                    contact["tag_ids"] = tags + [value]
+            else:
+                seqs = contact.get("sequence_ids") if isinstance(contact.get("sequence_ids"), list) else []
+                if value not in seqs:
+                    contact["sequence_ids"] = seqs + [value]
 
     def remove_from_lists(self, req: Request) -> Response:
         contact_id = self._contact_id(req.json().get("contact_id"))
@@ -1863,6 +1938,29 @@ class AlowareSystem(System):
                 power_list["contact_ids"] = [member for member in power_list["contact_ids"]
                                              if member != contact_id]
         return Response(200, {"message": "The contact has been removed from the Power Dialer lists."})
+
+    def clear_list(self, req: Request) -> Response:
+        list_id = req.json().get("list_id")
+        key = self.find_key(list_id, self.lists) if not isinstance(list_id, bool) else None
+        if key is None:
+            raise HttpError(404, ALOWARE_NO_LIST)
+        self.lists.records[key]["contact_ids"] = []
+        return Response(200, {"message": "The contacts have been removed from the Power Dialer list."})
+
+    # ----- SMS gateway (documented; dfreconcile does not send texts) ----------
+
+    def send_sms(self, req: Request) -> Response:
+        body = req.json()
+        sender = body.get("from", body.get("line_id"))
+        if sender in (None, ""):
+            raise self.fail(422, "The from or line_id field is required.")
+        if phone_key(body.get("to")) is None:
+            raise self.fail(422, "The to field must be a valid phone number.")
+        if not is_nonempty_str(body.get("message")):
+            raise self.fail(422, "The message field is required.")
+        self.create({"from": sender, "to": body["to"], "message": body["message"],
+                     "image_url": body.get("image_url")}, self.sms)
+        return Response(200, {"message": "SMS has been sent."})
 
 
 # --------------------------------------------------------------------------

@@ -409,6 +409,9 @@ def main():
 def soak(sim, rng, seed, workdir, people, runs, kills, rate, gap, latency, bound, started):
     checks = Checks()
     sim.config("ghl", allow_duplicates=True)
+    # Aloware's calls and edits are read through our listing contract: the
+    # relay mode config_text writes by default, served by the simulator.
+    sim.config("aloware", relay=True)
     state = workdir / "state.db"
     conf = workdir / "soak.conf"
 

@@ -516,46 +516,58 @@ static const struct error_case error_cases[] = {
 
 	/* call_lists */
 	{ "call lists in an unknown system",
-	  { { "", "call_lists = {\n  system = \"hubspot\";\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
+	  { { "", "call_lists = {\n  system = \"hubspot\";\n  rules = ( { tag = \"vip\"; user_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "hubspot is not a configured system with call lists" },
 	{ "call lists in a system without lists",
-	  { { "", "call_lists = {\n  system = \"ghl\";\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
+	  { { "", "call_lists = {\n  system = \"ghl\";\n  rules = ( { tag = \"vip\"; user_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "ghl is not a configured system with call lists" },
 	{ "call lists default to aloware, which is not configured",
 	  { { "  aloware = {\n    base_url = \"http://127.0.0.1:9002\";\n    token = \"aloware-test-token\";\n  };\n", "" },
-	    { "", "call_lists = {\n  rules = ( { tag = \"vip\"; list_id = \"101\"; } );\n};\n" } },
+	    { "", "call_lists = {\n  rules = ( { tag = \"vip\"; user_id = \"101\"; } );\n};\n" } },
 	  "call_lists = {", "call_lists", "aloware is not a configured system with call lists" },
 	{ "call lists without rules",
 	  { { "", "call_lists = {\n  system = \"aloware\";\n};\n" } },
-	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; list_id = ...; } groups" },
+	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; user_id = ...; } groups" },
 	{ "call list rules not a list",
 	  { { "", "call_lists = {\n  rules = \"vip\";\n};\n" } },
-	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; list_id = ...; } groups" },
+	  "call_lists = {", "call_lists", "rules must be a list of { tag = ...; user_id = ...; } groups" },
 	{ "call list rule with a bad match",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\";\n"
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; user_id = \"101\";\n"
 		  "      match = \"fuzzy\"; }\n  );\n};\n" } },
 	  "match = \"fuzzy\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
 	{ "call list rule with a match of the wrong case",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\";\n"
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; user_id = \"101\";\n"
 		  "      match = \"Exact\"; }\n  );\n};\n" } },
 	  "match = \"Exact\"", "call_lists.rules[0].match", "must be exact, case-insensitive or regex" },
 	{ "call list rule with a bad regex",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\"; match = \"regex\"; },\n"
-		  "    { list_id = \"102\"; match = \"regex\";\n      tag = \"(unclosed\"; }\n  );\n};\n" } },
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; user_id = \"101\"; match = \"regex\"; },\n"
+		  "    { user_id = \"102\"; match = \"regex\";\n      tag = \"(unclosed\"; }\n  );\n};\n" } },
 	  "tag = \"(unclosed\"", "call_lists.rules[1].tag", "is not a valid regular expression" },
-	{ "call list rule without list_id",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; list_id = \"101\"; },\n"
+	{ "call list rule without a target",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; user_id = \"101\"; },\n"
 		  "    { tag = \"buyer\"; match = \"exact\"; }\n  );\n};\n" } },
-	  "{ tag = \"buyer\"", "call_lists.rules[1]", "needs tag and list_id" },
+	  "{ tag = \"buyer\"", "call_lists.rules[1]", "needs exactly one of user_id or tag_id" },
+	{ "call list rule with both targets",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\"; user_id = \"101\"; tag_id = \"5\"; }\n  );\n};\n" } },
+	  "{ tag = \"vip\"", "call_lists.rules[0]", "needs exactly one of user_id or tag_id" },
 	{ "call list rule without tag",
-	  { { "", "call_lists = {\n  rules = (\n    { list_id = \"101\"; }\n  );\n};\n" } },
-	  "{ list_id = ", "call_lists.rules[0]", "needs tag and list_id" },
-	{ "call list rule with a list_id that is no number",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = \"L1\"; }\n  );\n};\n" } },
-	  "list_id = \"L1\"", "call_lists.rules[0].list_id", "must be a list number" },
-	{ "call list rule with a list_id that is no string",
-	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = 7; }\n  );\n};\n" } },
-	  "list_id = 7", "call_lists.rules[0].list_id", "must be a string" },
+	  { { "", "call_lists = {\n  rules = (\n    { user_id = \"101\"; }\n  );\n};\n" } },
+	  "{ user_id = ", "call_lists.rules[0]", "needs tag" },
+	{ "call list rule with a user_id that is no number",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      user_id = \"L1\"; }\n  );\n};\n" } },
+	  "user_id = \"L1\"", "call_lists.rules[0].user_id", "must be a number" },
+	{ "call list rule with a tag_id that is no number",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      tag_id = \"\"; }\n  );\n};\n" } },
+	  "tag_id = \"\"", "call_lists.rules[0].tag_id", "must be a number" },
+	{ "call list rule with a user_id that is no string",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      user_id = 7; }\n  );\n};\n" } },
+	  "user_id = 7", "call_lists.rules[0].user_id", "must be a string" },
+	/* Aloware documents no endpoint that adds to a list by id. */
+	{ "call list rule with the undocumented list_id",
+	  { { "", "call_lists = {\n  rules = (\n    { tag = \"vip\";\n      list_id = \"101\"; }\n  );\n};\n" } },
+	  "list_id = \"101\"", "call_lists.rules[0].list_id",
+	  "is not supported: Aloware has no documented endpoint that adds a contact to a list by id; "
+	  "name the list's owner with user_id (its Power Dialer) or an Aloware tag with tag_id" },
 
 	/* The sweep */
 	{ "negative sweep budget",
@@ -724,17 +736,17 @@ static void test_call_lists(void **state)
 {
 	static const struct edit edits[] = {
 		{ "", "call_lists = {\n  rules = (\n"
-		      "    { tag = \"VIP\"; list_id = \"101\"; },\n"
-		      "    { tag = \"Buyer\"; list_id = \"102\"; match = \"exact\"; },\n"
-		      "    { tag = \"^hot-\"; list_id = \"103\"; match = \"regex\"; },\n"
-		      "    { tag = \"seller\"; list_id = \"101\"; match = \"case-insensitive\"; }\n"
+		      "    { tag = \"VIP\"; user_id = \"101\"; },\n"
+		      "    { tag = \"Buyer\"; user_id = \"102\"; match = \"exact\"; },\n"
+		      "    { tag = \"^hot-\"; user_id = \"103\"; match = \"regex\"; },\n"
+		      "    { tag = \"seller\"; tag_id = \"55\"; match = \"case-insensitive\"; }\n"
 		      "  );\n};\n" },
 	};
 	static const struct { const char *tag; int match; const char *list; } want[] = {
 		{ "VIP", MATCH_NOCASE, "101" },
 		{ "Buyer", MATCH_EXACT, "102" },
 		{ "^hot-", MATCH_REGEX, "103" },
-		{ "seller", MATCH_NOCASE, "101" },
+		{ "seller", MATCH_NOCASE, "tag:55" },
 	};
 	struct fixture *fx = *state;
 	struct config *cfg = load_edited(fx, edits, N(edits));
@@ -822,9 +834,15 @@ static void test_sweep_settings(void **state)
 	struct fixture *fx = *state;
 	struct config *cfg = load_edited(fx, NULL, 0);
 
-	/* With a listing the sweep is a slow drift check. */
-	for (int s = 0; s < cfg->nsys; s++) {
+	/* With a listing the sweep is a slow drift check. Aloware's listing
+	 * and events are our relay contract: off unless configured. */
+	assert_false(cfg->sys[1].listing);
+	assert_false(cfg->sys[1].events);
+	assert_int_equal(cfg->sys[1].sweep, 50);
+	assert_int_equal(cfg->sys[1].sweep_interval, 0);
+	for (int s = 0; s < cfg->nsys; s += 2) {
 		assert_true(cfg->sys[s].listing);
+		assert_true(cfg->sys[s].events);
 		assert_int_equal(cfg->sys[s].sweep, 5);
 		assert_int_equal(cfg->sys[s].sweep_interval, 3600);
 		assert_false(cfg->sys[s].propagate_deletes);

@@ -29,7 +29,8 @@
 static const char *const systems[] = { "ghl", "aloware", "verity" };
 enum { GHL, ALOWARE, VERITY, NSYS };
 
-/* The stop-keyword rule: the whole trimmed message, any case. */
+/* The stop-keyword rule: the whole message, any case, without surrounding
+ * white space and punctuation, inner white space as one space. */
 
 static void test_stop_keywords(void **state)
 {
@@ -58,11 +59,28 @@ static void test_stop_keywords(void **state)
 		{ "this weekend", false },
 		{ "don't stop", false },
 		{ "stop it", false },
-		{ "STOP.", false },
-		{ "STOP!", false },
 		{ "please stop", false },
 		{ "S T O P", false },
-		{ "opt out", false },
+		{ "stop stop", false },
+		{ "stop.all", false },
+		/* Surrounding punctuation and inner white space are not part of
+		 * the keyword, as carriers read it (CTIA, FCC 2024 revocation). */
+		{ "STOP.", true },
+		{ "STOP!", true },
+		{ "Stop.", true },
+		{ " \"stop\" ", true },
+		{ "...STOP!!!", true },
+		{ "(stop)", true },
+		{ "stop all", true },
+		{ "STOP  ALL", true },
+		{ "Stop\tall.", true },
+		{ "opt out", true },
+		{ "Opt Out!", true },
+		{ "REVOKE", true },
+		{ "revoke.", true },
+		{ "!!!", false },
+		{ "START", false },
+		{ "unstop", false },
 		{ "STOPP", false },
 		{ "STO", false },
 		{ "ending", false },
@@ -81,6 +99,29 @@ static void test_stop_keywords(void **state)
 			print_error("events_is_stop(%s%s%s): got %s, want %s\n", cases[i].body ? "\"" : "",
 				    cases[i].body ? cases[i].body : "NULL", cases[i].body ? "\"" : "",
 				    got ? "true" : "false", cases[i].stop ? "true" : "false");
+			wrong++;
+		}
+	}
+	if (wrong)
+		fail_msg("%d of %d bodies wrong", wrong, N(cases));
+}
+
+/* The opt-in keywords: the same reading, START, UNSTOP or YES. */
+static void test_start_keywords(void **state)
+{
+	static const struct { const char *body; bool start; } cases[] = {
+		{ "START", true }, { "start", true }, { " Start. ", true }, { "UNSTOP", true },
+		{ "unstop!", true }, { "YES", true }, { "yes", true }, { "Yes!", true },
+		{ "yes please", false }, { "start over", false }, { "STOP", false }, { "restart", false },
+		{ "", false }, { NULL, false },
+	};
+	int wrong = 0;
+
+	(void)state;
+	for (int i = 0; i < N(cases); i++) {
+		if (events_is_start(cases[i].body) != cases[i].start) {
+			print_error("events_is_start(%s): want %s\n", cases[i].body ? cases[i].body : "NULL",
+				    cases[i].start ? "true" : "false");
 			wrong++;
 		}
 	}
@@ -253,6 +294,7 @@ static const char STICKY[] = "opt-out stays (sticky)";
 static const char REGISTRY[] = "opt-out from the registry";
 static const char OPT_IN[] = "opt-in by a system the configuration allows";
 static const char NO_OUT[] = "no opt-out";
+static const char KEYWORD_IN[] = "opt-in by a START keyword the configuration allows";
 
 #define ALL_TRUE { true, true, true }
 #define NONE { false, false, false }
@@ -335,6 +377,7 @@ static void test_merge_optout(void **state)
 		{ "a system without a value opts nobody in", "true", false,
 		  { "true", NULL, "true" }, ALL("true"), ALL_TRUE, ALL_TRUE,
 		  true, -1, -1, NONE, STICKY },
+
 	};
 	int wrong = 0;
 
@@ -361,6 +404,55 @@ static void test_merge_optout(void **state)
 			snprintf(what, sizeof(what), "refused[%s]", systems[s]);
 			wrong += check_int(c->label, what, res.refused[s], c->refused[s]);
 		}
+		wrong += check_str(c->label, "reason", res.reason, c->reason);
+	}
+	if (wrong)
+		fail_msg("%d failed check(s) over %d rows", wrong, N(cases));
+}
+
+/* An allowed START keyword (the engine checked who recorded the opt-out):
+ * the rows as above, and the system the text came through. */
+static void test_merge_optout_keyword(void **state)
+{
+	static const struct { struct optout_case c; int by; } cases[] = {
+		{ { "START lifts an opt-out every system still holds", "true", false,
+		    ALL("true"), ALL("true"), ALL_TRUE, NONE,
+		    false, -1, VERITY, NONE, KEYWORD_IN }, VERITY },
+		{ { "START lifts a registry opt-out no record shows", NULL, true,
+		    ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		    false, -1, GHL, NONE, KEYWORD_IN }, GHL },
+		{ { "START and a refused clearing: no refusal left", "true", false,
+		    { "true", "false", "true" }, ALL("true"), ALL_TRUE, NONE,
+		    false, -1, VERITY, NONE, KEYWORD_IN }, VERITY },
+		{ { "a new opt-out in the same merge beats START", "false", false,
+		    { "false", "true", "false" }, ALL("false"), ALL_TRUE, NONE,
+		    true, ALOWARE, -1, NONE, NEW_OUT }, VERITY },
+		{ { "START without an opt-out changes nothing", "false", false,
+		    ALL("false"), ALL("false"), ALL_TRUE, NONE,
+		    false, -1, -1, NONE, NO_OUT }, VERITY },
+	};
+	int wrong = 0;
+
+	(void)state;
+	for (int i = 0; i < N(cases); i++) {
+		const struct optout_case *c = &cases[i].c;
+		struct optout_input in = { .base = c->base, .registry_out = c->registry_out, .nsys = NSYS,
+					   .keyword_opt_in = true, .keyword_by = cases[i].by };
+		struct optout_result res;
+
+		for (int s = 0; s < NSYS; s++) {
+			in.value[s] = c->value[s];
+			in.prev[s] = c->prev[s];
+			in.prev_known[s] = c->known[s];
+			in.may_opt_in[s] = c->may[s];
+		}
+		memset(&res, 0x5a, sizeof(res));
+		merge_optout(&in, &res);
+		wrong += check_int(c->label, "opted_out", res.opted_out, c->opted_out);
+		wrong += check_int(c->label, "opted_out_by", res.opted_out_by, c->out_by);
+		wrong += check_int(c->label, "opted_in_by", res.opted_in_by, c->in_by);
+		for (int s = 0; s < NSYS; s++)
+			wrong += check_int(c->label, "refused", res.refused[s], c->refused[s]);
 		wrong += check_str(c->label, "reason", res.reason, c->reason);
 	}
 	if (wrong)
@@ -684,9 +776,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stop_keywords),
+		cmocka_unit_test(test_start_keywords),
 		cmocka_unit_test(test_list_rule_matches),
 		cmocka_unit_test(test_lists_wanted),
 		cmocka_unit_test(test_merge_optout),
+		cmocka_unit_test(test_merge_optout_keyword),
 		cmocka_unit_test(test_merge_prev),
 		cmocka_unit_test(test_merge_fresh),
 		cmocka_unit_test(test_merge_union_base),
