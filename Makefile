@@ -37,7 +37,7 @@ MAKEFLAGS += --no-print-directory
 
 BUILD ?= build
 OBJ    = $(LIBSRC:%.c=$(BUILD)/%.o)
-UNIT   = test_normalize test_merge test_state test_config test_flows
+UNIT   = test_normalize test_merge test_state test_config test_flows test_plans
 UNITBIN = $(UNIT:%=$(BUILD)/tests/%)
 
 all: dfreconcile

@@ -1168,3 +1168,15 @@ int state_report(struct state *st, const char *query, long long run, state_row_f
 		return db_fail(st, err, "report");
 	return 0;
 }
+
+int state_statement_count(void)
+{
+	return S_COUNT + (int)(sizeof(report_queries) / sizeof(report_queries[0]));
+}
+
+const char *state_statement_sql(int i)
+{
+	if (i < 0 || i >= state_statement_count())
+		return NULL;
+	return i < S_COUNT ? sql[i] : report_queries[i - S_COUNT].sql;
+}
