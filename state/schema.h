@@ -133,6 +133,28 @@ static const char *const migrations[] = {
 	 * (deleted_run) so the person is not re-created where it was deleted. */
 	"ALTER TABLE snapshot ADD COLUMN gone_run INTEGER;"
 	"ALTER TABLE link ADD COLUMN deleted_run INTEGER;",
+
+	/* 4: every lookup a record, a due write or a report makes is an index
+	 * search, never a scan of a table that grows with the contacts (issue
+	 * 9; tests/unit/test_plans.c checks every statement's plan). The
+	 * matching keys are indexed whole: a partial index (phone <> '') is
+	 * never used for "phone = ?", so each record scanned every snapshot.
+	 * Open writes and deliveries are indexed by status then id, so the
+	 * due readers walk them in id order without sorting them all. */
+	"DROP INDEX snapshot_phone;"
+	"DROP INDEX snapshot_email;"
+	"CREATE INDEX snapshot_phone ON snapshot(phone);"
+	"CREATE INDEX snapshot_email ON snapshot(email);"
+	"CREATE INDEX snapshot_gone ON snapshot(gone_run) WHERE gone_run IS NOT NULL;"
+	"DROP INDEX outbox_pending;"
+	"CREATE INDEX outbox_status ON outbox(status);"
+	"CREATE INDEX outbox_run ON outbox(run_id);"
+	"CREATE INDEX outbox_done ON outbox(done_run) WHERE done_run IS NOT NULL;"
+	"DROP INDEX delivery_open;"
+	"CREATE INDEX delivery_status ON delivery(status);"
+	"CREATE INDEX delivery_done ON delivery(done_run) WHERE done_run IS NOT NULL;"
+	"CREATE INDEX event_person ON event(person_id);"
+	"CREATE INDEX conflict_person ON conflict(person_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -132,8 +132,11 @@ static const char *const sql[S_COUNT] = {
 			 "ON CONFLICT (source, source_id) DO NOTHING",
 	[S_DELIVERY_ADD] = "INSERT INTO delivery (event_id, target, status, run_id) VALUES (?1,?2,'waiting',?3) "
 			    "ON CONFLICT (event_id, target) DO NOTHING",
-	[S_DELIVERY_DUE] = "SELECT id FROM delivery WHERE status IN ('waiting', 'pending') "
-			    "AND next_attempt_ms <= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	/* One arm per open status, merged in id order along the status
+	 * index: "status IN (...)" would sort every open row per batch. */
+	[S_DELIVERY_DUE] = "SELECT id FROM delivery WHERE status = 'waiting' AND next_attempt_ms <= ?1 AND id > ?2 "
+			    "UNION ALL SELECT id FROM delivery WHERE status = 'pending' AND next_attempt_ms <= ?1 "
+			    "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_DELIVERY_GET] = "SELECT d.target, d.status, d.attempts, e.id, e.person_id, e.kind, e.source, "
 			    "e.source_id, e.source_contact, e.phone, e.payload, e.occurred_ms "
 			    "FROM delivery d JOIN event e ON e.id = d.event_id WHERE d.id = ?1",

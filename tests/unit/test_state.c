@@ -132,9 +132,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 3);
+	assert_int_equal(SCHEMA_VERSION, 4);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "3");
+	expect_peek(fx->path, "PRAGMA user_version", "4");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -180,15 +180,15 @@ static void test_newer_version_refused(void **state)
 	struct fixture *fx = *state;
 	char want[256];
 
-	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 4");
+	raw_exec(fx->path, "CREATE TABLE future (x); PRAGMA user_version = 5");
 	fx->st = state_open(fx->path, &fx->err);
 	assert_null(fx->st);
 	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
-	snprintf(want, sizeof(want), "%s: state: schema version 4 is newer than this dfreconcile knows (3)",
+	snprintf(want, sizeof(want), "%s: state: schema version 5 is newer than this dfreconcile knows (4)",
 		 fx->path);
 	assert_string_equal(fx->err.msg, want);
 	/* The file is left as it was. */
-	expect_peek(fx->path, "PRAGMA user_version", "4");
+	expect_peek(fx->path, "PRAGMA user_version", "5");
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'run'", "0");
 }
 
@@ -1061,6 +1061,38 @@ static void test_events_and_deliveries(void **state)
 	expect_peek(fx->path, "SELECT status || ' ' || run_id FROM delivery WHERE event_id = 1", "done 1");
 }
 
+/* Waiting and pending deliveries come out together, by id, a batch at a
+ * time after the last id taken; done ones and those not yet due do not. */
+static void test_delivery_due_order(void **state)
+{
+	struct fixture *fx = *state;
+	long long ev, ids[8];
+	int n;
+
+	for (int i = 1; i <= 6; i++) {
+		char sid[8];
+		snprintf(sid, sizeof(sid), "c%d", i);
+		OK(state_event_add(fx->st, "call", "aloware", sid, NULL, NULL, "{}", i, fx->run, &ev, &fx->err));
+		OK(state_delivery_add(fx->st, ev, "ghl", fx->run, &fx->err));
+	}
+	OK(state_delivery_set(fx->st, 2, "pending", true, 10, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 3, "done", true, 0, "n3", NULL, fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 4, "pending", true, 10, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 5, "pending", true, 99, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_due(fx->st, 10, 0, ids, 3, &n, &fx->err));
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 2);
+	assert_int_equal(ids[2], 4);
+	OK(state_delivery_due(fx->st, 10, 4, ids, 3, &n, &fx->err));
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 6);
+	OK(state_delivery_due(fx->st, 99, 1, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 4);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[3], 6);
+}
+
 /* The opt-out registry by phone and channel. */
 static void test_optout_registry(void **state)
 {
@@ -1163,6 +1195,7 @@ int main(void)
 		T(test_mark_unseen),
 		T(test_unlink_tombstone),
 		T(test_events_and_deliveries),
+		T(test_delivery_due_order),
 		T(test_optout_registry),
 		T(test_list_members),
 	};
