@@ -4,6 +4,9 @@
 #   make test       unit tests (cmocka) and end-to-end tests (pytest + simulators)
 #   make check      the same tests with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       run the built-in demo against local simulators
+#   make bench      N=10000: what a sync of N contacts costs the binary (CPU, RSS,
+#                   state size, requests against the minimum), phase by phase,
+#                   against local simulators in their lean mode (tests/bench/bench.py)
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= : binary, man
 #                   pages, example config (also as the config where there is none)
 #   make clean
@@ -79,6 +82,10 @@ demo: deps
 	$(MAKE) dfreconcile
 	$(PYTHON) tests/demo.py
 
+N ?= 10000
+bench: dfreconcile
+	$(PYTHON) tests/bench/bench.py $(N) --bin $(CURDIR)/dfreconcile
+
 install: dfreconcile
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/dfreconcile
@@ -94,4 +101,4 @@ install: dfreconcile
 clean:
 	rm -rf build build-san dfreconcile tests/e2e/__pycache__ tests/sim/__pycache__ .pytest_cache
 
-.PHONY: all deps unit e2e test check demo install clean
+.PHONY: all deps unit e2e test check demo bench install clean
