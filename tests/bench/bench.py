@@ -240,15 +240,25 @@ call_lists = {{
 
 
 def run_binary(binary, conf, args, wrap=()):
-    """(exit code, user+sys CPU s, wall s, peak RSS kB) of one run."""
+    """(exit code, user+sys CPU s, wall s, peak RSS kB) of one run.
+
+    The peak RSS comes from /usr/bin/time: Linux carries the RSS of the
+    process that execs into the child's ru_maxrss, so wait4 here would
+    report this (large) Python process's own. time's CPU is negligible."""
+    timing = conf.parent / "time.out"
+    timer = ["/usr/bin/time", "-q", "-f", "%M", "-o", str(timing)] if os.access("/usr/bin/time", os.X_OK) else []
     start = time.monotonic()
-    proc = subprocess.Popen([*wrap, binary, "-q", "-c", str(conf), *args], cwd=conf.parent,
+    proc = subprocess.Popen([*timer, *wrap, binary, "-q", "-c", str(conf), *args], cwd=conf.parent,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(conf.parent / "runs.log", "ab"))
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    code = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - start
-    return proc.returncode, usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
+    rss = usage.ru_maxrss
+    if timer:
+        lines = timing.read_text().split()
+        rss = int(lines[-1]) if lines and lines[-1].isdigit() else rss
+    return code, usage.ru_utime + usage.ru_stime, wall, rss
 
 
 def state_bytes(workdir: Path):
@@ -369,7 +379,8 @@ def main():
     parser.add_argument("--wrap", default="", help="command the binary runs under, e.g. "
                         "\"valgrind --tool=callgrind\" (then the figures are the wrapper's)")
     opts = parser.parse_args()
-    workdir = Path(opts.dir)
+    workdir = Path(opts.dir).resolve()
+    opts.bin = str(Path(opts.bin).resolve())
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     t0 = time.monotonic()
