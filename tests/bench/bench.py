@@ -288,7 +288,8 @@ def phase(name, args, ctx, before):
     for system in SYSTEMS:
         sim.reset_requests(system)
     sim_cpu0 = cpu_seconds(ctx["sim_pid"])
-    code, cpu, wall, rss = run_binary(binary, conf, args, ctx["wrap"])
+    wrap = ctx["wrap"] if ctx["wrap_phase"] in (None, name) else ()
+    code, cpu, wall, rss = run_binary(binary, conf, args, wrap)
     sim_cpu = cpu_seconds(ctx["sim_pid"]) - sim_cpu0
     after = snapshot(sim)
     counts = {s: sim.requests(s)["counts"] for s in SYSTEMS}
@@ -378,6 +379,8 @@ def main():
     parser.add_argument("--first-only", action="store_true", help="stop after the first sync")
     parser.add_argument("--wrap", default="", help="command the binary runs under, e.g. "
                         "\"valgrind --tool=callgrind\" (then the figures are the wrapper's)")
+    parser.add_argument("--wrap-phase", help="wrap only this phase (first, settle, 1%%, settle-1%%, idle, "
+                        "converged)")
     opts = parser.parse_args()
     workdir = Path(opts.dir).resolve()
     opts.bin = str(Path(opts.bin).resolve())
@@ -394,7 +397,8 @@ def main():
     proc, sim = start_simulators(workdir, seed_path)
     print(f"bench: simulators seeded and listening in {time.monotonic() - t0:.1f} s")
     ctx = {"sim": sim, "bin": opts.bin, "dir": workdir, "n": opts.n, "page": opts.page_size,
-           "sim_pid": proc.pid, "rows": [], "pending": {}, "wrap": opts.wrap.split()}
+           "sim_pid": proc.pid, "rows": [], "pending": {}, "wrap": opts.wrap.split(),
+           "wrap_phase": opts.wrap_phase}
     try:
         ctx["conf"] = write_config(workdir, sim, opts.page_size)
         state = snapshot(sim)
