@@ -60,7 +60,7 @@ static const char *const sql[S_COUNT] = {
 		       "seen_run = excluded.seen_run",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4 "
 			"WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1",
+	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
 	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5)",

@@ -139,7 +139,8 @@ static void test_open_creates_schema(void **state)
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
 		    "conflict cursor delivery event field_value link list_member notice observed "
-		    "optout optout_log outbox outbox_field person quarantine run run_system snapshot");
+		    "optout optout_log outbox outbox_field person quarantine run run_system snapshot "
+		    "snapshot_count");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
 
@@ -173,6 +174,32 @@ static void test_migrate_from_version_1(void **state)
 	assert_int_equal(pos, 42);
 	OK(state_notice_add(fx->st, 7, 1, "verity", "v1", "cannot-write", "field timezone", &fx->err));
 	expect_peek(fx->path, "SELECT kind || ' ' || message FROM notice", "cannot-write field timezone");
+}
+
+/* Migration 4 counts the snapshots a version 3 file already holds, and the
+ * triggers keep counting. */
+static void test_migrate_counts_snapshots(void **state)
+{
+	struct fixture *fx = *state;
+	long long n = -1;
+
+	for (int v = 0; v < 3; v++)
+		raw_exec(fx->path, migrations[v]);
+	raw_exec(fx->path, "PRAGMA user_version = 3;"
+		 "INSERT INTO snapshot (system, remote_id, fields, seen_run) VALUES "
+		 "('ghl', 'g1', '{}', 1), ('ghl', 'g2', '{}', 1), ('verity', 'v1', '{}', 1)");
+	fx->st = state_open(fx->path, &fx->err);
+	if (fx->st == NULL)
+		fail_msg("state_open: %s", fx->err.msg);
+	OK(state_snapshot_count(fx->st, "ghl", &n, &fx->err));
+	assert_int_equal(n, 2);
+	OK(state_snapshot_count(fx->st, "aloware", &n, &fx->err));
+	assert_int_equal(n, 0);
+	OK(state_unlink(fx->st, "ghl", "g1", 1, &fx->err));
+	OK(state_snapshot_count(fx->st, "ghl", &n, &fx->err));
+	assert_int_equal(n, 1);
+	OK(state_snapshot_count(fx->st, "verity", &n, &fx->err));
+	assert_int_equal(n, 1);
 }
 
 static void test_newer_version_refused(void **state)
@@ -1177,6 +1204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_creates_schema),
 		T_FILE(test_migrate_from_version_1),
+		T_FILE(test_migrate_counts_snapshots),
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
