@@ -8,6 +8,9 @@
 #                   half killed with SIGKILL, while users edit every system at
 #                   150 edits a minute; then every value, duplicates, opt-outs
 #                   and integrity_check are checked (tests/soak/soak.py)
+#   make bench      N=10000: what a sync of N contacts costs the binary (CPU, RSS,
+#                   state size, requests against the minimum), phase by phase,
+#                   against local simulators in their lean mode (tests/bench/bench.py)
 #   make install    PREFIX=/usr/local SYSCONFDIR=/etc LOCALSTATEDIR=/var DESTDIR= :
 #                   binary, man pages, systemd service and timer, the example
 #                   config (also as the config where there is none, 0600), the
@@ -58,7 +61,7 @@ MAKEFLAGS += --no-print-directory
 
 BUILD ?= build
 OBJ    = $(LIBSRC:%.c=$(BUILD)/%.o)
-UNIT   = test_normalize test_merge test_state test_config test_flows test_input test_http
+UNIT   = test_normalize test_merge test_state test_config test_flows test_input test_http test_plans
 UNITBIN = $(UNIT:%=$(BUILD)/tests/%)
 
 all: dfreconcile
@@ -113,6 +116,10 @@ demo: deps
 	$(MAKE) dfreconcile
 	$(PYTHON) tests/demo.py
 
+N ?= 10000
+bench: dfreconcile
+	$(PYTHON) tests/bench/bench.py $(N) --bin $(CURDIR)/dfreconcile
+
 soak: deps
 	$(MAKE) dfreconcile
 	DFRECONCILE_BIN=$(CURDIR)/dfreconcile $(PYTHON) tests/soak/soak.py
@@ -140,4 +147,4 @@ install: dfreconcile
 clean:
 	rm -rf build build-san dfreconcile tests/e2e/__pycache__ tests/sim/__pycache__ .pytest_cache
 
-.PHONY: all depcheck deps unit e2e test check demo soak install clean
+.PHONY: all depcheck deps unit e2e test check demo soak bench install clean

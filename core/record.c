@@ -130,22 +130,187 @@ void record_set(struct record *r, int f, const char *value)
 	record_take(r, f, xstrdup(value));
 }
 
+/* A JSON string, escaped as json-c escapes it (JSON_C_TO_STRING_PLAIN: '/'
+ * too, other control characters as \u00xx), so the text stays the same. */
+static void json_quote(struct strbuf *sb, const char *v)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = v;
+
+	sb_addn(sb, "\"", 1);
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+		const char *esc;
+		if (c >= 0x20 && c != '"' && c != '\\' && c != '/')
+			continue;
+		esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '/' ? "\\/" : c == '\b' ? "\\b"
+		      : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+		sb_addn(sb, run, (size_t)(v - run));
+		if (esc != NULL) {
+			sb_add(sb, esc);
+		} else {
+			char u[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], '\0' };
+			sb_add(sb, u);
+		}
+		run = v + 1;
+	}
+	sb_addn(sb, run, (size_t)(v - run));
+	sb_addn(sb, "\"", 1);
+}
+
+/* Built by hand: json-c's tree cost a tenth of a first sync (issue 9). */
 char *record_to_json(const struct record *r)
 {
-	json_object *o = json_object_new_object();
-	char *s;
+	struct strbuf sb;
+	bool first = true;
 
-	for (int f = 0; f < fields_count(); f++)
-		if (r->value[f] != NULL)
-			json_object_object_add(o, field_get(f)->name, json_object_new_string(r->value[f]));
-	s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return s;
+	sb_init(&sb);
+	sb_addn(&sb, "{", 1);
+	for (int f = 0; f < fields_count(); f++) {
+		if (r->value[f] == NULL)
+			continue;
+		if (!first)
+			sb_addn(&sb, ",", 1);
+		first = false;
+		json_quote(&sb, field_get(f)->name);
+		sb_addn(&sb, ":", 1);
+		json_quote(&sb, r->value[f]);
+	}
+	sb_addn(&sb, "}", 1);
+	return sb_detach(&sb);
+}
+
+/* Reads a JSON string at *p (after its opening quote) into out (at most
+ * cap bytes with its NUL); false for what the fast reader leaves to json-c:
+ * a raw control character, \u0000, a surrogate, a bad escape, no room. */
+static bool flat_string(const char **p, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)*p;
+	size_t n = 0;
+
+	for (;;) {
+		unsigned c = *s++;
+		if (n + 4 >= cap || c < 0x20)
+			return false;
+		if (c == '"')
+			break;
+		if (c != '\\') {
+			out[n++] = (char)c;
+			continue;
+		}
+		switch (c = *s++) {
+		case '"': case '\\': case '/': out[n++] = (char)c; break;
+		case 'b': out[n++] = '\b'; break;
+		case 'f': out[n++] = '\f'; break;
+		case 'n': out[n++] = '\n'; break;
+		case 'r': out[n++] = '\r'; break;
+		case 't': out[n++] = '\t'; break;
+		case 'u': {
+			unsigned cp = 0;
+			for (int i = 0; i < 4; i++, s++) {
+				unsigned h = *s | 0x20u;
+				if (*s >= '0' && *s <= '9')
+					cp = cp << 4 | (unsigned)(*s - '0');
+				else if (h >= 'a' && h <= 'f')
+					cp = cp << 4 | (h - 'a' + 10);
+				else
+					return false;
+			}
+			if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+				return false;
+			if (cp < 0x80) {
+				out[n++] = (char)cp;
+			} else if (cp < 0x800) {
+				out[n++] = (char)(0xC0 | cp >> 6);
+				out[n++] = (char)(0x80 | (cp & 0x3F));
+			} else {
+				out[n++] = (char)(0xE0 | cp >> 12);
+				out[n++] = (char)(0x80 | (cp >> 6 & 0x3F));
+				out[n++] = (char)(0x80 | (cp & 0x3F));
+			}
+			break;
+		}
+		default:
+			return false;
+		}
+	}
+	out[n] = '\0';
+	*p = (const char *)s;
+	return true;
+}
+
+static const char *skip_space(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/* The snapshots are flat objects of strings (record_to_json): read without
+ * building a json-c tree, which costs most of a converged run's time (issue
+ * 9). false, with r untouched, for anything else: json-c reads that. */
+static bool flat_from_json(struct record *r, const char *json)
+{
+	const char *p = skip_space(json);
+	size_t cap = strlen(json) + 1;
+	char *key = malloc(cap), *val = malloc(cap);
+	int f[DF_MAX_FIELDS * 2], nf = 0;
+	char *v[DF_MAX_FIELDS * 2];
+	bool ok = false;
+
+	if (key == NULL || val == NULL || *p++ != '{')
+		goto out;
+	p = skip_space(p);
+	if (*p == '}') {
+		ok = true;
+		p++;
+	}
+	while (!ok) {
+		int field;
+		if (*p++ != '"' || !flat_string(&p, key, cap))
+			goto out;
+		p = skip_space(p);
+		if (*p++ != ':')
+			goto out;
+		p = skip_space(p);
+		if (*p++ != '"' || !flat_string(&p, val, cap))
+			goto out;
+		if ((field = field_find(key)) >= 0) {
+			if (nf == DF_MAX_FIELDS * 2)
+				goto out;
+			f[nf] = field;
+			v[nf++] = xstrdup(val);
+		}
+		p = skip_space(p);
+		if (*p == '}') {
+			ok = true;
+			p++;
+		} else if (*p++ != ',') {
+			goto out;
+		} else {
+			p = skip_space(p);
+		}
+	}
+	ok = *skip_space(p) == '\0';
+out:
+	for (int i = 0; i < nf; i++) {
+		if (ok)
+			record_take(r, f[i], v[i]);
+		else
+			free(v[i]);
+	}
+	free(key);
+	free(val);
+	return ok;
 }
 
 int record_from_json(struct record *r, const char *json)
 {
-	json_object *o = json_tokener_parse(json);
+	json_object *o;
+
+	if (json != NULL && flat_from_json(r, json))
+		return 0;
+	o = json_tokener_parse(json);
 
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);

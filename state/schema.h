@@ -166,6 +166,39 @@ static const char *const migrations[] = {
 	"ALTER TABLE snapshot ADD COLUMN missing_run INTEGER;"
 	"ALTER TABLE person ADD COLUMN merged_run INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX observed_person ON observed(person_id, run_id);",
+	/* 7: every lookup a record, a due write or a report makes is an index
+	 * search, never a scan of a table that grows with the contacts (issue
+	 * 9; tests/unit/test_plans.c checks every statement's plan). The
+	 * matching keys are indexed whole: a partial index (phone <> '') is
+	 * never used for "phone = ?", so each record scanned every snapshot.
+	 * Open writes and deliveries are indexed by status then id, so the
+	 * due readers walk them in id order without sorting them all. */
+	"DROP INDEX snapshot_phone;"
+	"DROP INDEX snapshot_email;"
+	"CREATE INDEX snapshot_phone ON snapshot(phone);"
+	"CREATE INDEX snapshot_email ON snapshot(email);"
+	"CREATE INDEX snapshot_gone ON snapshot(gone_run) WHERE gone_run IS NOT NULL;"
+	"DROP INDEX outbox_pending;"
+	"CREATE INDEX outbox_status ON outbox(status);"
+	"CREATE INDEX outbox_run ON outbox(run_id);"
+	"CREATE INDEX outbox_done ON outbox(done_run) WHERE done_run IS NOT NULL;"
+	"DROP INDEX delivery_open;"
+	"CREATE INDEX delivery_status ON delivery(status);"
+	"CREATE INDEX delivery_done ON delivery(done_run) WHERE done_run IS NOT NULL;"
+	"CREATE INDEX event_person ON event(person_id);"
+	"CREATE INDEX conflict_person ON conflict(person_id);"
+	/* A record's writes: our own unrecorded update coming back (observe). */
+	"CREATE INDEX outbox_record ON outbox(system, remote_id);"
+	/* The records per system, kept by triggers: the sweep and the safety
+	 * valves ask every run, and counting the snapshots grows with them. */
+	"CREATE TABLE snapshot_count ("
+	"  system TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO snapshot_count (system, n) SELECT system, count(*) FROM snapshot GROUP BY system;"
+	"CREATE TRIGGER snapshot_counted AFTER INSERT ON snapshot BEGIN"
+	"  INSERT INTO snapshot_count (system, n) VALUES (new.system, 1)"
+	"  ON CONFLICT (system) DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER snapshot_uncounted AFTER DELETE ON snapshot BEGIN"
+	"  UPDATE snapshot_count SET n = n - 1 WHERE system = old.system; END;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -327,4 +327,10 @@ typedef int (*state_row_fn)(void *arg, int ncols, const char *const *names,
 int state_report(struct state *st, const char *query, long long run, state_row_fn row,
 		 void *arg, struct df_err *err);
 
+/* The text of every statement the state prepares, the fixed vocabulary
+ * then the report queries (i from 0 to count-1; NULL past the end), so a
+ * test can check each one's query plan (tests/unit/test_plans.c). */
+int state_statement_count(void);
+const char *state_statement_sql(int i);
+
 #endif

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -151,6 +152,10 @@ class Sim:
 def _command_line(port_file: Path, options: dict) -> list[str]:
     """start_simulators(..., ghl_token="x", verbose=True) -> --ghl-token x --verbose"""
     args = [sys.executable, str(SIMULATOR), "--port-file", str(port_file)]
+    # DFRECONCILE_SIM_LEAN=1 runs every test against the lean mode, to
+    # check that it answers as the default one does.
+    if os.environ.get("DFRECONCILE_SIM_LEAN") and "lean" not in options:
+        args.append("--lean")
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import copy
 import json
 import math
@@ -398,12 +399,65 @@ class Collection:
         self.blank = blank
         self.format_id = format_id
         self.derive = derive or (lambda record: None)
-        self.written = written or (lambda key: None)
-        self.removed = removed or (lambda key: None)
+        self.on_written = written or (lambda key: None)
+        self.on_removed = removed or (lambda key: None)
         self.records: dict[str, dict] = {}
         self.raw_keys: set[str] = set()
         self.id_counter = 0
         self.raw_counter = 0
+        # Lean mode (--lean): every change bumps the generation, which
+        # dates the cached sorted listing; lean_indexes (name -> fn(record)
+        # -> value) are kept as value -> keys maps, change by change.
+        self.generation = 0
+        self.lean_indexes: dict = {}
+        self.lean_maps: dict[str, dict] = {}
+        self.lean_values: dict[tuple, object] = {}
+        self.lean_cache: dict = {}
+
+    def written(self, key: str) -> None:
+        """A record was stored or changed (after the change)."""
+        self.generation += 1
+        if self.lean_indexes:
+            self.reindex(key)
+        self.on_written(key)
+
+    def removed(self, key: str) -> None:
+        """A record was deleted (after it left records)."""
+        self.generation += 1
+        if self.lean_indexes:
+            self.reindex(key)
+        self.on_removed(key)
+
+    def reindex(self, key: str) -> None:
+        record = self.records.get(key)
+        for name, value_of in self.lean_indexes.items():
+            old = self.lean_values.pop((name, key), None)
+            if old is not None:
+                keys = self.lean_maps[name][old]
+                keys.discard(key)
+                if not keys:
+                    del self.lean_maps[name][old]
+            if record is None:
+                continue
+            try:
+                value = value_of(record)
+                hash(value)
+            except TypeError:  # a raw record's list or object: matches nothing
+                value = None
+            if value is not None:
+                self.lean_maps.setdefault(name, {}).setdefault(value, set()).add(key)
+                self.lean_values[(name, key)] = value
+
+    def lean_keys(self, name: str, value) -> set:
+        """Keys of the records whose index `name` holds value."""
+        try:
+            return set(self.lean_maps.get(name, {}).get(value, ()))
+        except TypeError:
+            return set()
+
+    def in_id_order(self, keys) -> list[str]:
+        """keys in the order of System.sorted_items (id, then storage key)."""
+        return sorted(keys, key=lambda key: (id_sort_key(self.records[key].get(self.ID)), key))
 
 
 class System:
@@ -441,11 +495,25 @@ class System:
         ("POST", "/_sim/reset", "ctl_reset"),
     ))
 
+    # Lean mode: {collection: {index name: fn(record) -> value}} kept by
+    # the collections; the lookups that would read every record use them.
+    LEAN_INDEXES: dict = {}
+    lean = False
+
     def __init__(self, token: str, location_id: str = DEFAULT_LOCATION):
         self.token = token
         self.location_id = location_id
         self.lock = threading.RLock()
         self.reset_state()
+
+    def enable_lean(self) -> None:
+        """--lean: the same answers, from indexes and a cached sorted listing
+        instead of a pass over every record per request (benchmarks)."""
+        self.lean = True
+        for coll in self.collections.values():
+            coll.lean_indexes = self.LEAN_INDEXES.get(coll.name, {})
+            for key in list(coll.records):
+                coll.reindex(key)
 
     def reset_state(self) -> None:
         self.collections: dict[str, Collection] = {
@@ -462,6 +530,8 @@ class System:
         self.log: list[dict] = []
         self.admitted: deque = deque()  # simulated times of rate-limited admissions
         self.cursors_issued: dict[str, float] = {}  # listing cursor -> clock when first issued
+        if self.lean:
+            self.enable_lean()
 
     def make_collections(self) -> list[Collection]:
         """The system's collections; the default one (contacts) first."""
@@ -750,6 +820,14 @@ class System:
             issued = self.cursors_issued.get(query["cursor"])
             if issued is not None and self.now() - issued > self.config["cursor_ttl"]:
                 raise self.fail(410, "cursor expired")
+        if self.lean:
+            rows, keys = self.lean_sorted(coll, coll.UPDATED)
+            start = bisect.bisect_left(keys, (since,))
+            if after is not None:
+                start = max(start, bisect.bisect_right(keys, after))
+            page = rows[start:start + limit]
+            next_cursor = encode_cursor(page[-1][0]) if len(rows) - start > limit else None
+            return [record for _, record in page], next_cursor
         rows = []
         for key, record in coll.records.items():
             ms = ms_or_zero(record.get(coll.UPDATED))
@@ -763,6 +841,22 @@ class System:
         if next_cursor is not None:
             self.cursors_issued.setdefault(next_cursor, self.now())
         return [record for _, record in page], next_cursor
+
+    def lean_sorted(self, coll: Collection, field: str, records=None) -> tuple[list, list]:
+        """(rows, keys) of every record ordered by (field in ms, id, key), as
+        list_page orders them; rebuilt only after a change. records: the
+        {key: record} to order when not the collection's own (GHL search)."""
+        name = (field, records is not None)
+        cached = coll.lean_cache.get(name)
+        if cached is not None and cached[0] == coll.generation:
+            return cached[1], cached[2]
+        items = (records() if records else coll.records).items()
+        rows = [((ms_or_zero(record.get(field)), id_sort_key(record.get(coll.ID)), key), record)
+                for key, record in items]
+        rows.sort(key=lambda row: row[0])
+        keys = [row[0] for row in rows]
+        coll.lean_cache[name] = (coll.generation, rows, keys)
+        return rows, keys
 
     # ----- control API (/_sim/...) -----------------------------------------
 
@@ -1044,6 +1138,7 @@ class GhlSystem(System):
         # conversation search index: key -> ms from which a conversation
         # created through the API is found by search (seeded ones at once)
         self.conversation_visible: dict[str, float] = {}
+        self.delayed = False  # a version was written with an index delay
         self.notes = self.collections["notes"]
         self.conversations = self.collections["conversations"]
         self.messages = self.collections["messages"]
@@ -1108,6 +1203,12 @@ class GhlSystem(System):
         record["lastNameLowerCase"] = lower_or_none(record.get("lastName"))
         record["emailLowerCase"] = lower_or_none(record.get("email"))
 
+    LEAN_INDEXES = {
+        "contacts": {"email": lambda r: lower_or_none(r.get("email")),
+                     "phone": lambda r: phone_key(r.get("phone"))},
+        "conversations": {"contact": lambda r: r.get("contactId")},
+    }
+
     def record_written(self, key: str) -> None:
         """Queue the new version for the search index.
 
@@ -1115,6 +1216,8 @@ class GhlSystem(System):
         its dateUpdated; with no delay, at once.
         """
         delay_ms = self.config["index_delay"] * 1000
+        if delay_ms > 0:
+            self.delayed = True  # lean search no longer holds: versions may hide
         snapshot = copy.deepcopy(self.records[key])
         visible_at = ms_or_zero(snapshot.get(self.UPDATED)) + delay_ms if delay_ms > 0 else -math.inf
         self.versions.setdefault(key, []).append((visible_at, snapshot))
@@ -1257,6 +1360,12 @@ class GhlSystem(System):
     def _find_match(self, email, phone) -> tuple[str | None, str | None]:
         """(key, matching field) of the first contact with this email, else phone."""
         wanted_email, wanted_phone = lower_or_none(email), phone_key(phone)
+        if self.lean:
+            for wanted, field in ((wanted_email, "email"), (wanted_phone, "phone")):
+                keys = self.default.lean_keys(field, wanted) if wanted else ()
+                if keys:
+                    return self.default.in_id_order(keys)[0], field
+            return None, None
         items = self.sorted_items()
         if wanted_email:
             for key, record in items:
@@ -1370,6 +1479,10 @@ class GhlSystem(System):
         self._check_location(body["locationId"])
         predicates = self._date_filters(body.get("filters"))
         field, descending = self._sort_spec(body.get("sort"))
+        if self.lean and not descending and page is None and not self.delayed:
+            lowest = self._lean_lowest(body.get("filters"), field)
+            if lowest is not None:
+                return self._lean_search(field, lowest, search_after, limit)
 
         rows = [((ms_or_zero(snap.get(field)), id_sort_key(snap.get("id")), key), snap)
                 for key, snap in self._indexed() if all(p(snap) for p in predicates)]
@@ -1383,6 +1496,37 @@ class GhlSystem(System):
             rows = rows[(page - 1) * limit:]
         contacts = [self._search_view(sort_key[2], snap, sort_key[0])
                     for sort_key, snap in rows[:limit]]
+        return Response(200, {"contacts": contacts, "total": total, "traceId": trace_id()})
+
+    @staticmethod
+    def _lean_lowest(filters, field: str) -> int | None:
+        """The lowest sort value the filters let through when they are only
+        gt/gte ranges on the sort field (a changed-since listing), else None."""
+        lowest = -math.inf
+        for spec in filters or []:
+            if not isinstance(spec, dict) or spec.get("field") not in GHL_DATE_FIELDS:
+                continue  # ignored by search too
+            value = spec.get("value")
+            if spec["field"] != field or spec.get("operator") != "range" or \
+                    not isinstance(value, dict) or not value or not value.keys() <= {"gt", "gte"}:
+                return None
+            for name, bound in value.items():
+                ms = to_ms(bound)
+                lowest = max(lowest, ms + 1 if name == "gt" else ms)
+        return lowest
+
+    def _lean_search(self, field: str, lowest, search_after, limit: int) -> Response:
+        """search() for a changed-since listing, from the cached order."""
+        def snapshots():
+            return {key: versions[-1][1] for key, versions in self.versions.items() if versions}
+        rows, keys = self.lean_sorted(self.default, field, snapshots)
+        start = bisect.bisect_left(keys, (lowest,)) if lowest != -math.inf else 0
+        total = len(rows) - start
+        if search_after is not None:
+            after = (to_ms(search_after[0]), id_sort_key(search_after[1]))
+            start = max(start, bisect.bisect_right(keys, after, key=lambda k: k[:2]))
+        contacts = [self._search_view(sort_key[2], snap, sort_key[0])
+                    for sort_key, snap in rows[start:start + limit]]
         return Response(200, {"contacts": contacts, "total": total, "traceId": trace_id()})
 
     # ----- contact endpoints -------------------------------------------------
@@ -1492,6 +1636,11 @@ class GhlSystem(System):
 
     def _conversation_of(self, contact_id) -> dict | None:
         """The (non-deleted) conversation of a contact, lowest id first."""
+        if self.lean:
+            for key in self.conversations.in_id_order(self.conversations.lean_keys("contact", contact_id)):
+                if self.conversations.records[key].get("deleted") is not True:
+                    return self.conversations.records[key]
+            return None
         for _, conversation in self.sorted_items(self.conversations):
             if conversation.get("contactId") == contact_id and conversation.get("deleted") is not True:
                 return conversation
@@ -1533,10 +1682,19 @@ class GhlSystem(System):
         self._check_location(query["locationId"])
         contact_id = query.get("contactId")
         now = self.now_ms()
-        matches = [conversation for key, conversation in self._sorted_by(
-                       self.conversations, "dateUpdated", descending=query.get("sort") != "asc")
-                   if (not contact_id or conversation.get("contactId") == contact_id)
-                   and self.conversation_visible.get(key, -math.inf) <= now]
+        coll = self.conversations
+        if self.lean and contact_id:  # the same order over the contact's only
+            rows = sorted(((ms_or_zero(coll.records[key].get("dateUpdated")),
+                            id_sort_key(coll.records[key].get("id")), key)
+                           for key in coll.lean_keys("contact", contact_id)),
+                          reverse=query.get("sort") != "asc")
+            keyed = [(key, coll.records[key]) for _, _, key in rows]
+        else:
+            keyed = [(key, conversation) for key, conversation in self._sorted_by(
+                         coll, "dateUpdated", descending=query.get("sort") != "asc")
+                     if not contact_id or conversation.get("contactId") == contact_id]
+        matches = [conversation for key, conversation in keyed
+                   if self.conversation_visible.get(key, -math.inf) <= now]
         views = [self._conversation_view(c) for c in matches[:int(limit_text)]]
         return Response(200, {"conversations": views, "total": len(matches)})
 
@@ -1817,8 +1975,20 @@ class AlowareSystem(System):
     def error_body(self, status: int, message, **extra) -> dict:
         return {"error": message, **extra}
 
+    LEAN_INDEXES = {
+        "contacts": {"phone": lambda r: r.get("phone_number") if isinstance(r.get("phone_number"), str) else None,
+                     "digits": lambda r: phone_key(r.get("phone_number"))},
+    }
+
     def _find_by_phone(self, phone) -> str | None:
         """Exact phone_number match first, then digits-only equality."""
+        if self.lean:
+            for name, wanted in (("phone", phone if isinstance(phone, str) else None),
+                                 ("digits", phone_key(phone))):
+                keys = self.default.lean_keys(name, wanted) if wanted is not None else ()
+                if keys:
+                    return self.default.in_id_order(keys)[0]
+            return None
         items = self.sorted_items()
         for key, record in items:
             if isinstance(phone, str) and record.get("phone_number") == phone:
@@ -2040,8 +2210,28 @@ class VeritySystem(System):
             if not ok:
                 raise self.fail(400, f"invalid value for field {field}")
 
+    LEAN_INDEXES = {
+        "contacts": {"phone": lambda r: r.get("phoneE164"),
+                     "email": lambda r: lower_or_none(r.get("email"))},
+    }
+
+    def _lean_matches(self, phone, email) -> list[str]:
+        """Keys with this phoneE164 or lower-case email, in id order."""
+        keys = set()
+        if phone:
+            keys |= {key for key in self.default.lean_keys("phone", phone)
+                     if self.records[key].get("phoneE164") == phone}
+        if email:
+            keys |= self.default.lean_keys("email", email)
+        return self.default.in_id_order(keys)
+
     def _check_unique(self, body: dict, own_key: str | None = None) -> None:
         phone, email = body.get("phoneE164"), lower_or_none(body.get("email"))
+        if self.lean:
+            for key in self._lean_matches(phone, email):
+                if key != own_key:
+                    raise self.fail(409, "duplicate", existingId=self.records[key].get("id"))
+            return
         for key, record in self.sorted_items():
             if key == own_key:
                 continue
@@ -2080,9 +2270,12 @@ class VeritySystem(System):
         phone, email = req.query.get("phone"), lower_or_none(req.query.get("email"))
         if not phone and not email:
             raise self.fail(400, "phone or email required")
-        matches = [record for _, record in self.sorted_items()
-                   if (phone and record.get("phoneE164") == phone)
-                   or (email and lower_or_none(record.get("email")) == email)]
+        if self.lean:
+            matches = [self.records[key] for key in self._lean_matches(phone, email)]
+        else:
+            matches = [record for _, record in self.sorted_items()
+                       if (phone and record.get("phoneE164") == phone)
+                       or (email and lower_or_none(record.get("email")) == email)]
         return Response(200, {"contacts": matches})
 
     def delete_contact(self, req: Request, id: str) -> Response:
@@ -2312,6 +2505,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--location-id", default=DEFAULT_LOCATION)
     parser.add_argument("--seed", help="JSON file of records to load at start")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--lean", action="store_true",
+                        help="answer from indexes and cached listings (benchmarks: same answers, "
+                             "no pass over every record per request)")
     return parser.parse_args(argv)
 
 
@@ -2319,6 +2515,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     systems = {name: SYSTEM_CLASSES[name](getattr(args, f"{name}_token"), args.location_id)
                for name in SYSTEM_NAMES}
+    if args.lean:
+        for system in systems.values():
+            system.enable_lean()
     if args.seed:
         load_seed_file(args.seed, systems)
     servers = {}

@@ -136,14 +136,15 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 6);
+	assert_int_equal(SCHEMA_VERSION, 7);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "6");
+	expect_peek(fx->path, "PRAGMA user_version", "7");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
 		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
-		    "observed optout optout_log outbox outbox_field person quarantine run run_system snapshot");
+		    "observed optout optout_log outbox outbox_field person quarantine run run_system snapshot "
+		    "snapshot_count");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
 
@@ -177,6 +178,32 @@ static void test_migrate_from_version_1(void **state)
 	assert_int_equal(pos, 42);
 	OK(state_notice_add(fx->st, 7, 1, "verity", "v1", "cannot-write", "field timezone", &fx->err));
 	expect_peek(fx->path, "SELECT kind || ' ' || message FROM notice", "cannot-write field timezone");
+}
+
+/* Migration 4 counts the snapshots a version 3 file already holds, and the
+ * triggers keep counting. */
+static void test_migrate_counts_snapshots(void **state)
+{
+	struct fixture *fx = *state;
+	long long n = -1;
+
+	for (int v = 0; v < 3; v++)
+		raw_exec(fx->path, migrations[v]);
+	raw_exec(fx->path, "PRAGMA user_version = 3;"
+		 "INSERT INTO snapshot (system, remote_id, fields, seen_run) VALUES "
+		 "('ghl', 'g1', '{}', 1), ('ghl', 'g2', '{}', 1), ('verity', 'v1', '{}', 1)");
+	fx->st = state_open(fx->path, &fx->err);
+	if (fx->st == NULL)
+		fail_msg("state_open: %s", fx->err.msg);
+	OK(state_snapshot_count(fx->st, "ghl", &n, &fx->err));
+	assert_int_equal(n, 2);
+	OK(state_snapshot_count(fx->st, "aloware", &n, &fx->err));
+	assert_int_equal(n, 0);
+	OK(state_unlink(fx->st, "ghl", "g1", 1, &fx->err));
+	OK(state_snapshot_count(fx->st, "ghl", &n, &fx->err));
+	assert_int_equal(n, 1);
+	OK(state_snapshot_count(fx->st, "verity", &n, &fx->err));
+	assert_int_equal(n, 1);
 }
 
 static void test_newer_version_refused(void **state)
@@ -1173,6 +1200,38 @@ static void test_events_and_deliveries(void **state)
 	expect_peek(fx->path, "SELECT status || ' ' || run_id FROM delivery WHERE event_id = 1", "done 1");
 }
 
+/* Waiting and pending deliveries come out together, by id, a batch at a
+ * time after the last id taken; done ones and those not yet due do not. */
+static void test_delivery_due_order(void **state)
+{
+	struct fixture *fx = *state;
+	long long ev, ids[8];
+	int n;
+
+	for (int i = 1; i <= 6; i++) {
+		char sid[8];
+		snprintf(sid, sizeof(sid), "c%d", i);
+		OK(state_event_add(fx->st, "call", "aloware", sid, NULL, NULL, "{}", i, fx->run, &ev, &fx->err));
+		OK(state_delivery_add(fx->st, ev, "ghl", fx->run, &fx->err));
+	}
+	OK(state_delivery_set(fx->st, 2, "pending", true, 10, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 3, "done", true, 0, "n3", NULL, fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 4, "pending", true, 10, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_set(fx->st, 5, "pending", true, 99, NULL, "HTTP 503", fx->run, &fx->err));
+	OK(state_delivery_due(fx->st, 10, 0, ids, 3, &n, &fx->err));
+	assert_int_equal(n, 3);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 2);
+	assert_int_equal(ids[2], 4);
+	OK(state_delivery_due(fx->st, 10, 4, ids, 3, &n, &fx->err));
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 6);
+	OK(state_delivery_due(fx->st, 99, 1, ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 4);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[3], 6);
+}
+
 /* The opt-out registry by phone and channel. */
 static void test_optout_registry(void **state)
 {
@@ -1303,6 +1362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_creates_schema),
 		T_FILE(test_migrate_from_version_1),
+		T_FILE(test_migrate_counts_snapshots),
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
@@ -1323,6 +1383,7 @@ int main(void)
 		T(test_valve_changes),
 		T(test_unlink_tombstone),
 		T(test_events_and_deliveries),
+		T(test_delivery_due_order),
 		T(test_optout_registry),
 		T(test_list_members),
 		T(test_holds_and_admin_actions),

@@ -1,0 +1,154 @@
+/*
+ * test_plans.c - no statement of the state scans a table that grows with
+ * the contacts (issue 9): each lookup a record makes must be an index
+ * search, or the first sync turns quadratic.
+ *
+ * Every statement state.c prepares (state_statement_sql) is put through
+ * EXPLAIN QUERY PLAN on a freshly migrated file, with no ANALYZE data, as
+ * the binary itself sees it. A "SCAN" of a growing table fails the test,
+ * unless the statement is one of the exceptions below, each with its
+ * reason; so does a batch reader that sorts the rows it pages through.
+ * Set PLANS_VERBOSE=1 to print every plan.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include <sqlite3.h>
+
+#include "../../state/state.h"
+#include "../../core/str.h"
+
+/* Tables whose rows grow with the contacts, their writes and events, or
+ * with the runs (one a minute, for years). */
+static const char *const growing[] = {
+	"snapshot", "link", "person", "field_value", "observed", "conflict", "outbox",
+	"outbox_field", "quarantine", "notice", "optout", "optout_log", "event", "delivery",
+	"list_member", "run", "run_system",
+};
+
+/* The statements allowed a full scan, by a piece of their text, and why. */
+static const struct { const char *sql; const char *why; } allowed[] = {
+	{ "FROM person WHERE dirty = 1",
+	  "walks the partial index person_dirty, which holds only the persons waiting to be merged" },
+	{ "WHERE p.dirty = 1",
+	  "the safety valve's count of what each source changed: walks the partial index person_dirty "
+	  "(the persons waiting to be merged), then their observations by person" },
+	{ "GROUP BY status",
+	  "the totals of `dfreconcile status`, asked by an auditor, not by a run: one pass over the "
+	  "covering index delivery_status" },
+	{ "ORDER BY id DESC LIMIT 10",
+	  "the last ten runs: reads backwards along the rowid and stops after ten rows" },
+};
+
+static const char *scanned_table(const char *detail, const char *sql)
+{
+	/* "SCAN t", "SCAN t USING [COVERING] INDEX i", where t is a table or
+	 * the alias the statement gives it ("snapshot s"). */
+	char name[64];
+	static char table[64];
+
+	if (strncmp(detail, "SCAN ", 5) != 0 || sscanf(detail + 5, "%63s", name) != 1)
+		return NULL;
+	for (int i = 0; i < N(growing); i++) {
+		char alias[80];
+		if (strcmp(name, growing[i]) == 0)
+			return growing[i];
+		snprintf(alias, sizeof(alias), "%s %s ", growing[i], name);
+		if (strstr(sql, alias) != NULL) {
+			snprintf(table, sizeof(table), "%s", growing[i]);
+			return table;
+		}
+	}
+	return NULL;
+}
+
+static bool is_allowed(const char *sql)
+{
+	for (int i = 0; i < N(allowed); i++)
+		if (allowed[i].sql != NULL && strstr(sql, allowed[i].sql) != NULL)
+			return true;
+	return false;
+}
+
+static void no_scans(void **state)
+{
+	char path[64];
+	struct df_err err = { 0 };
+	struct state *st;
+	sqlite3 *db;
+	int bad = 0, fd;
+	bool verbose = getenv("PLANS_VERBOSE") != NULL;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test_plans-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	/* A unique name only: an empty file is refused as a state file. */
+	unlink(path);
+	st = state_open(path, &err);
+	if (st == NULL)
+		fail_msg("state_open: %s", err.msg);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_true(state_statement_count() > 0);
+	for (int i = 0; i < state_statement_count(); i++) {
+		const char *text = state_statement_sql(i);
+		char *q;
+		sqlite3_stmt *s;
+
+		assert_non_null(text);
+		q = xasprintf("EXPLAIN QUERY PLAN %s", text);
+		if (sqlite3_prepare_v2(db, q, -1, &s, NULL) != SQLITE_OK)
+			fail_msg("statement %d: %s: %s", i, sqlite3_errmsg(db), text);
+		if (verbose)
+			print_message("%d: %s\n", i, text);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			const char *detail = (const char *)sqlite3_column_text(s, 3);
+			const char *table = scanned_table(detail, text);
+			if (verbose)
+				print_message("    %s\n", detail);
+			if (table != NULL && !is_allowed(text)) {
+				print_error("statement %d scans %s (%s): %s\n", i, table, detail, text);
+				bad++;
+			}
+			/* A batch reader (the dirty persons, the due writes and
+			 * deliveries) takes the next rows by id: sorting them
+			 * reads every open row again for each batch. */
+			if (strstr(text, "ORDER BY id LIMIT") != NULL &&
+			    strstr(detail, "TEMP B-TREE FOR ORDER BY") != NULL) {
+				print_error("statement %d sorts its batch (%s): %s\n", i, detail, text);
+				bad++;
+			}
+		}
+		sqlite3_finalize(s);
+		free(q);
+	}
+	assert_null(state_statement_sql(state_statement_count()));
+	sqlite3_close(db);
+	state_close(st);
+	unlink(path);
+	{
+		char side[80];
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+	}
+	assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(no_scans),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
