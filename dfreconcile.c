@@ -111,43 +111,92 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 	return engine_run(cfg, &ro);
 }
 
+/* --run N or N..M: the first and last run (0 for "the last run"). */
+static int parse_runs(const char *arg, long long *from, long long *to)
+{
+	char *end;
+
+	*from = strtoll(arg, &end, 10);
+	if (end == arg || *from <= 0)
+		return -1;
+	if (*end == '\0') {
+		*to = *from;
+		return 0;
+	}
+	if (strncmp(end, "..", 2) != 0)
+		return -1;
+	arg = end + 2;
+	*to = strtoll(arg, &end, 10);
+	return end == arg || *end || *to < *from ? -1 : 0;
+}
+
 static int cmd_report(const struct config *cfg, int argc, char **argv, bool status)
 {
 	static const struct option opts[] = {
 		{ "last", no_argument, NULL, 'l' },
 		{ "run", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 'S' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "system", required_argument, NULL, 's' },
+		{ "person", required_argument, NULL, 'p' },
+		{ "section", required_argument, NULL, 'x' },
+		{ "limit", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const formats[] = { [REPORT_TEXT] = "text", [REPORT_JSON] = "json",
+						[REPORT_CSV] = "csv", [REPORT_HTML] = "html" };
+	struct report_filter f = { 0 };
 	enum report_format fmt = REPORT_TEXT;
 	struct df_err err = { 0 };
-	long long run = 0;
+	const char *since = NULL;
 	struct state *st;
 	char *end;
 	int c, rc;
+	bool found;
 
 	optind = 1;
 	while (!status && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': run = 0; break;
+		case 'l': f.run_from = f.run_to = 0; since = NULL; break;
 		case 'r':
-			run = strtoll(optarg, &end, 10);
-			if (*end || run <= 0)
-				return usage_error("--run takes a run number, not \"%s\"", optarg);
+			if (parse_runs(optarg, &f.run_from, &f.run_to))
+				return usage_error("--run takes a run number or N..M, not \"%s\"", optarg);
 			break;
+		case 'S': since = optarg; break;
 		case 'f':
-			if (strcmp(optarg, "text") == 0)
-				fmt = REPORT_TEXT;
-			else if (strcmp(optarg, "json") == 0)
-				fmt = REPORT_JSON;
-			else
-				return usage_error("--format is text or json, not \"%s\"", optarg);
+			found = false;
+			for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+				if (strcmp(optarg, formats[i]) == 0) {
+					fmt = (enum report_format)i;
+					found = true;
+				}
+			if (!found)
+				return usage_error("--format is text, json, csv or html, not \"%s\"", optarg);
+			break;
+		case 's': f.system = optarg; break;
+		case 'p':
+			f.person = strtoll(optarg, &end, 10);
+			if (*end || f.person <= 0)
+				return usage_error("--person takes a person number, not \"%s\"", optarg);
+			break;
+		case 'x':
+			if (!report_section_known(optarg))
+				return usage_error("--section is changes, conflicts, writes, opt-outs, deliveries, "
+						   "quarantine or notices, not \"%s\"", optarg);
+			f.section = optarg;
+			break;
+		case 'n':
+			f.limit = strtol(optarg, &end, 10);
+			if (*end || f.limit <= 0)
+				return usage_error("--limit takes a positive number, not \"%s\"", optarg);
 			break;
 		default: return usage_error("%s", "unknown option to report");
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (fmt == REPORT_CSV && f.section == NULL)
+		return usage_error("%s", "--format csv needs --section (one table per file)");
 	st = state_open_reader(cfg->state_path, &err);
 	if (st == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
@@ -156,10 +205,18 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	if (status) {
 		rc = report_status(st, stdout, &err);
 	} else {
-		if (run == 0)
-			run = state_last_run(st);
-		rc = run == 0 ? df_fail(&err, DF_FAIL_STATE, "no run has been recorded yet")
-			      : report_print(st, run, fmt, stdout, &err);
+		long long last = state_last_run(st);
+		rc = 0;
+		if (since && (rc = report_first_run_since(st, since, &f.run_from, &err)) == 0) {
+			f.run_to = last;
+			if (f.run_from == 0)
+				rc = df_fail(&err, DF_FAIL_STATE, "no run started at or after %s", since);
+		}
+		if (rc == 0 && f.run_to == 0)
+			f.run_from = f.run_to = last;
+		if (rc == 0)
+			rc = last == 0 ? df_fail(&err, DF_FAIL_STATE, "no run has been recorded yet")
+				       : report_print(st, &f, fmt, stdout, &err);
 	}
 	state_close(st);
 	if (rc) {
@@ -184,7 +241,8 @@ static int resolve_person(const struct config *cfg, struct state *st, const char
 	}
 	key = strchr(arg, '@') ? email_normalize(arg) : phone_to_e164(arg, cfg->default_country);
 	if (key == NULL)
-		return df_fail(err, DF_FAIL_INPUT, "\"%s\" is not a phone, an email or a person number", arg);
+		/* What was typed is wrong (a usage error), not unknown. */
+		return df_fail(err, DF_FAIL_CONFIG, "\"%s\" is not a phone, an email or a person number", arg);
 	rc = state_match(st, strchr(arg, '@') ? "email" : "phone", key, ids, max, n, err);
 	if (rc == 0 && *n == 0)
 		rc = df_fail(err, DF_FAIL_INPUT, "no person has %s", key);
@@ -224,7 +282,10 @@ static int cmd_explain(const struct config *cfg, int argc, char **argv)
 	state_close(st);
 	if (rc) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
-		return err.fail == DF_FAIL_INPUT ? EXIT_USAGE : EXIT_FATAL;
+		/* Unknown (DF_FAIL_INPUT) has its own status, so a script can
+		 * tell "no such person" from a broken state file. */
+		return err.fail == DF_FAIL_INPUT ? EXIT_NOT_FOUND : err.fail == DF_FAIL_CONFIG ? EXIT_USAGE
+											: EXIT_FATAL;
 	}
 	return EXIT_OK;
 }

@@ -33,6 +33,7 @@ enum {
 	EXIT_SAFETY = 4,        /* the safety valve stopped the run */
 	EXIT_FATAL = 5,         /* state or environment unusable */
 	EXIT_CREDENTIALS = 6,   /* a system refused our credentials (401/403) */
+	EXIT_NOT_FOUND = 7,     /* explain: no person has that phone, email or number */
 };
 
 struct run_options {

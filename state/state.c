@@ -262,77 +262,6 @@ static const char *const sql[S_COUNT] = {
 };
 
 /* Report queries: name -> SQL taking the run id as ?1. */
-static const struct { const char *name; const char *sql; } report_queries[] = {
-	{ "run", "SELECT id, started_at, finished_at, mode, status, exit_code, message FROM run WHERE id = ?1" },
-	{ "systems", "SELECT system, polled, changed, quarantined, writes_done, writes_failed, swept, "
-		     "sweep_cycle, unlinked, requests "
-		     "FROM run_system WHERE run_id = ?1 ORDER BY rowid" },
-	{ "observed", "SELECT system, remote_id, person_id, field, old_value, new_value FROM observed "
-		      "WHERE run_id = ?1 ORDER BY rowid" },
-	{ "conflicts", "SELECT person_id, field, base, candidates, winner, value, rule, reason FROM conflict "
-		       "WHERE run_id = ?1 ORDER BY id" },
-	{ "writes", "SELECT o.id AS outbox_id, o.system, coalesce(o.remote_id, '') AS remote_id, o.person_id, o.op, "
-		    "o.status, o.attempts, coalesce(o.last_error, '') AS last_error, coalesce(f.field, '-') AS field, "
-		    "f.old_value, f.new_value, coalesce(f.rule, '-') AS rule, f.reason FROM outbox o "
-		    "LEFT JOIN outbox_field f ON f.outbox_id = o.id "
-		    "WHERE o.run_id = ?1 OR o.done_run = ?1 ORDER BY o.id, f.rowid" },
-	{ "pending", "SELECT id AS outbox_id, run_id, system, coalesce(remote_id, '') AS remote_id, person_id, op, "
-		     "status, attempts, coalesce(last_error, '') AS last_error FROM outbox "
-		     "WHERE status IN ('pending', 'unknown', 'refused', 'failed') AND ?1 = ?1 ORDER BY id" },
-	{ "quarantine", "SELECT system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
-			"WHERE run_id = ?1 ORDER BY id" },
-	{ "notices", "SELECT system, person_id, coalesce(remote_id, '') AS remote_id, kind, message FROM notice "
-		     "WHERE run_id = ?1 ORDER BY id" },
-	{ "optouts", "SELECT phone, channel, person_id, action, coalesce(system, '') AS system, "
-		     "coalesce(reason, '') AS reason FROM optout_log WHERE run_id = ?1 ORDER BY id" },
-	{ "deliveries", "SELECT d.id AS delivery_id, e.kind, e.source, e.source_id, d.target, "
-			"coalesce(e.person_id, '') AS person_id, d.status, d.attempts, coalesce(d.remote_id, '') AS remote_id, "
-			"coalesce(d.last_error, '') AS last_error FROM delivery d JOIN event e ON e.id = d.event_id "
-			"WHERE d.done_run = ?1 OR d.status IN ('waiting', 'pending', 'unknown', 'refused') "
-			"OR (d.status = 'failed' AND d.run_id = ?1) ORDER BY d.id" },
-	{ "person", "SELECT id, created_run FROM person WHERE id = ?1" },
-	{ "explain_links", "SELECT system, remote_id, how, run_id, CASE WHEN deleted_run IS NULL THEN '' "
-			   "ELSE 'deleted there in run ' || deleted_run END AS deleted FROM link "
-			   "WHERE person_id = ?1 ORDER BY system" },
-	{ "explain_values", "SELECT field, value, coalesce(system, '-') AS system, rule, reason, run_id, "
-			    "coalesce(beaten, '{}') AS beaten FROM field_value WHERE person_id = ?1 ORDER BY field" },
-	{ "explain_optouts", "SELECT o.phone, o.channel, o.status, o.source, coalesce(o.reason, '') AS reason, "
-			     "o.changed_at FROM optout o JOIN field_value f ON f.field = 'phone' AND f.value = o.phone "
-			     "WHERE f.person_id = ?1 ORDER BY o.channel" },
-	{ "explain_lists", "SELECT list_id, status, run_id FROM list_member WHERE person_id = ?1 ORDER BY list_id" },
-	{ "explain_conflicts", "SELECT run_id, field, base, candidates, winner, value, rule, reason FROM conflict "
-			       "WHERE person_id = ?1 ORDER BY id DESC LIMIT 20" },
-	{ "explain_writes", "SELECT id AS outbox_id, run_id, system, op, coalesce(remote_id, '') AS remote_id, status, "
-			    "attempts, coalesce(last_error, '') AS last_error FROM outbox WHERE person_id = ?1 "
-			    "ORDER BY id DESC LIMIT 20" },
-	{ "explain_deliveries", "SELECT e.kind, e.source, e.source_id, d.target, d.status, "
-				"coalesce(d.remote_id, '') AS remote_id FROM event e JOIN delivery d ON d.event_id = e.id "
-				"WHERE e.person_id = ?1 ORDER BY d.id" },
-	{ "holds", "SELECT h.system || ':' || h.remote_id AS record, h.kind, h.reason, h.run_id, h.since, "
-		   "coalesce(s.phone, '') AS phone, coalesce(s.email, '') AS email, "
-		   "(SELECT json_group_array(c) FROM (SELECT s2.system || ':' || s2.remote_id || "
-		   "CASE WHEN l.person_id IS NOT NULL THEN ' person ' || l.person_id ELSE ' held' END AS c "
-		   "FROM snapshot s2 LEFT JOIN link l ON l.system = s2.system AND l.remote_id = s2.remote_id "
-		   "AND l.deleted_run IS NULL LEFT JOIN hold h2 ON h2.system = s2.system AND h2.remote_id = s2.remote_id "
-		   "WHERE (l.person_id IS NOT NULL OR h2.system IS NOT NULL) "
-		   "AND ((s.phone <> '' AND s2.phone = s.phone) OR (s.email <> '' AND s2.email = s.email)) "
-		   "ORDER BY s2.system, s2.remote_id)) AS candidates "
-		   "FROM hold h LEFT JOIN snapshot s ON s.system = h.system AND s.remote_id = h.remote_id "
-		   "WHERE ?1 = ?1 ORDER BY h.system, h.remote_id" },
-	{ "admin_actions", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
-			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
-			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
-			   "WHERE ?1 = ?1 ORDER BY id DESC LIMIT 20" },
-	{ "explain_admin", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
-			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
-			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
-			   "WHERE person_before = ?1 OR person_after = ?1 ORDER BY id" },
-	{ "delivery_counts", "SELECT status, count(*) AS n FROM delivery WHERE ?1 = ?1 GROUP BY status ORDER BY status" },
-	{ "cursors", "SELECT system, stream, strftime('%Y-%m-%dT%H:%M:%fZ', position_ms / 1000.0, 'unixepoch') "
-		     "AS position, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
-	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
-		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
-};
 
 struct state {
 	sqlite3 *db;
@@ -1560,29 +1489,41 @@ int state_delivery_set(struct state *st, long long id, const char *status, bool 
 			  attempt, next_ms, remote_id, error, run);
 }
 
-int state_report(struct state *st, const char *query, long long run, state_row_fn row,
-		 void *arg, struct df_err *err)
+/* Reports own their queries (report/queries.c); this runs one of them,
+ * read-only: a statement that would write is refused before it runs. */
+int state_query(struct state *st, const char *text, const char *const *params, int nparams,
+		state_row_fn row, void *arg, struct df_err *err)
 {
-	const char *text = NULL;
+	struct state_cell cells[STATE_MAX_COLUMNS];
 	sqlite3_stmt *s;
 	int rc, ncols;
 
-	for (size_t i = 0; i < sizeof(report_queries) / sizeof(report_queries[0]); i++)
-		if (strcmp(report_queries[i].name, query) == 0)
-			text = report_queries[i].sql;
-	if (text == NULL)
-		return df_fail(err, DF_FAIL_STATE, "state: no report query %s", query);
 	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
 		return db_fail(st, err, "prepare report");
-	sqlite3_bind_int64(s, 1, run);
+	if (!sqlite3_stmt_readonly(s)) {
+		sqlite3_finalize(s);
+		return df_fail(err, DF_FAIL_STATE, "state: a report query must not write");
+	}
+	for (int i = 0; i < nparams; i++) {
+		char *end;
+		long long v = params[i] ? strtoll(params[i], &end, 10) : 0;
+		if (params[i] && *params[i] && *end == '\0')
+			sqlite3_bind_int64(s, i + 1, v);
+		else
+			bind_text(s, i + 1, params[i]);
+	}
 	ncols = sqlite3_column_count(s);
+	if (ncols > STATE_MAX_COLUMNS)
+		ncols = STATE_MAX_COLUMNS;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *names[32], *values[32];
-		for (int i = 0; i < ncols && i < 32; i++) {
-			names[i] = sqlite3_column_name(s, i);
-			values[i] = (const char *)sqlite3_column_text(s, i);
+		for (int i = 0; i < ncols; i++) {
+			int t = sqlite3_column_type(s, i);
+			cells[i].name = sqlite3_column_name(s, i);
+			cells[i].text = (const char *)sqlite3_column_text(s, i);
+			cells[i].type = t == SQLITE_INTEGER ? STATE_INTEGER : t == SQLITE_FLOAT ? STATE_REAL
+				      : t == SQLITE_NULL ? STATE_NULL : STATE_TEXT;
 		}
-		if (row(arg, ncols < 32 ? ncols : 32, names, values)) {
+		if (row(arg, ncols, cells)) {
 			rc = SQLITE_DONE;
 			break;
 		}

@@ -320,12 +320,22 @@ int state_admin_log(struct state *st, const char *action, const char *who, const
 		    const char *remote_id, long long person_before, long long person_after,
 		    const char *before, const char *after, struct df_err *err);
 
-/* Reports: calls row(arg, ncols, names, values) for each row of a named
- * report query for the run (see state.c: report_queries). */
-typedef int (*state_row_fn)(void *arg, int ncols, const char *const *names,
-			    const char *const *values);
-int state_report(struct state *st, const char *query, long long run, state_row_fn row,
-		 void *arg, struct df_err *err);
+/* Reports (report/) own their SQL; this is their one way in, read-only.
+ * Runs sql with ?1..?nparams bound to params (a decimal integer is bound
+ * as an integer, anything else as text, NULL as NULL) and calls row(arg, ncols,
+ * cells) for each row; the cells are borrowed until row returns. row
+ * returning non-zero stops early (not an error). Refuses a statement
+ * that writes. Columns past STATE_MAX_COLUMNS are not passed. */
+#define STATE_MAX_COLUMNS 32
+enum state_type { STATE_NULL, STATE_INTEGER, STATE_REAL, STATE_TEXT };
+struct state_cell {
+	const char *name;
+	const char *text;       /* NULL for SQL NULL */
+	enum state_type type;
+};
+typedef int (*state_row_fn)(void *arg, int ncols, const struct state_cell *cells);
+int state_query(struct state *st, const char *sql, const char *const *params, int nparams,
+		state_row_fn row, void *arg, struct df_err *err);
 
 /* The text of every statement the state prepares, the fixed vocabulary
  * then the report queries (i from 0 to count-1; NULL past the end), so a

@@ -41,7 +41,7 @@ def test_conflicting_edits_are_decided_by_the_rule_and_reported(env, rule, winne
     rule_text = rule or "two-way"
     report = env.report_json()
     assert report["conflicts"] == [{
-        "person_id": "1", "field": "first_name", "base": "Ann",
+        "run_id": env.last_run_id(), "person_id": 1, "field": "first_name", "base": "Ann",
         "candidates": {"ghl": "Anna", "aloware": "Ann", "verity": "Annette"},
         "winner": winner, "value": value, "rule": rule_text, "reason": reason,
     }]
@@ -81,15 +81,15 @@ def test_explain_answers_why_a_value_won_by_phone_email_or_person(env):
     # reason, the values it beat, and every record of the person.
     assert answers[0] == answers[1] == answers[2]
     doc = answers[0]
-    assert doc["person"]["id"] == "1"
+    assert doc["person"]["id"] == 1
     first_name = next(v for v in doc["explain_values"] if v["field"] == "first_name")
     assert first_name == {"field": "first_name", "value": "Anna", "system": "ghl", "rule": "two-way",
-                          "reason": "conflict: source order", "run_id": str(run_id),
-                          "beaten": '{"aloware":"Ann","verity":"Annette"}'}
+                          "reason": "conflict: source order", "run_id": run_id,
+                          "beaten": {"aloware": "Ann", "verity": "Annette"}}
     assert sorted(r["system"] for r in doc["explain_links"]) == ["aloware", "ghl", "verity"]
     assert [c["field"] for c in doc["explain_conflicts"]] == ["first_name"]
 
-    # An unknown number is a usage error naming it.
+    # An unknown number is "not found" (exit 7), naming it.
     code, out, err = env.run("explain", "+15559999999")
-    assert code == 2
+    assert code == 7
     assert err.strip() == "dfreconcile: no person has +15559999999"

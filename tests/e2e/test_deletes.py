@@ -35,7 +35,7 @@ def test_contact_deleted_in_ghl_is_unlinked_reported_kept_elsewhere_and_not_recr
     assert env.query("SELECT system, swept, unlinked FROM run_system WHERE run_id = ? ORDER BY system",
                      (run_id,)) == [("aloware", 0, 0), ("ghl", 1, 1), ("verity", 0, 0)]
     assert env.report_json()["notices"] == [{
-        "system": "ghl", "person_id": "1", "remote_id": ids["ghl"], "kind": "deleted",
+        "run_id": run_id, "system": "ghl", "person_id": 1, "remote_id": ids["ghl"], "kind": "deleted",
         "message": deleted_notice(ids["ghl"], "The other systems keep their records (propagate_deletes is off).")}]
     # ... and Aloware and Verity keep their records untouched.
     assert {s: env.sim.records(s) for s in ("aloware", "verity")} == kept

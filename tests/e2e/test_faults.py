@@ -69,9 +69,10 @@ def test_malformed_records_are_quarantined_and_the_rest_syncs(env):
 
     # Expected: the report lists them, in JSON and in text.
     assert env.report_json()["quarantine"] == [
-        {"system": "verity", "remote_id": "ver_900001", "kind": "malformed",
+        {"run_id": run_id, "system": "verity", "remote_id": "ver_900001", "kind": "malformed",
          "reason": "field phoneE164 is a int, not a string"},
-        {"system": "verity", "remote_id": "", "kind": "malformed", "reason": "record has no id"},
+        {"run_id": run_id, "system": "verity", "remote_id": "", "kind": "malformed",
+         "reason": "record has no id"},
     ]
     code, text, _ = env.run("report")
     assert code == 0
@@ -119,7 +120,7 @@ def test_failed_write_stays_in_the_outbox_and_a_later_run_completes_it(env):
         ("verity", env.only("verity")["id"], "update", "done", 1, None),
     ]
     pending = env.report_json()["pending"]
-    assert [(p["system"], p["status"], p["attempts"]) for p in pending] == [("ghl", "pending", "1")]
+    assert [(p["system"], p["status"], p["attempts"]) for p in pending] == [("ghl", "pending", 1)]
 
     # Action 2: GHL recovers; a later run.
     env.sim.clear_faults("ghl")

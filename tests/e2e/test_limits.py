@@ -24,7 +24,7 @@ def test_contact_without_phone_is_not_created_in_aloware_but_in_verity(env):
     assert sorted(env.query("SELECT system, remote_id, person_id FROM link")) == [
         ("ghl", ghl_id, 1), ("verity", verity["id"], 1)]
     assert env.report_json()["notices"] == [{
-        "system": "aloware", "person_id": "1", "remote_id": "", "kind": "cannot-create",
+        "run_id": run_id, "system": "aloware", "person_id": 1, "remote_id": "", "kind": "cannot-create",
         "message": "aloware needs a valid phone to create a contact"}]
 
 

@@ -182,8 +182,8 @@ def test_optout_cleared_by_a_system_not_allowed_to_stays_and_is_written_back(env
     assert [row for row in env.optout_log() if row[0] == run_id] == [(run_id,) + refused]
     assert env.outbox(run_id) == [("verity", "update", "done", "optout_sms", "false", "true")]
     # ... and in the report.
-    keys = ("phone", "channel", "person_id", "action", "system", "reason")
-    assert env.report_json()["optouts"] == [dict(zip(keys, map(str, refused)))]
+    keys = ("run_id", "phone", "channel", "person_id", "action", "system", "reason")
+    assert env.report_json()["optouts"] == [dict(zip(keys, (run_id,) + refused))]
 
 
 def test_optout_cleared_by_the_system_that_recorded_it_is_an_opt_in_everywhere(env):
