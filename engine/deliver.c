@@ -66,6 +66,8 @@ static int delivery_failed(struct run *r, int t, const struct delivery_item *it,
 	if (e->fail == DF_FAIL_AUTH || e->fail == DF_FAIL_BUDGET) {
 		if (e->fail == DF_FAIL_AUTH)
 			engine_system_refused(r, t, e);
+		else
+			engine_note_problem(r, t, "delivering", e);
 		r->writes_waiting++;
 		log_warn("event=delivery-waits kind=%s id=%s target=%s reason=\"%s\"", it->ev.kind,
 			 it->ev.source_id, it->target, e->msg);

@@ -49,6 +49,7 @@ struct system_run {
 	bool poll_failed;       /* it gets no writes nor deliveries this run */
 	bool auth_failed;       /* it refused our credentials: nothing more is sent */
 	char auth_why[512];     /* the first such refusal, token-free */
+	unsigned noted;         /* problems already noted this run (engine_note_problem) */
 	bool listed_all;        /* a full run read every page of its contacts */
 	long long delete_checks; /* missing records read by their endpoint */
 	struct run_counts counts;
@@ -185,5 +186,10 @@ int run_system_index(const struct run *r, const char *name);
 /* write.c: system s refused our credentials (e, DF_FAIL_AUTH): nothing more
  * goes to it this run and its writes and deliveries wait untouched (I11). */
 void engine_system_refused(struct run *r, int s, const struct df_err *e);
+/* write.c: a problem of a whole system (it could not be read, refused our
+ * credentials, ran out of its request budget) as one notice per system and
+ * kind (unreadable, credentials, quota), so the report's summary names the
+ * cause. what says what was being done ("reading contacts"). */
+void engine_note_problem(struct run *r, int s, const char *what, const struct df_err *e);
 
 #endif

@@ -120,8 +120,13 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			log_error("event=poll-failed system=%s stream=%s reason=\"%s\"", sr->conf->name,
 				  stream, e.msg);
 			sr->poll_failed = true;
-			if (e.fail == DF_FAIL_AUTH)
+			if (e.fail == DF_FAIL_AUTH) {
 				engine_system_refused(r, s, &e);
+			} else {
+				char what[64];
+				snprintf(what, sizeof(what), "reading %s", stream);
+				engine_note_problem(r, s, what, &e);
+			}
 			connector_page_clear(&page);
 			return 0;
 		}
@@ -143,6 +148,8 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			log_error("event=poll-failed system=%s stream=%s reason=\"the listing repeated its "
 				  "cursor after %d pages\"", sr->conf->name, stream, page_no + 1);
 			sr->poll_failed = true;
+			df_fail(&e, DF_FAIL_TEMP, "the listing repeated its cursor after %d pages", page_no + 1);
+			engine_note_problem(r, s, stream, &e);
 			free(cursor);
 			return 0;
 		}

@@ -270,6 +270,25 @@ void engine_system_refused(struct run *r, int s, const struct df_err *e)
 	sr->poll_failed = true;
 	snprintf(sr->auth_why, sizeof(sr->auth_why), "%s", e->msg);
 	log_error("event=credentials-refused system=%s reason=\"%s\"", sr->conf->name, e->msg);
+	engine_note_problem(r, s, "credentials refused", e);
+}
+
+void engine_note_problem(struct run *r, int s, const char *what, const struct df_err *e)
+{
+	struct system_run *sr = &r->sys[s];
+	const char *kind = e->fail == DF_FAIL_AUTH ? "credentials" : e->fail == DF_FAIL_BUDGET ? "quota" : "unreadable";
+	unsigned bit = e->fail == DF_FAIL_AUTH ? 1u : e->fail == DF_FAIL_BUDGET ? 2u : 4u;
+	struct df_err ne = { 0 };
+	char *msg;
+
+	if (sr->noted & bit)
+		return;
+	sr->noted |= bit;
+	msg = xasprintf("%s: %s", what, e->msg);
+	/* A state failure here shows again at the run's next statement. */
+	if (state_notice_add(r->st, r->id, 0, sr->conf->name, NULL, kind, msg, &ne))
+		log_error("event=notice-failed system=%s reason=\"%s\"", sr->conf->name, ne.msg);
+	free(msg);
 }
 
 static int record_failure(struct run *r, int s, const struct outbox_item *it, const struct df_err *e)
@@ -282,6 +301,8 @@ static int record_failure(struct run *r, int s, const struct outbox_item *it, co
 		/* Not this write's fault: it waits untouched, no attempt spent. */
 		if (e->fail == DF_FAIL_AUTH)
 			engine_system_refused(r, s, e);
+		else
+			engine_note_problem(r, s, "writing", e);
 		r->writes_waiting++;
 		log_warn("event=write-waits system=%s person=%lld op=%s reason=\"%s\"", name, it->person,
 			 it->op, e->msg);
