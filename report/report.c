@@ -520,17 +520,25 @@ static const char html_head[] =
 	".bar{display:flex;align-items:center;margin:2px 0}.bar .l{width:7em}"
 	".bar .b{height:14px;background:#3a7bd5;margin-right:4px}.bar .f{background:#d9534f}"
 	".tl{display:flex;align-items:flex-end;gap:2px;height:60px}.tl div{width:10px;background:#5cb85c}"
-	".tl div.bad{background:#d9534f}.problems li{color:#a00}.ok{color:#080}"
+	".tl div.bad{background:#d9534f}.problems li{color:#a00}.problems li.ok{color:#080}"
 	"input.filter{margin:.3em 0;width:20em}\n</style></head><body>\n";
 
+/* Filters: typing in a table's box hides the rows without the text. A
+ * link can carry one (#filter=t-writes:verity). data-ready marks a page
+ * whose script ran to the end. */
 static const char html_script[] =
 	"<script>\n"
+	"function dfFilter(inp){\n"
+	"  var q=inp.value.toLowerCase(),t=document.getElementById(inp.dataset.table),shown=0;\n"
+	"  t.querySelectorAll('tbody tr').forEach(function(tr){\n"
+	"    var hit=tr.textContent.toLowerCase().indexOf(q)>=0;tr.style.display=hit?'':'none';if(hit)shown++;});\n"
+	"  document.getElementById(inp.dataset.table+'-shown').textContent=shown;}\n"
 	"document.querySelectorAll('input.filter').forEach(function(inp){\n"
-	"  inp.addEventListener('input',function(){\n"
-	"    var q=inp.value.toLowerCase(),t=document.getElementById(inp.dataset.table),shown=0;\n"
-	"    t.querySelectorAll('tbody tr').forEach(function(tr){\n"
-	"      var hit=tr.textContent.toLowerCase().indexOf(q)>=0;tr.style.display=hit?'':'none';if(hit)shown++;});\n"
-	"    document.getElementById(inp.dataset.table+'-shown').textContent=shown;});});\n"
+	"  inp.addEventListener('input',function(){dfFilter(inp);});});\n"
+	"var m=/^#filter=([^:]+):(.*)$/.exec(location.hash);\n"
+	"if(m){var inp=document.querySelector('input[data-table=\"'+m[1]+'\"]');\n"
+	"  if(inp){inp.value=decodeURIComponent(m[2]);dfFilter(inp);}}\n"
+	"document.body.dataset.ready='1';\n"
 	"</script>\n";
 
 static void html_summary(FILE *out, json_object *doc)
