@@ -1355,6 +1355,44 @@ static void test_holds_and_admin_actions(void **state)
 	record_clear(&b);
 }
 
+/* The report layer's one way in (state_query): rows come typed, params
+ * bind as integers or text, and a statement that writes is refused. */
+struct typed_rows { int n; enum state_type type[4]; char text[4][32]; };
+
+static int keep_row(void *arg, int n, const struct state_cell *cells)
+{
+	struct typed_rows *r = arg;
+
+	for (int i = 0; i < n && i < 4; i++) {
+		r->type[i] = cells[i].type;
+		snprintf(r->text[i], sizeof(r->text[i]), "%s", cells[i].text ? cells[i].text : "(null)");
+	}
+	r->n++;
+	return 0;
+}
+
+static void test_query_is_typed_and_read_only(void **state)
+{
+	struct fixture *fx = *state;
+	struct typed_rows r = { 0 };
+	const char *params[2] = { "42", "abc" };
+	long long n = -1;
+
+	OK(state_query(fx->st, "SELECT ?1 + 1, ?2, 1.5, NULL", params, 2, keep_row, &r, &fx->err));
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.type[0], STATE_INTEGER);
+	assert_string_equal(r.text[0], "43");
+	assert_int_equal(r.type[1], STATE_TEXT);
+	assert_string_equal(r.text[1], "abc");
+	assert_int_equal(r.type[2], STATE_REAL);
+	assert_int_equal(r.type[3], STATE_NULL);
+	assert_int_equal(state_query(fx->st, "DELETE FROM run", NULL, 0, keep_row, &r, &fx->err), -1);
+	assert_non_null(strstr(fx->err.msg, "must not write"));
+	assert_int_equal(state_query(fx->st, "SELECT nonsense FROM nowhere", NULL, 0, keep_row, &r, &fx->err), -1);
+	OK(state_outbox_count(fx->st, "pending", &n, &fx->err));
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_open, teardown)
@@ -1366,6 +1404,7 @@ int main(void)
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
+		T(test_query_is_typed_and_read_only),
 		T(test_snapshot_round_trip),
 		T(test_snapshot_matching_columns),
 		T(test_match_needs_link),
