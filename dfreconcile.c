@@ -38,12 +38,19 @@ static const char usage[] =
 	"                     allow this run to take in changes of up to X (0..1)\n"
 	"                     of a system's records: changed, cleared or gone\n"
 	"                     (overrides safety.max_change_share)\n"
-	"  report [--last | --run N] [--format text|json]\n"
-	"                     what a run saw, decided and wrote (default: --last)\n"
+	"  report [--last | --run N[..M] | --since TIME] [--format text|json|csv|html]\n"
+	"         [--system S] [--person N] [--section S] [--limit N]\n"
+	"                     what runs saw, decided and wrote (default: --last):\n"
+	"                     a summary per system and the problems first, then\n"
+	"                     the details; --section changes, conflicts, writes,\n"
+	"                     opt-outs, deliveries, quarantine or notices (csv\n"
+	"                     needs one); html is one self-contained page\n"
 	"  status             cursors, recent runs, writes waiting\n"
 	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
-	"                     why a person's values are what they are (a person\n"
-	"                     is a number of up to 9 digits)\n"
+	"                     why a person's values are what they are: each\n"
+	"                     field's agreed value, every system's side, rule,\n"
+	"                     reason, conflict history (a person is a number of\n"
+	"                     up to 9 digits; unknown: exit 7)\n"
 	"  retry [SYSTEM[:ID]]\n"
 	"                     make writes and deliveries that were given up or\n"
 	"                     refused due again (all, one system's, or those of\n"
@@ -71,7 +78,7 @@ static const char usage[] =
 	"\n"
 	"exit status: 0 ok, 1 partial (see the report), 2 usage or configuration\n"
 	"error, 3 another run holds the lock, 4 safety valve, 5 fatal error,\n"
-	"6 a system refused the credentials (401/403).\n";
+	"6 a system refused the credentials (401/403), 7 explain: no such person.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
