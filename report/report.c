@@ -668,8 +668,14 @@ static void render_html(FILE *out, json_object *doc)
 	json_object *run = get(doc, "run"), *range = get(doc, "range");
 
 	fputs(html_head, out);
-	fprintf(out, "<h1>dfreconcile report: runs <span id=\"from\">%lld</span>..<span id=\"to\">%lld</span></h1>\n<p>",
-		(long long)json_object_get_int64(get(range, "from")), (long long)json_object_get_int64(get(range, "to")));
+	long long from = json_object_get_int64(get(range, "from")), to = json_object_get_int64(get(range, "to"));
+
+	if (from == to)
+		fprintf(out, "<h1>dfreconcile report: run <span id=\"from\">%lld</span>"
+			"<span id=\"to\" hidden>%lld</span></h1>\n<p>", from, to);
+	else
+		fprintf(out, "<h1>dfreconcile report: runs <span id=\"from\">%lld</span>..<span id=\"to\">%lld</span>"
+			"</h1>\n<p>", from, to);
 	fputs("Last run started ", out);
 	html_value(out, get(run, "started_at"));
 	fputs(", finished ", out);

@@ -1,5 +1,8 @@
 /*
- * state.c - every SQL statement of dfreconcile, prepared once per run.
+ * state.c - the schema, its migrations and every SQL statement a run
+ * reads and writes with, prepared once per run. What reports read is the
+ * report layer's own (report/queries.c), run through state_query, which
+ * refuses a statement that writes.
  *
  * Statements live in one table (sql[]) indexed by an enum, so a reader sees
  * the whole vocabulary of the journal in one place. The file is opened in

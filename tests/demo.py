@@ -14,7 +14,10 @@ and Verity (tests/sim), end to end over real HTTP on 127.0.0.1.
    run again;
 4. print the second report (calls and messages delivered, list changes,
    opt-outs applied, what could not be done) and the status, stop the
-   simulators.
+   simulators;
+5. write both runs' HTML report (build/demo/report.html) and, when
+   chromium is installed (scripts/install-test-deps.sh), its screenshot
+   (build/demo/report.png, as docs/report.png in the README).
 
 The state file and config stay in build/demo/ for a look with sqlite3.
 """
@@ -159,6 +162,24 @@ def dfreconcile(conf, *args):
     return proc.returncode
 
 
+def html_report(conf):
+    """The HTML report of run 2 and, with chromium, its screenshot."""
+    page = conf.parent / "report.html"
+    with open(page, "w") as out:
+        subprocess.run([BIN, "-q", "-c", str(conf), "report", "--run", "2", "--format", "html"],
+                       cwd=conf.parent, stdout=out, timeout=120, check=True)
+    print(f"\nHTML report: {page}")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("no chromium: no screenshot (scripts/install-test-deps.sh installs it)")
+        return
+    shot = conf.parent / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1100,1300", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    print(f"screenshot: {shot}" if shot.exists() else "chromium made no screenshot")
+
+
 def main():
     workdir = ROOT / "build" / "demo"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -168,13 +189,14 @@ def main():
         conf = write_config(workdir, sim)
         print("== run 1: first full reconcile", flush=True)
         codes = [dfreconcile(conf, "run", "--full")]
-        dfreconcile(conf, "report", "--run", "1")
+        dfreconcile(conf, "report", "--run", "1", "--limit", "10")
         print("\n== users edit records in each system; run 2", flush=True)
         edit(sim)
         codes.append(dfreconcile(conf, "run"))
         dfreconcile(conf, "report", "--run", "2")
         print("\n== status", flush=True)
         dfreconcile(conf, "status")
+    html_report(conf)
     print(f"\ndemo finished; state and config in {workdir}")
     # Run 1 quarantines the malformed record, so it is partial by design.
     return 0 if all(c in (0, 1) for c in codes) else 1
