@@ -111,9 +111,12 @@ def test_summary_figures_equal_the_writes_the_simulators_received(env):
     assert ghl["calls_delivered"] == n("ghl", "POST /contacts/{id}/notes") == 2
     assert ghl["calls_delivered"] + ghl["texts_delivered"] == n(
         "ghl", "POST /conversations/messages/inbound", "POST /conversations/messages/outbound") == 6
-    assert aloware["created"] + aloware["updated"] == n("aloware", "POST /api/v1/webhook/forms") > 0
-    assert aloware["list_changes"] == n("aloware", "POST /api/v1/webhook/powerdialer-add-contact-to-lists",
-                                        "POST /api/v1/webhook/powerdialer-remove-contact-from-lists") == 7
+    # Aloware's Lead API (the form webhook) creates, updates and adds to a
+    # Power Dialer list; removing has its own route.
+    assert aloware["created"] + aloware["updated"] + aloware["list_changes"] == n(
+        "aloware", "POST /api/v1/webhook/forms", "POST /api/v1/webhook/powerdialer-add-contact-to-lists",
+        "POST /api/v1/webhook/powerdialer-remove-contact-from-lists")
+    assert aloware["created"] > 0 and aloware["updated"] > 0 and aloware["list_changes"] == 7
     assert verity["created"] == n("verity", "POST /api/v1/contacts") > 0
     assert verity["updated"] == n("verity", "PATCH /api/v1/contacts/{id}") > 0
     assert texting["created"] == n("texting", "POST /api/v1/optouts") == 2
