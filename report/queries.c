@@ -88,7 +88,8 @@ static const struct { const char *name; const char *sql; } queries[] = {
 		     "UNION SELECT DISTINCT target FROM delivery WHERE done_run BETWEEN ?1 AND ?2), "
 		     "w AS (SELECT * FROM outbox WHERE status = 'done' AND done_run BETWEEN ?1 AND ?2), "
 		     "d AS (SELECT d.target, d.status, d.run_id, d.done_run, e.kind FROM delivery d "
-		     "JOIN event e ON e.id = d.event_id WHERE d.run_id BETWEEN ?1 AND ?2 OR d.done_run BETWEEN ?1 AND ?2) "
+		     "JOIN event e ON e.id = d.event_id WHERE d.done_run BETWEEN ?1 AND ?2 "
+		     "OR (d.status IN ('failed', 'refused', 'waiting', 'pending', 'unknown') AND d.run_id BETWEEN ?1 AND ?2)) "
 		     "SELECT s.system, "
 		     "(SELECT coalesce(sum(polled), 0) FROM run_system WHERE system = s.system "
 		     "AND run_id BETWEEN ?1 AND ?2) AS read, "
@@ -148,6 +149,16 @@ const char *report_query_sql(const char *name)
 		if (strcmp(queries[i].name, name) == 0)
 			return queries[i].sql;
 	return NULL;
+}
+
+int report_query_count(void)
+{
+	return (int)(sizeof(queries) / sizeof(queries[0]));
+}
+
+const char *report_query_at(int i)
+{
+	return i >= 0 && i < report_query_count() ? queries[i].sql : NULL;
 }
 
 int report_query(struct state *st, const char *name, const char *const *params, int nparams,

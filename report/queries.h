@@ -15,6 +15,10 @@
 
 /* The SQL of a named query, or NULL when there is none. Static. */
 const char *report_query_sql(const char *name);
+/* Every query, for tests (tests/unit/test_plans.c): the count, and the
+ * SQL of query i (NULL past the end). */
+int report_query_count(void);
+const char *report_query_at(int i);
 /* Runs the named query with params (see above); rows go to row. */
 int report_query(struct state *st, const char *name, const char *const *params, int nparams,
 		 state_row_fn row, void *arg, struct df_err *err);

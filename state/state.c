@@ -1636,12 +1636,12 @@ int state_admin_log(struct state *st, const char *action, const char *who, const
 
 int state_statement_count(void)
 {
-	return S_COUNT + (int)(sizeof(report_queries) / sizeof(report_queries[0]));
+	return S_COUNT;
 }
 
 const char *state_statement_sql(int i)
 {
 	if (i < 0 || i >= state_statement_count())
 		return NULL;
-	return i < S_COUNT ? sql[i] : report_queries[i - S_COUNT].sql;
+	return sql[i];
 }

@@ -337,9 +337,9 @@ typedef int (*state_row_fn)(void *arg, int ncols, const struct state_cell *cells
 int state_query(struct state *st, const char *sql, const char *const *params, int nparams,
 		state_row_fn row, void *arg, struct df_err *err);
 
-/* The text of every statement the state prepares, the fixed vocabulary
- * then the report queries (i from 0 to count-1; NULL past the end), so a
- * test can check each one's query plan (tests/unit/test_plans.c). */
+/* The text of every statement the state prepares (i from 0 to count-1;
+ * NULL past the end), so a test can check each one's query plan
+ * (tests/unit/test_plans.c; the report's own are report/queries.h's). */
 int state_statement_count(void);
 const char *state_statement_sql(int i);
 

@@ -3,7 +3,8 @@
  * the contacts (issue 9): each lookup a record makes must be an index
  * search, or the first sync turns quadratic.
  *
- * Every statement state.c prepares (state_statement_sql) is put through
+ * Every statement state.c prepares (state_statement_sql) and every query
+ * of the report layer (report_query_at) is put through
  * EXPLAIN QUERY PLAN on a freshly migrated file, with no ANALYZE data, as
  * the binary itself sees it. A "SCAN" of a growing table fails the test,
  * unless the statement is one of the exceptions below, each with its
@@ -23,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "../../state/state.h"
+#include "../../report/queries.h"
 #include "../../core/str.h"
 
 /* Tables whose rows grow with the contacts, their writes and events, or
@@ -77,6 +79,17 @@ static bool is_allowed(const char *sql)
 	return false;
 }
 
+/* The state's statements, then the report layer's queries. */
+static int statement_count(void)
+{
+	return state_statement_count() + report_query_count();
+}
+
+static const char *statement_sql(int i)
+{
+	return i < state_statement_count() ? state_statement_sql(i) : report_query_at(i - state_statement_count());
+}
+
 static void no_scans(void **state)
 {
 	char path[64];
@@ -97,9 +110,9 @@ static void no_scans(void **state)
 	if (st == NULL)
 		fail_msg("state_open: %s", err.msg);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_true(state_statement_count() > 0);
-	for (int i = 0; i < state_statement_count(); i++) {
-		const char *text = state_statement_sql(i);
+	assert_true(state_statement_count() > 0 && report_query_count() > 0);
+	for (int i = 0; i < statement_count(); i++) {
+		const char *text = statement_sql(i);
 		char *q;
 		sqlite3_stmt *s;
 
@@ -131,6 +144,7 @@ static void no_scans(void **state)
 		free(q);
 	}
 	assert_null(state_statement_sql(state_statement_count()));
+	assert_null(report_query_at(report_query_count()));
 	sqlite3_close(db);
 	state_close(st);
 	unlink(path);
