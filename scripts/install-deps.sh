@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libcurl4-openssl-dev libjson-c-dev libsqlite3-dev
-libconfig-dev libcmocka-dev python3 python3-pytest sqlite3 systemd"
+libconfig-dev libcmocka-dev python3 python3-pytest sqlite3 systemd chromium"
 
 missing=""
 for p in $PACKAGES; do

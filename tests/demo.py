@@ -16,7 +16,7 @@ and Verity (tests/sim), end to end over real HTTP on 127.0.0.1.
    opt-outs applied, what could not be done) and the status, stop the
    simulators;
 5. write both runs' HTML report (build/demo/report.html) and, when
-   chromium is installed (scripts/install-test-deps.sh), its screenshot
+   chromium is installed (scripts/install-deps.sh), its screenshot
    (build/demo/report.png, as docs/report.png in the README).
 
 The state file and config stay in build/demo/ for a look with sqlite3.
@@ -171,7 +171,7 @@ def html_report(conf):
     print(f"\nHTML report: {page}")
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        print("no chromium: no screenshot (scripts/install-test-deps.sh installs it)")
+        print("no chromium: no screenshot (scripts/install-deps.sh installs it)")
         return
     shot = conf.parent / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

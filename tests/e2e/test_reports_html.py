@@ -1,5 +1,5 @@
 """Issue 8 item 1: the self-contained HTML report, opened in headless
-Chromium (Debian's `chromium`; scripts/install-test-deps.sh installs it):
+Chromium (Debian's `chromium`; scripts/install-deps.sh installs it):
 the page renders with its script run to the end, its figures equal the
 JSON report's, a table filter works, and the console shows no error. One
 file: no network, inline CSS and JS."""
@@ -14,7 +14,7 @@ from test_reports_summary import run_demo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed: run scripts/install-test-deps.sh as root")
+    CHROMIUM is None, reason="chromium is not installed: run scripts/install-deps.sh as root")
 
 
 def chromium(*args) -> subprocess.CompletedProcess:
