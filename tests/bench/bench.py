@@ -144,7 +144,7 @@ def seed_data(n):
             texts.append({"direction": "inbound", "from": "+1" + national, "to": OUR_NUMBER, "body": body})
     return {"ghl": ghl, "aloware": aloware, "verity": verity, "aloware.calls": calls,
             "texting.messages": texts,
-            "aloware.lists": [{"id": 101, "name": "DF_CALL_NOW", "contact_ids": []}]}
+            "aloware.lists": [{"id": 101, "name": "DF_CALL_NOW", "user_id": 101, "contact_ids": []}]}
 
 
 # ----- the simulators ---------------------------------------------------------
@@ -234,7 +234,7 @@ systems = {{
 custom_fields = ( {{ name = "investor_tier"; ghl = "cf_tier"; aloware = "csf1"; verity = "investorTier"; }} );
 call_lists = {{
   system = "aloware";
-  rules = ( {{ tag = "call_now"; match = "case-insensitive"; list_id = "101"; }} );
+  rules = ( {{ tag = "call_now"; match = "case-insensitive"; user_id = "101"; }} );
 }};
 """)
     return conf
