@@ -89,14 +89,14 @@ static const char *const sql[S_COUNT] = {
 	[S_PERSON_MERGED] = "UPDATE person SET dirty = 0, merged_run = ?2 WHERE id = ?1",
 	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
 	[S_DIRTY_AFTER] = "SELECT id FROM person WHERE dirty = 1 AND id > ?2 ORDER BY id LIMIT ?1",
+	/* UNION ALL: state_match keeps the distinct ids itself; a UNION would
+	 * build a temporary b-tree at every record linked. */
 	[S_MATCH_PHONE] = "SELECT l.person_id FROM snapshot s JOIN link l "
 			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.phone = ?1 "
-			  "UNION SELECT person_id FROM field_value WHERE field = 'phone' AND value = ?1 "
-			  "LIMIT ?2",
+			  "UNION ALL SELECT person_id FROM field_value WHERE field = 'phone' AND value = ?1",
 	[S_MATCH_EMAIL] = "SELECT l.person_id FROM snapshot s JOIN link l "
 			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.email = ?1 "
-			  "UNION SELECT person_id FROM field_value WHERE field = 'email' AND value = ?1 "
-			  "LIMIT ?2",
+			  "UNION ALL SELECT person_id FROM field_value WHERE field = 'email' AND value = ?1",
 	[S_AGREED_GET] = "SELECT field, value FROM field_value WHERE person_id = ?1",
 	[S_AGREED_PUT] = "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) "
 			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT (person_id, field) DO UPDATE SET "
@@ -116,7 +116,12 @@ static const char *const sql[S_COUNT] = {
 	 * record changes). */
 	[S_OUTBOX_SUPERSEDE] = "UPDATE outbox SET status = 'superseded' "
 			       "WHERE person_id = ?1 AND system = ?2 "
-			       "AND status IN ('pending', 'unknown', 'refused', 'failed') AND op <> 'delete'",
+			       /* Equalities, not "IN (...)": SQLite builds a
+			        * temporary b-tree for an IN list at every run of
+			        * the statement, and this one runs per person and
+			        * system planned. */
+			       "AND (status = 'pending' OR status = 'unknown' OR status = 'refused' "
+			       "OR status = 'failed') AND op <> 'delete'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
 	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
 			       "VALUES (?1,?2,?3,?4,?5,?6)",
@@ -935,11 +940,31 @@ int state_match(struct state *st, const char *field, const char *value,
 		long long *ids, int max, int *n, struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, strcmp(field, "phone") == 0 ? S_MATCH_PHONE : S_MATCH_EMAIL, err);
+	int rc;
 
 	if (s == NULL)
 		return -1;
 	bind_text(s, 1, value);
-	return collect_ids(st, s, 2, ids, max, n, err);
+	/* The smallest max distinct ids, ascending: what "UNION ... LIMIT"
+	 * gave, so a message naming candidates names the same ones. */
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		long long id = sqlite3_column_int64(s, 0);
+		int at = *n;
+
+		while (at > 0 && ids[at - 1] > id)
+			at--;
+		if ((at > 0 && ids[at - 1] == id) || at == max)
+			continue;
+		if (*n < max)
+			(*n)++;
+		memmove(ids + at + 1, ids + at, (size_t)(*n - 1 - at) * sizeof(*ids));
+		ids[at] = id;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "list");
+	return 0;
 }
 
 int state_agreed_get(struct state *st, long long person, struct record *agreed, struct df_err *err)
