@@ -85,7 +85,9 @@ static const char *const sql[S_COUNT] = {
 	[S_LINK_UNBURY] = "DELETE FROM link WHERE deleted_run IS NOT NULL AND system = ?1 "
 			   "AND (person_id = ?2 OR remote_id = ?3)",
 	[S_PERSON_NEW] = "INSERT INTO person (created_run, dirty) VALUES (?1, 1)",
-	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1",
+	/* A row already so is left alone: no page written (a full run marks
+	 * each person once per record it lists). */
+	[S_PERSON_DIRTY] = "UPDATE person SET dirty = ?2 WHERE id = ?1 AND dirty <> ?2",
 	[S_PERSON_MERGED] = "UPDATE person SET dirty = 0, merged_run = ?2 WHERE id = ?1",
 	[S_DIRTY_BATCH] = "SELECT id FROM person WHERE dirty = 1 ORDER BY id LIMIT ?1",
 	[S_DIRTY_AFTER] = "SELECT id FROM person WHERE dirty = 1 AND id > ?2 ORDER BY id LIMIT ?1",
@@ -236,7 +238,8 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3, missing_run = NULL, gone_run = NULL "
 			  "WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2 "
+			"AND merged IS NOT fields",
 	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
 	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
