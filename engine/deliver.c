@@ -111,11 +111,16 @@ static int deliver_one(struct run *r, long long id)
 		rc = 0;
 		goto out;
 	}
+
 	if (target_of(r, &it, &person, &target_id) ||
 	    (person && person != it.ev.person && state_event_person(r->st, it.ev.id, person, &r->err)))
 		goto out;
 	if (target_id == NULL) {
 		rc = 0;         /* waits for its contact */
+		goto out;
+	}
+	if (engine_quota_holds(r, t, false)) {
+		rc = 0;         /* the next day's run delivers it */
 		goto out;
 	}
 	to_event(&it.ev, &ev);
