@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "normalize.h"
@@ -205,6 +206,9 @@ static int load_oauth(struct loader *ld, const config_setting_t *grp, struct sys
 		return bad(ld, grp, "exactly one of oauth_client_secret or oauth_client_secret_file is required");
 	sc->oauth_token_file = resolve_path(ld, config_setting_get_string(oauthfile));
 	sc->token_source = xstrdup("oauth");
+	/* Read and rewritten by the run: both must be allowed. */
+	if (ld->secrets && access(sc->oauth_token_file, R_OK | W_OK) != 0)
+		return bad(ld, oauthfile, "cannot use token file %s: %s", sc->oauth_token_file, strerror(errno));
 	if (secret != NULL) {
 		if (config_setting_type(secret) != CONFIG_TYPE_STRING || str_blank(config_setting_get_string(secret)))
 			return bad(ld, secret, "must be a non-empty string");

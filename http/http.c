@@ -215,6 +215,17 @@ static void sleep_ms(long long ms)
 			;
 }
 
+/* A whole interval has passed since the last answer: the burst allowance
+ * is whole again; the requests sent since still count against the day. */
+static void burst_renewed(struct http_client *c)
+{
+	if (c->lim.daily_remaining >= 0)
+		c->lim.daily_remaining = c->lim.daily_remaining > c->lim_sent ? c->lim.daily_remaining - c->lim_sent : 0;
+	c->lim.burst_remaining = c->lim.burst_max >= 0 ? c->lim.burst_max : -1;
+	c->lim_ms = time_now_ms();
+	c->lim_sent = 0;
+}
+
 /* Blocks, within the run's deadline, while the server's burst allowance
  * (X-RateLimit-Remaining of the last answer, less what was sent since) is
  * used up: the interval it states has then passed since that answer, so
@@ -233,10 +244,7 @@ static void server_wait(struct http_client *c)
 			 c->system, until - now);
 		sleep_ms(until - now);
 	}
-	/* A whole interval has passed: the allowance is whole again. */
-	c->lim.burst_remaining = c->lim.burst_max >= 0 ? c->lim.burst_max : -1;
-	c->lim_ms = time_now_ms();
-	c->lim_sent = 0;
+	burst_renewed(c);
 }
 
 /* Blocks until the bucket has a token for this system. */
@@ -680,9 +688,7 @@ static int request(struct http_client *c, const char *method, const char *path,
 		sleep_ms(wait);
 		if (status == 429 && lim.retry_after < 0 && lim.burst_remaining == 0) {
 			/* The interval was waited out just now. */
-			c->lim.burst_remaining = c->lim.burst_max;
-			c->lim_ms = time_now_ms();
-			c->lim_sent = 0;
+			burst_renewed(c);
 		}
 	}
 	curl_slist_free_all(hdrs);

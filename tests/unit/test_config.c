@@ -601,6 +601,11 @@ static const struct error_case error_cases[] = {
 	  { { "    token = \"verity-test-token\";\n", "    oauth_client_id = \"cid\";\n    oauth_client_secret = \"cs\";\n"
 	      "    oauth_token_file = \"v.json\";\n" } },
 	  "verity = {", "systems.verity", "verity takes no OAuth settings (only a token)" },
+	{ "OAuth token file missing",
+	  { { "    token = \"ghl-test-token\";\n", "    oauth_client_id = \"cid\";\n    oauth_client_secret = \"cs\";\n"
+	      "    oauth_token_file = \"missing-oauth.json\";\n" } },
+	  "missing-oauth.json", "systems.ghl.oauth_token_file",
+	  "cannot use token file {dir}/missing-oauth.json: No such file or directory" },
 	{ "quota_reserve negative",
 	  { { "    location_id = \"loc-demo\";\n", "    location_id = \"loc-demo\";\n    quota_reserve = -1;\n" } },
 	  "quota_reserve", "systems.ghl.quota_reserve", "must be between 0 and 100000000" },
