@@ -247,3 +247,29 @@ def test_a_static_token_that_expires_mid_run_is_reported_and_nothing_is_lost(env
     # Expected: everyone in GHL exactly once.
     assert phones(env, "ghl") == {p["phone"] for p in PEOPLE}
     assert len(env.sim.records("ghl")) == len(PEOPLE)
+
+
+def test_an_opt_out_still_reaches_ghl_within_the_quota_reserve(env):
+    # Setup: Ann is in every system. GHL's daily quota is down to 4 left,
+    # below our reserve of 10. Then Ann opts out of texts in Verity and a
+    # new person appears in Verity.
+    env.write_config(system_options={"ghl": {"quota_reserve": 10}})
+    ids = env.converge_person(dict(PEOPLE[0]))
+    env.sim.config("ghl", daily_limit=1000)
+    env.sim.quota(used=1000 - 4)
+    env.sim.edit("verity", ids["verity"], {"optOuts": {"sms": True}})
+    env.seed("verity", **PEOPLE[1])
+    env.reset_requests()
+
+    # Action: a run.
+    code, out, err = env.run("run")
+
+    # Expected: the opt-out went out to GHL (I4: always the safe direction);
+    # the create waits untouched for the next day; the run says so.
+    assert code == EXIT_PARTIAL, err
+    assert env.sim.record("ghl", ids["ghl"])["dndSettings"]["SMS"] == {"status": "active"}
+    assert len(env.sim.records("ghl")) == 1
+    assert env.query("SELECT op, status, attempts FROM outbox WHERE system = 'ghl' AND status = 'pending'") == [
+        ("create", "pending", 0)]
+    assert "ghl: daily request quota nearly used up" in err
+    assert statuses(env, 429) == []
