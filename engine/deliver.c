@@ -111,7 +111,6 @@ static int deliver_one(struct run *r, long long id)
 		rc = 0;
 		goto out;
 	}
-
 	if (target_of(r, &it, &person, &target_id) ||
 	    (person && person != it.ev.person && state_event_person(r->st, it.ev.id, person, &r->err)))
 		goto out;
