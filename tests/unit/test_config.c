@@ -185,7 +185,7 @@ static void test_minimal_defaults(void **state)
 		{ F_OPTOUT_EMAIL, "sticky-true", RULE_STICKY_TRUE, -1 },
 	};
 	static const struct { const char *name, *token; int rate_limit; const char *location; } sys[] = {
-		{ "ghl", "ghl-test-token", 100, "loc-demo" },
+		{ "ghl", "ghl-test-token", 90, "loc-demo" },
 		{ "aloware", "aloware-test-token", 50, NULL },
 		{ "verity", "verity-test-token", 100, NULL },
 	};
