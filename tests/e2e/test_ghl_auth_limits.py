@@ -11,6 +11,7 @@ a static token that expired as a credentials failure (exit 6)."""
 import json
 import os
 import stat
+import time
 
 from conftest import SYSTEMS
 
@@ -273,3 +274,37 @@ def test_an_opt_out_still_reaches_ghl_within_the_quota_reserve(env):
         ("create", "pending", 0)]
     assert "ghl: daily request quota nearly used up" in err
     assert statuses(env, 429) == []
+
+
+def test_an_access_token_due_to_expire_is_renewed_before_it_is_used(env, tmp_path):
+    # Setup: the token file holds an access token that expires within the
+    # two-minute margin, and a valid refresh token.
+    token_file = tmp_path / "ghl-tokens.json"
+    token_file.write_text(json.dumps({"access_token": "old-access-token", "refresh_token": FIRST_REFRESH,
+                                      "expires_at": int(time.time()) + 30}))
+    oauth_config(env, token_file)
+    env.seed("ghl", **PEOPLE[0])
+    env.reset_requests()
+
+    # Action and expected: renewed first, so GHL never saw the old token.
+    env.converge()
+    assert ghl_log(env)[0] == ("POST", "/oauth/token", 200)
+    assert statuses(env, 401) == []
+    assert json.loads(token_file.read_text())["refresh_token"] == env.sim.oauth()["valid_refresh_tokens"][0]
+
+
+def test_a_wrong_client_secret_is_a_credentials_failure(env, tmp_path):
+    token_file = tmp_path / "ghl-tokens.json"
+    token_file.write_text(FIRST_REFRESH + "\n")
+    oauth_config(env, token_file)
+    env.config_path.write_text(env.config_path.read_text().replace(CLIENT_SECRET, "wrong-secret"))
+    env.seed("ghl", **PEOPLE[0])
+
+    code, out, err = env.run("run")
+
+    assert code == EXIT_CREDENTIALS, err
+    assert "OAuth token refresh refused (HTTP 401 invalid_client)" in err
+    assert "wrong-secret" not in err + state_text(env)
+    # The refresh token was not used up, and the file is as it was.
+    assert env.sim.oauth()["valid_refresh_tokens"] == [FIRST_REFRESH]
+    assert token_file.read_text() == FIRST_REFRESH + "\n"
