@@ -19,6 +19,8 @@
 #include "../core/log.h"
 #include "../core/str.h"
 
+#define ANSWER_RING 1024
+
 struct http_client {
 	CURL *curl;
 	char *system;
@@ -38,6 +40,10 @@ struct http_client {
 	struct http_limits lim;
 	long long lim_ms;
 	long lim_sent;
+	/* When the answers to our latest requests came (a ring): if the
+	 * server counts only ours, a slot frees an interval after the oldest. */
+	long long answered_ms[ANSWER_RING];
+	unsigned answered;
 	/* Renewing expiring credentials (OAuth). */
 	http_reauth_fn reauth;
 	void *reauth_arg;
@@ -226,17 +232,45 @@ static void burst_renewed(struct http_client *c)
 	c->lim_sent = 0;
 }
 
+/* When the server's window frees a slot for us, as far as we can know:
+ * an interval after the last answer (every request it counted has then
+ * left a sliding or a fixed window), or earlier, an interval after the
+ * oldest answer of the window, when the requests the server counted are
+ * exactly ours of the last interval (we answered them all; the answer
+ * comes after the server counted the request, so this is never early).
+ * *whole says the whole allowance is back then. */
+static long long slot_free_ms(const struct http_client *c, bool *whole)
+{
+	long long from = c->lim_ms - c->lim.interval_ms, oldest = 0;
+	long counted = c->lim.burst_max - c->lim.burst_remaining, ours = 0;
+
+	*whole = true;
+	if (c->lim.burst_max <= 0 || counted <= 0 || counted > ANSWER_RING || c->lim_sent > 0)
+		return c->lim_ms + c->lim.interval_ms;
+	for (unsigned k = 1; k <= ANSWER_RING && k <= c->answered; k++) {
+		long long t = c->answered_ms[(c->answered - k) % ANSWER_RING];
+		if (t <= from)
+			break;
+		ours++;
+		oldest = t;
+	}
+	if (ours != counted)
+		return c->lim_ms + c->lim.interval_ms;
+	*whole = false;
+	return oldest + c->lim.interval_ms + 1;
+}
+
 /* Blocks, within the run's deadline, while the server's burst allowance
  * (X-RateLimit-Remaining of the last answer, less what was sent since) is
- * used up: the interval it states has then passed since that answer, so
- * every request it counted has left its window. */
+ * used up, until a slot is free again (slot_free_ms). */
 static void server_wait(struct http_client *c)
 {
 	long long until, now = time_now_ms();
+	bool whole;
 
 	if (c->lim.burst_remaining < 0 || c->lim.interval_ms <= 0 || c->lim_sent < c->lim.burst_remaining)
 		return;
-	until = c->lim_ms + c->lim.interval_ms;
+	until = slot_free_ms(c, &whole);
 	if (c->o.deadline_ms > 0 && until > c->o.deadline_ms)
 		until = c->o.deadline_ms;
 	if (until > now) {
@@ -245,6 +279,8 @@ static void server_wait(struct http_client *c)
 		sleep_ms(until - now);
 	}
 	burst_renewed(c);
+	if (!whole)
+		c->lim.burst_remaining = 1;     /* the next answer says more */
 }
 
 /* Blocks until the bucket has a token for this system. */
@@ -607,6 +643,8 @@ static int request(struct http_client *c, const char *method, const char *path,
 		status = attempt(c, method, url, body, hdrs, &out, &lim, &sent, why, sizeof(why));
 		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
 			  c->system, method, (int)plen, path, status, n + 1);
+		if (status != 0)
+			c->answered_ms[c->answered++ % ANSWER_RING] = time_now_ms();
 		if (status != 0 && (lim.burst_remaining >= 0 || lim.daily_remaining >= 0)) {
 			c->lim = lim;
 			c->lim.retry_after = -1;
