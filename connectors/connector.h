@@ -80,6 +80,9 @@ struct connector {
 	 * (Aloware publishes none): listing and events are off unless the
 	 * configuration turns them on. */
 	bool listing_ours;
+	/* Its tokens may be OAuth access tokens renewed with a refresh token
+	 * (the oauth_* settings). */
+	bool oauth;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
@@ -108,6 +111,10 @@ struct connector {
 		      struct record *updated, struct df_err *err);
 
 	long (*requests)(void *self);   /* requests sent this run */
+	/* Requests the system still allows today, as its last answer stated
+	 * (those sent since counted off), and its daily limit in *limit; -1
+	 * when it states none. NULL when it never states one. */
+	long long (*daily_left)(void *self, long long *limit);
 
 	/* Event streams this system is a source of ("calls", "messages"),
 	 * NULL-terminated; NULL when none. */

@@ -448,7 +448,8 @@ struct http_client *jm_http_open(const struct system_conf *sc, const struct conf
 	/* Connectors are opened as the run starts, so the run's deadline
 	 * counts from here (the engine stops its stages at the same time). */
 	struct http_opts o = {
-		.system = sc->name, .base_url = sc->base_url, .auth_header = auth, .secret = sc->token,
+		.system = sc->name, .base_url = sc->base_url, .auth_header = auth,
+		.secret = sc->token ? sc->token : sc->oauth_client_secret,
 		.timeout = sc->timeout, .max_attempts = sc->max_attempts,
 		.max_retry_after = sc->max_retry_after, .rate_limit = sc->rate_limit,
 		.rate_window = sc->rate_window, .max_requests = sc->max_requests,
@@ -460,11 +461,11 @@ struct http_client *jm_http_open(const struct system_conf *sc, const struct conf
 	return http_new(&o, err);
 }
 
-static void *conn_open(const struct system_conf *sc, const struct config *cfg, bool bearer,
+static void *conn_open(const struct system_conf *sc, const struct config *cfg, const char *token,
 		       struct df_err *err)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
-	char *auth = bearer ? xasprintf("Authorization: Bearer %s", sc->token) : NULL;
+	char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
 
 	c->sc = sc;
 	c->http = jm_http_open(sc, cfg, auth, err);
@@ -481,12 +482,28 @@ static void *conn_open(const struct system_conf *sc, const struct config *cfg, b
 
 void *jm_open_bearer(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
 {
-	return conn_open(sc, cfg, true, err);
+	return conn_open(sc, cfg, sc->token, err);
 }
 
 void *jm_open_plain(const struct system_conf *sc, const struct config *cfg, struct df_err *err)
 {
-	return conn_open(sc, cfg, false, err);
+	return conn_open(sc, cfg, NULL, err);
+}
+
+void *jm_open_token(const struct system_conf *sc, const struct config *cfg, const char *token,
+		    struct df_err *err)
+{
+	return conn_open(sc, cfg, token, err);
+}
+
+long long jm_daily_left(void *self, long long *limit)
+{
+	struct conn *c = self;
+	struct http_limits l;
+
+	http_limits_now(c->http, &l);
+	*limit = l.daily_limit;
+	return l.daily_remaining;
 }
 
 void jm_close(void *self)

@@ -15,6 +15,7 @@
 struct conn {
 	struct http_client *http;
 	const struct system_conf *sc;
+	void *auth;             /* the connector's renewable credentials, or NULL */
 };
 
 /* Open a struct conn (the connector's open): with jm_open_bearer requests
@@ -23,6 +24,12 @@ struct conn {
 void *jm_open_bearer(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
 void *jm_open_plain(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
 void jm_close(void *self);
+/* As jm_open_bearer with the given token (NULL: no Authorization header,
+ * as before a first OAuth refresh). */
+void *jm_open_token(const struct system_conf *sc, const struct config *cfg, const char *token,
+		    struct df_err *err);
+/* The connector's quota: what http_limits_now says is left today. */
+long long jm_daily_left(void *self, long long *limit);
 long jm_requests(void *self);
 
 struct field_key {

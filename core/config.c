@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "normalize.h"
@@ -183,6 +184,48 @@ static int read_token_file(struct loader *ld, const config_setting_t *s, const c
 	return 0;
 }
 
+/* OAuth credentials (GHL): client id, its secret (inline or from a file)
+ * and the token file. The token file is only checked here: the connector
+ * reads it when the run starts and rewrites it when it renews the pair. */
+static int load_oauth(struct loader *ld, const config_setting_t *grp, struct system_conf *sc,
+		      const struct connector *conn, bool has_token)
+{
+	const config_setting_t *secret = config_setting_get_member(grp, "oauth_client_secret");
+	const config_setting_t *secretfile = config_setting_get_member(grp, "oauth_client_secret_file");
+	const config_setting_t *oauthfile = config_setting_get_member(grp, "oauth_token_file");
+
+	if (!conn->oauth)
+		return bad(ld, grp, "%s takes no OAuth settings (only a token)", sc->name);
+	if (has_token)
+		return bad(ld, grp, "either token/token_file or the oauth_* settings, not both");
+	if (sc->oauth_client_id == NULL || str_blank(sc->oauth_client_id))
+		return bad(ld, grp, "oauth_client_id is required with OAuth");
+	if (oauthfile == NULL || config_setting_type(oauthfile) != CONFIG_TYPE_STRING)
+		return bad(ld, oauthfile ? oauthfile : grp, "oauth_token_file (a string) is required with OAuth");
+	if ((secret != NULL) == (secretfile != NULL))
+		return bad(ld, grp, "exactly one of oauth_client_secret or oauth_client_secret_file is required");
+	sc->oauth_token_file = resolve_path(ld, config_setting_get_string(oauthfile));
+	sc->token_source = xstrdup("oauth");
+	/* Read and rewritten by the run: both must be allowed. */
+	if (ld->secrets && access(sc->oauth_token_file, R_OK | W_OK) != 0)
+		return bad(ld, oauthfile, "cannot use token file %s: %s", sc->oauth_token_file, strerror(errno));
+	if (secret != NULL) {
+		if (config_setting_type(secret) != CONFIG_TYPE_STRING || str_blank(config_setting_get_string(secret)))
+			return bad(ld, secret, "must be a non-empty string");
+		sc->oauth_client_secret = xstrdup(config_setting_get_string(secret));
+		return 0;
+	}
+	if (config_setting_type(secretfile) != CONFIG_TYPE_STRING)
+		return bad(ld, secretfile, "must be a string");
+	if (ld->secrets) {
+		char *path = resolve_path(ld, config_setting_get_string(secretfile));
+		int rc = read_token_file(ld, secretfile, path, &sc->oauth_client_secret);
+		free(path);
+		return rc;
+	}
+	return 0;
+}
+
 static int load_system(struct loader *ld, const config_setting_t *grp, struct system_conf *sc)
 {
 	const config_setting_t *tok = config_setting_get_member(grp, "token");
@@ -193,8 +236,12 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 		"base_url", "token", "token_file", "location_id", "rate_limit", "rate_window",
 		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
 		"tls_verify", "create", "listing", "events", "sweep", "sweep_interval", "propagate_deletes",
-		"delete_checks", "conversation_provider_id", NULL,
+		"delete_checks", "conversation_provider_id", "quota_reserve", "oauth_client_id",
+		"oauth_client_secret", "oauth_client_secret_file", "oauth_token_file", NULL,
 	};
+	const config_setting_t *secret = config_setting_get_member(grp, "oauth_client_secret");
+	const config_setting_t *secretfile = config_setting_get_member(grp, "oauth_client_secret_file");
+	const config_setting_t *oauthfile = config_setting_get_member(grp, "oauth_token_file");
 
 	if (conn == NULL)
 		return bad(ld, grp, "unknown system (known: %s)", connector_names());
@@ -217,7 +264,10 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->sweep = -1;
 	sc->sweep_interval = -1;
 	sc->delete_checks = 100;
+	sc->quota_reserve = 2000;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
+	    get_int(ld, grp, "quota_reserve", &sc->quota_reserve, 0, 100000000) ||
+	    get_string(ld, grp, "oauth_client_id", &sc->oauth_client_id) ||
 	    get_string(ld, grp, "location_id", &sc->location_id) ||
 	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
 	    get_double(ld, grp, "rate_window", &sc->rate_window, 0.001, 86400) ||
@@ -249,6 +299,8 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 		return bad(ld, config_setting_get_member(grp, "base_url"), "must start with http:// or https://");
 	if (conn->needs_location && sc->location_id == NULL)
 		return bad(ld, grp, "location_id is required for %s", sc->name);
+	if (oauthfile != NULL || sc->oauth_client_id != NULL || secret != NULL || secretfile != NULL)
+		return load_oauth(ld, grp, sc, conn, tok != NULL || tokfile != NULL);
 	if ((tok != NULL) == (tokfile != NULL))
 		return bad(ld, grp, "exactly one of token or token_file is required");
 	if (tok != NULL) {
@@ -672,6 +724,11 @@ void config_free(struct config *cfg)
 		free(sc->token_source);
 		free(sc->location_id);
 		free(sc->conversation_provider_id);
+		free(sc->oauth_client_id);
+		if (sc->oauth_client_secret)
+			explicit_bzero(sc->oauth_client_secret, strlen(sc->oauth_client_secret));
+		free(sc->oauth_client_secret);
+		free(sc->oauth_token_file);
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			free(sc->field_key[f]);
 	}
@@ -716,7 +773,8 @@ void config_print(const struct config *cfg)
 		const struct system_conf *sc = &cfg->sys[i];
 		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s%s%s\n",
 		       i + 1, sc->name, sc->base_url,
-		       strcmp(sc->token_source, "inline") ? "from-file" : "inline",
+		       strcmp(sc->token_source, "inline") == 0 ? "inline" :
+		       strcmp(sc->token_source, "oauth") == 0 ? "oauth" : "from-file",
 		       sc->page_size, sc->lookback, sc->rate_limit, sc->rate_window,
 		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off",
 		       sc->listing ? "" : " listing=off", sc->events ? "" : " events=off");

@@ -40,6 +40,13 @@ struct system_conf {
 	bool propagate_deletes;         /* a delete here deletes elsewhere */
 	int delete_checks;              /* missing records confirmed per run */
 	char *conversation_provider_id; /* GHL: for Call messages */
+	int quota_reserve;              /* daily requests kept for reads and opt-outs */
+	/* OAuth instead of a static token (GHL): the app's client id and
+	 * secret, and the file holding the refresh (and access) token, which
+	 * the connector rewrites when it renews them. token is NULL then. */
+	char *oauth_client_id;
+	char *oauth_client_secret;      /* secret */
+	char *oauth_token_file;
 	char *field_key[DF_MAX_FIELDS]; /* custom field -> this system's key */
 };
 

@@ -118,6 +118,10 @@ static int deliver_one(struct run *r, long long id)
 		rc = 0;         /* waits for its contact */
 		goto out;
 	}
+	if (engine_quota_holds(r, t, false)) {
+		rc = 0;         /* the next day's run delivers it */
+		goto out;
+	}
 	to_event(&it.ev, &ev);
 	if (ev.phone == NULL) {
 		/* A call names its contact by id; the target wants the number. */

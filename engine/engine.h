@@ -52,6 +52,8 @@ struct system_run {
 	unsigned noted;         /* problems already noted this run (engine_note_problem) */
 	bool listed_all;        /* a full run read every page of its contacts */
 	long long delete_checks; /* missing records read by their endpoint */
+	long quota_held;        /* writes and deliveries held for its daily quota */
+	long long quota_left, quota_limit; /* what it said when the first was held */
 	struct run_counts counts;
 };
 
@@ -183,6 +185,13 @@ int write_due(struct run *r);
 int write_print_plan(struct run *r, FILE *out);
 
 int run_system_index(const struct run *r, const char *name);
+/* write.c: whether a write (optout: it carries an opt-out) or delivery to
+ * system s waits for the next day's quota: the system says it allows
+ * quota_reserve requests or fewer today. The reserve is kept for reads
+ * and opt-outs (I4), which stop only when nothing is left. Counts and
+ * logs what it holds. */
+bool engine_quota_holds(struct run *r, int s, bool optout);
+
 /* write.c: system s refused our credentials (e, DF_FAIL_AUTH): nothing more
  * goes to it this run and its writes and deliveries wait untouched (I11). */
 void engine_system_refused(struct run *r, int s, const struct df_err *e);

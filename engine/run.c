@@ -274,9 +274,35 @@ static bool credentials_refused(const struct run *r, char *why, size_t n)
 	return why[0] != '\0';
 }
 
+/* The systems whose daily quota held writes back, named in why (and what
+ * each says is left now, logged for every system that states a quota);
+ * false if none. */
+static bool quota_held(const struct run *r, char *why, size_t n)
+{
+	size_t len = strlen(why);
+
+	for (int s = 0; s < r->nsys; s++) {
+		const struct system_run *sr = &r->sys[s];
+		long long limit = -1, left = sr->conn->daily_left ? sr->conn->daily_left(sr->handle, &limit) : -1;
+		if (left >= 0)
+			log_info("event=quota system=%s daily_left=%lld daily_limit=%lld", sr->conf->name, left, limit);
+		if (sr->quota_held == 0)
+			continue;
+		len += (size_t)snprintf(why + len, len < n ? n - len : 0,
+					"%s%s: daily request quota nearly used up (%lld of %lld left, quota_reserve %d): "
+					"%ld write%s or deliver%s held untouched for the next day's quota",
+					len ? "; " : "", sr->conf->name, sr->quota_left, sr->quota_limit,
+					sr->conf->quota_reserve, sr->quota_held, sr->quota_held == 1 ? "" : "s",
+					sr->quota_held == 1 ? "y" : "ies");
+		if (len >= n)
+			len = n - 1;
+	}
+	return len > 0 && why[0] != '\0';
+}
+
 static int run_stages(struct run *r)
 {
-	char valve[512] = "", why[256] = "";
+	char valve[512] = "", why[1024] = "", quota[768] = "";
 	long long writes = 0, deliveries = 0;
 	struct strbuf valve_why;
 	int code = EXIT_OK;
@@ -324,6 +350,12 @@ static int run_stages(struct run *r)
 		snprintf(why, sizeof(why), "the run's deadline of %d s passed: it stopped reading and "
 			 "sending; what it did is committed and the next run goes on", r->cfg->deadline);
 		fprintf(stderr, "dfreconcile: %s\n", why);
+		partial = true;
+	}
+	if (!r->opt->dry_run && quota_held(r, quota, sizeof(quota))) {
+		/* Said on stderr too: cron mails it; the next day's run goes on. */
+		fprintf(stderr, "dfreconcile: %s\n", quota);
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s%s", why[0] ? "; " : "", quota);
 		partial = true;
 	}
 	if (partial)

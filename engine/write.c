@@ -260,6 +260,27 @@ static int record_edited(struct run *r, int s, const struct outbox_item *it, con
 	return state_commit(r->st, &r->err);
 }
 
+bool engine_quota_holds(struct run *r, int s, bool optout)
+{
+	struct system_run *sr = &r->sys[s];
+	long long limit = -1, left;
+
+	if (sr->conn->daily_left == NULL)
+		return false;
+	left = sr->conn->daily_left(sr->handle, &limit);
+	if (left < 0 || left > (optout ? 0 : sr->conf->quota_reserve))
+		return false;
+	if (sr->quota_held++ == 0) {
+		sr->quota_left = left;
+		sr->quota_limit = limit;
+		log_warn("event=quota-reserve system=%s daily_left=%lld daily_limit=%lld reserve=%d "
+			 "reason=\"writes wait for the next day's quota\"", sr->conf->name, left, limit,
+			 sr->conf->quota_reserve);
+	}
+	r->writes_waiting++;
+	return true;
+}
+
 void engine_system_refused(struct run *r, int s, const struct df_err *e)
 {
 	struct system_run *sr = &r->sys[s];
@@ -466,6 +487,11 @@ static int write_one(struct run *r, long long id)
 	/* While the safety valve holds (I6), only opt-outs go; the rest stays
 	 * pending, untouched, for the run that passes the valve. */
 	if (r->optouts_only && !item_is_optout(r, s, &it)) {
+		rc = 0;
+		goto out;
+	}
+	if (engine_quota_holds(r, s, item_is_optout(r, s, &it))) {
+		/* Held untouched, no attempt spent: the next day's run sends it. */
 		rc = 0;
 		goto out;
 	}

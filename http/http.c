@@ -19,6 +19,8 @@
 #include "../core/log.h"
 #include "../core/str.h"
 
+#define ANSWER_RING 1024
+
 struct http_client {
 	CURL *curl;
 	char *system;
@@ -31,9 +33,28 @@ struct http_client {
 	long sent;
 	unsigned seed;
 	/* The system refused our credentials earlier in this run: nothing
-	 * more is sent to it (I11). */
+	 * more is sent to it (I11). -1: they could not be renewed. */
 	long refused_status;
+	/* What the server last said of its limits, when, and the requests
+	 * sent since (counted off its remaining numbers). */
+	struct http_limits lim;
+	long long lim_ms;
+	long lim_sent;
+	/* When the answers to our latest requests came (a ring): if the
+	 * server counts only ours, a slot frees an interval after the oldest. */
+	long long answered_ms[ANSWER_RING];
+	unsigned answered;
+	/* Renewing expiring credentials (OAuth). */
+	http_reauth_fn reauth;
+	void *reauth_arg;
+	long long auth_expires_ms;
+	int reauths;
 };
+
+/* Renew credentials this long before they expire, and at most this often
+ * in one run (a server that keeps refusing fresh tokens is refused). */
+#define REAUTH_MARGIN_MS 120000LL
+#define MAX_REAUTHS 4
 
 struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
 {
@@ -57,6 +78,7 @@ struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
 	c->tokens = opts->rate_limit;
 	c->refilled_ms = time_now_ms();
 	c->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	http_limits_clear(&c->lim);
 	return c;
 }
 
@@ -79,6 +101,70 @@ void http_free(struct http_client *c)
 long http_requests_sent(const struct http_client *c)
 {
 	return c->sent;
+}
+
+void http_limits_clear(struct http_limits *l)
+{
+	l->burst_max = l->burst_remaining = l->interval_ms = l->retry_after = -1;
+	l->daily_limit = l->daily_remaining = -1;
+}
+
+bool http_limits_header(const char *line, size_t len, struct http_limits *l)
+{
+	static const struct { const char *name; int which; } names[] = {
+		{ "Retry-After", 0 }, { "X-RateLimit-Max", 1 }, { "X-RateLimit-Remaining", 2 },
+		{ "X-RateLimit-Interval-Milliseconds", 3 }, { "X-RateLimit-Limit-Daily", 4 },
+		{ "X-RateLimit-Daily-Remaining", 5 },
+	};
+	const char *colon = memchr(line, ':', len), *p, *end = line + len;
+	long long v = 0;
+	bool digits = false;
+
+	if (colon == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i].name);
+		if ((size_t)(colon - line) != n || strncasecmp(line, names[i].name, n) != 0)
+			continue;
+		for (p = colon + 1; p < end && (*p == ' ' || *p == '\t'); p++)
+			;
+		for (; p < end && *p >= '0' && *p <= '9'; p++) {
+			if (v > (LLONG_MAX - 9) / 10)
+				return true;    /* absurdly large: ignored */
+			v = v * 10 + (*p - '0');
+			digits = true;
+		}
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+		if (!digits || p != end)
+			return true;    /* not a whole number (e.g. an HTTP date): ignored */
+		switch (names[i].which) {
+		case 0: l->retry_after = v > LONG_MAX ? LONG_MAX : (long)v; break;
+		case 1: l->burst_max = v > LONG_MAX ? LONG_MAX : (long)v; break;
+		case 2: l->burst_remaining = v > LONG_MAX ? LONG_MAX : (long)v; break;
+		case 3: l->interval_ms = v > LONG_MAX ? LONG_MAX : (long)v; break;
+		case 4: l->daily_limit = v; break;
+		default: l->daily_remaining = v; break;
+		}
+		return true;
+	}
+	return false;
+}
+
+void http_limits_now(const struct http_client *c, struct http_limits *out)
+{
+	*out = c->lim;
+	if (out->burst_remaining >= 0)
+		out->burst_remaining = out->burst_remaining > c->lim_sent ? out->burst_remaining - c->lim_sent : 0;
+	if (out->daily_remaining >= 0)
+		out->daily_remaining = out->daily_remaining > c->lim_sent ? out->daily_remaining - c->lim_sent : 0;
+}
+
+void http_set_reauth(struct http_client *c, http_reauth_fn fn, void *arg, long long expires_ms)
+{
+	c->reauth = fn;
+	c->reauth_arg = arg;
+	c->auth_expires_ms = expires_ms;
 }
 
 void http_response_free(struct http_response *resp)
@@ -135,12 +221,75 @@ static void sleep_ms(long long ms)
 			;
 }
 
+/* A whole interval has passed since the last answer: the burst allowance
+ * is whole again; the requests sent since still count against the day. */
+static void burst_renewed(struct http_client *c)
+{
+	if (c->lim.daily_remaining >= 0)
+		c->lim.daily_remaining = c->lim.daily_remaining > c->lim_sent ? c->lim.daily_remaining - c->lim_sent : 0;
+	c->lim.burst_remaining = c->lim.burst_max >= 0 ? c->lim.burst_max : -1;
+	c->lim_ms = time_now_ms();
+	c->lim_sent = 0;
+}
+
+/* When the server's window frees a slot for us, as far as we can know:
+ * an interval after the last answer (every request it counted has then
+ * left a sliding or a fixed window), or earlier, an interval after the
+ * oldest answer of the window, when the requests the server counted are
+ * exactly ours of the last interval (we answered them all; the answer
+ * comes after the server counted the request, so this is never early).
+ * *whole says the whole allowance is back then. */
+static long long slot_free_ms(const struct http_client *c, bool *whole)
+{
+	long long from = c->lim_ms - c->lim.interval_ms, oldest = 0;
+	long counted = c->lim.burst_max - c->lim.burst_remaining, ours = 0;
+
+	*whole = true;
+	if (c->lim.burst_max <= 0 || counted <= 0 || counted > ANSWER_RING || c->lim_sent > 0)
+		return c->lim_ms + c->lim.interval_ms;
+	for (unsigned k = 1; k <= ANSWER_RING && k <= c->answered; k++) {
+		long long t = c->answered_ms[(c->answered - k) % ANSWER_RING];
+		if (t <= from)
+			break;
+		ours++;
+		oldest = t;
+	}
+	if (ours != counted)
+		return c->lim_ms + c->lim.interval_ms;
+	*whole = false;
+	return oldest + c->lim.interval_ms + 1;
+}
+
+/* Blocks, within the run's deadline, while the server's burst allowance
+ * (X-RateLimit-Remaining of the last answer, less what was sent since) is
+ * used up, until a slot is free again (slot_free_ms). */
+static void server_wait(struct http_client *c)
+{
+	long long until, now = time_now_ms();
+	bool whole;
+
+	if (c->lim.burst_remaining < 0 || c->lim.interval_ms <= 0 || c->lim_sent < c->lim.burst_remaining)
+		return;
+	until = slot_free_ms(c, &whole);
+	if (c->o.deadline_ms > 0 && until > c->o.deadline_ms)
+		until = c->o.deadline_ms;
+	if (until > now) {
+		log_info("event=rate-wait system=%s wait_ms=%lld reason=\"X-RateLimit-Remaining used up\"",
+			 c->system, until - now);
+		sleep_ms(until - now);
+	}
+	burst_renewed(c);
+	if (!whole)
+		c->lim.burst_remaining = 1;     /* the next answer says more */
+}
+
 /* Blocks until the bucket has a token for this system. */
 static void rate_wait(struct http_client *c)
 {
 	double per_ms;
 	long long now;
 
+	server_wait(c);
 	if (c->o.rate_limit <= 0)
 		return;
 	per_ms = c->o.rate_limit / (c->o.rate_window * 1000.0);
@@ -192,19 +341,15 @@ static long long time_left_ms(const struct http_client *c)
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
-	long *retry_after = arg;
+	struct http_limits *lim = arg;
 	size_t len = size * n;
 
-	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		char tmp[32];
-		size_t k = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
-		memcpy(tmp, data + 12, k);
-		tmp[k] = '\0';
-		char *end;
-		long v = strtol(tmp, &end, 10);
-		if (end != tmp && v >= 0)
-			*retry_after = v;
-	}
+	/* A status line starts the headers of each answer (also of an
+	 * interim 100 Continue): only the final answer's values count. */
+	if (len > 5 && strncmp(data, "HTTP/", 5) == 0)
+		http_limits_clear(lim);
+	else
+		http_limits_header(data, len, lim);
 	return len;
 }
 
@@ -212,7 +357,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
  * the reason in why. */
 static long attempt(struct http_client *c, const char *method, const char *url,
 		    const char *body, struct curl_slist *hdrs, struct body *out,
-		    long *retry_after, bool *sent, char *why, size_t whylen)
+		    struct http_limits *lim, bool *sent, char *why, size_t whylen)
 {
 	long request_size = 0;
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -238,7 +383,7 @@ static long attempt(struct http_client *c, const char *method, const char *url,
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, retry_after);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, lim);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
 	if (body != NULL) {
@@ -361,6 +506,85 @@ static void add_excerpt(struct strbuf *sb, const struct http_client *c, const ch
 
 #define EXCERPT_MAX 200
 
+/* The request's headers: Accept, a JSON Content-Type unless the caller
+ * gives its own, the credentials, then the caller's. */
+static struct curl_slist *build_headers(const struct http_client *c, const char *body,
+					const char *const *headers)
+{
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+	bool own_type = false;
+
+	for (int i = 0; headers && headers[i]; i++)
+		own_type |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+	if (body && !own_type)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (c->auth_header)
+		hdrs = curl_slist_append(hdrs, c->auth_header);
+	for (int i = 0; headers && headers[i]; i++)
+		hdrs = curl_slist_append(hdrs, headers[i]);
+	return hdrs;
+}
+
+static void replace_secret(char **slot, char *with)
+{
+	if (*slot) {
+		explicit_bzero(*slot, strlen(*slot));
+		free(*slot);
+	}
+	*slot = with;
+}
+
+/* Renews the credentials through the connector's hook. On failure the
+ * system is refused for the rest of the run, as after a 401. */
+static int renew(struct http_client *c, struct df_err *err)
+{
+	struct http_auth a = { 0 };
+	struct df_err e = { 0 };
+
+	if (c->reauths >= MAX_REAUTHS) {
+		c->refused_status = -1;
+		return df_fail(err, DF_FAIL_AUTH, "%s: credentials refused again after %d renewals in this run; "
+			       "nothing more is sent to %s in this run", c->system, c->reauths, c->system);
+	}
+	c->reauths++;
+	if (c->reauth(c->reauth_arg, &a, &e)) {
+		c->refused_status = -1;
+		return df_fail(err, DF_FAIL_AUTH, "%s: credentials could not be renewed: %s; nothing more is "
+			       "sent to %s in this run", c->system, e.msg, c->system);
+	}
+	replace_secret(&c->auth_header, a.header);
+	replace_secret(&c->secret, a.secret);
+	c->o.auth_header = c->auth_header;
+	c->o.secret = c->secret;
+	c->auth_expires_ms = a.expires_ms;
+	return 0;
+}
+
+/* The time to wait before sending again after a 429 or 503: Retry-After,
+ * else the server's interval when its burst allowance is used up, else
+ * the backoff. -1 when waiting would exceed max_retry_after. */
+static long long wait_before_again(struct http_client *c, long status, const struct http_limits *lim,
+				   int n, struct df_err *err)
+{
+	long long wait = backoff_ms(c, n);
+
+	if (lim->retry_after >= 0) {
+		if (lim->retry_after > c->o.max_retry_after) {
+			df_wrap(err, "Retry-After %lds exceeds max_retry_after", lim->retry_after);
+			return -1;
+		}
+		wait = lim->retry_after * 1000LL;
+	} else if (status == 429 && lim->burst_remaining == 0 && lim->interval_ms > 0) {
+		if (lim->interval_ms > c->o.max_retry_after * 1000LL) {
+			df_wrap(err, "X-RateLimit-Interval-Milliseconds %ld exceeds max_retry_after",
+				lim->interval_ms);
+			return -1;
+		}
+		wait = lim->interval_ms;
+	}
+	return wait;
+}
+
 static int request(struct http_client *c, const char *method, const char *path,
 		   const char *body, const char *const *headers, bool idempotent,
 		   struct http_response *resp, struct df_err *err)
@@ -370,24 +594,22 @@ static int request(struct http_client *c, const char *method, const char *path,
 	size_t plen = strcspn(path, "?");
 	char why[CURL_ERROR_SIZE + 32] = "";
 	int n, rc = -1;
+	bool renewed = false;
 
 	memset(resp, 0, sizeof(*resp));
 	if (c->refused_status) {
+		if (c->refused_status < 0)
+			return df_fail(err, DF_FAIL_AUTH, "%s: credentials could not be renewed earlier in this "
+				       "run; %s %.*s not sent", c->system, method, (int)plen, path);
 		return df_fail(err, DF_FAIL_AUTH, "%s: credentials refused (HTTP %ld) earlier in this run; "
 			       "%s %.*s not sent", c->system, c->refused_status, method, (int)plen, path);
 	}
 	url = xasprintf("%s%s", c->base_url, path);
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (body)
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	if (c->auth_header)
-		hdrs = curl_slist_append(hdrs, c->auth_header);
-	for (int i = 0; headers && headers[i]; i++)
-		hdrs = curl_slist_append(hdrs, headers[i]);
 
 	for (n = 0; n < c->o.max_attempts; n++) {
 		struct body out = { .cap = c->o.max_body };
-		long retry_after = -1, status;
+		struct http_limits lim;
+		long status;
 		long long wait;
 		bool sent = true, again;
 		enum df_fail fail;
@@ -397,6 +619,15 @@ static int request(struct http_client *c, const char *method, const char *path,
 				"%s %.*s not sent", c->system, c->o.max_requests, method, (int)plen, path);
 			break;
 		}
+		if (c->lim.daily_remaining >= 0 && c->lim_sent >= c->lim.daily_remaining) {
+			df_fail(err, DF_FAIL_BUDGET, "%s: the daily request quota is used up "
+				"(X-RateLimit-Daily-Remaining 0 of %lld); %s %.*s not sent", c->system,
+				c->lim.daily_limit, method, (int)plen, path);
+			break;
+		}
+		if (c->reauth && c->auth_expires_ms - REAUTH_MARGIN_MS <= time_now_ms() &&
+		    renew(c, err))
+			break;
 		rate_wait(c);
 		if (time_left_ms(c) == 0) {
 			df_fail(err, DF_FAIL_BUDGET, "%s: the run's deadline has passed; %s %.*s not sent",
@@ -404,10 +635,22 @@ static int request(struct http_client *c, const char *method, const char *path,
 			break;
 		}
 		c->sent++;
+		c->lim_sent++;
 		sb_init(&out.sb);
-		status = attempt(c, method, url, body, hdrs, &out, &retry_after, &sent, why, sizeof(why));
+		http_limits_clear(&lim);
+		curl_slist_free_all(hdrs);
+		hdrs = build_headers(c, body, headers);
+		status = attempt(c, method, url, body, hdrs, &out, &lim, &sent, why, sizeof(why));
 		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
 			  c->system, method, (int)plen, path, status, n + 1);
+		if (status != 0)
+			c->answered_ms[c->answered++ % ANSWER_RING] = time_now_ms();
+		if (status != 0 && (lim.burst_remaining >= 0 || lim.daily_remaining >= 0)) {
+			c->lim = lim;
+			c->lim.retry_after = -1;
+			c->lim_ms = time_now_ms();
+			c->lim_sent = 0;
+		}
 		http_response_free(resp);
 		resp->status = status;
 		resp->len = out.sb.len;
@@ -424,11 +667,29 @@ static int request(struct http_client *c, const char *method, const char *path,
 				method, (int)plen, path, why);
 			break;
 		}
+		if (status == 401 && c->reauth && !renewed) {
+			/* Expired (or revoked) early: renew once, send again. */
+			log_info("event=credentials-expired system=%s method=%s path=%.*s", c->system, method,
+				 (int)plen, path);
+			renewed = true;
+			if (renew(c, err))
+				break;
+			n--;
+			continue;
+		}
 		if (fail == DF_FAIL_AUTH) {
 			c->refused_status = status;
 			df_fail(err, DF_FAIL_AUTH, "%s: credentials refused (HTTP %ld) on %s %.*s: check its token; "
 				"nothing more is sent to %s in this run", c->system, status, method, (int)plen, path,
 				c->system);
+			break;
+		}
+		if (status == 429 && lim.daily_remaining == 0) {
+			/* The day's quota is spent: the server did not take it, and
+			 * no retry within this run can succeed. */
+			df_fail(err, DF_FAIL_BUDGET, "%s: the daily request quota is used up (HTTP 429, "
+				"X-RateLimit-Daily-Remaining 0 of %lld); %s %.*s not sent", c->system,
+				lim.daily_limit, method, (int)plen, path);
 			break;
 		}
 		if (fail == DF_FAIL_REMOTE) {
@@ -454,14 +715,8 @@ static int request(struct http_client *c, const char *method, const char *path,
 			(int)plen, path, why, n + 1, n ? "s" : "");
 		if (!again || n + 1 >= c->o.max_attempts)
 			break;
-		wait = backoff_ms(c, n);
-		if (retry_after >= 0) {
-			if (retry_after > c->o.max_retry_after) {
-				df_wrap(err, "Retry-After %lds exceeds max_retry_after", retry_after);
-				break;
-			}
-			wait = retry_after * 1000LL;
-		}
+		if ((wait = wait_before_again(c, status, &lim, n, err)) < 0)
+			break;
 		if (wait >= time_left_ms(c)) {
 			df_wrap(err, "no time left before the run's deadline to try again");
 			break;
@@ -469,6 +724,10 @@ static int request(struct http_client *c, const char *method, const char *path,
 		log_info("event=retry system=%s method=%s path=%.*s status=%ld wait_ms=%lld",
 			 c->system, method, (int)plen, path, status, wait);
 		sleep_ms(wait);
+		if (status == 429 && lim.retry_after < 0 && lim.burst_remaining == 0) {
+			/* The interval was waited out just now. */
+			burst_renewed(c);
+		}
 	}
 	curl_slist_free_all(hdrs);
 	free(url);

@@ -28,6 +28,22 @@
  *   other statuses    DF_FAIL_REMOTE, final for this request; the message
  *                     holds the status and a short excerpt of the answer
  *   budget used up    DF_FAIL_BUDGET: nothing was sent
+ *   daily quota       DF_FAIL_BUDGET: the server said none is left today
+ *   used up           (X-RateLimit-Daily-Remaining 0, or a 429 with it), so
+ *                     nothing is sent until a later run
+ *
+ * Limits the server states (GHL's X-RateLimit-* headers, read from every
+ * answer) pace the client on top of its own token bucket: within the
+ * stated interval it never sends more than X-RateLimit-Remaining allowed,
+ * and waits out the interval when that is used up. A 429 without
+ * Retry-After waits the stated interval (or backs off when none is known).
+ * What the server said is kept for the connector (http_limits).
+ *
+ * Credentials that expire (OAuth) are renewed through a hook the connector
+ * sets (http_set_reauth): called before a request when the access token is
+ * due to expire, and once when an answer is 401; the request is then sent
+ * again with the new token. A hook that fails stops the system for the run
+ * as a 401 does (DF_FAIL_AUTH).
  */
 #ifndef DF_HTTP_H
 #define DF_HTTP_H
@@ -62,6 +78,24 @@ struct http_response {
 
 struct http_client;
 
+/* What the server said of its limits; -1 where it said nothing. */
+struct http_limits {
+	long burst_max;                 /* X-RateLimit-Max */
+	long burst_remaining;           /* X-RateLimit-Remaining */
+	long interval_ms;               /* X-RateLimit-Interval-Milliseconds */
+	long long daily_limit;          /* X-RateLimit-Limit-Daily */
+	long long daily_remaining;      /* X-RateLimit-Daily-Remaining */
+	long retry_after;               /* Retry-After, seconds */
+};
+
+/* Sets every member of l to -1 (nothing known). */
+void http_limits_clear(struct http_limits *l);
+/* Reads one header line (as libcurl hands it: "Name: value\r\n", len
+ * bytes, not NUL-terminated) into l when it is one of the headers above;
+ * names are case-insensitive, a value that is not a whole non-negative
+ * number is ignored. Returns whether the line was one of them. Pure. */
+bool http_limits_header(const char *line, size_t len, struct http_limits *l);
+
 /* Copies what it needs from opts. NULL with err on failure. */
 struct http_client *http_new(const struct http_opts *opts, struct df_err *err);
 void http_free(struct http_client *c);
@@ -91,6 +125,24 @@ bool http_method_idempotent(const char *method);
 void http_response_free(struct http_response *resp);
 
 long http_requests_sent(const struct http_client *c);
+
+/* The limits of the last answer that stated them, with the requests sent
+ * since counted off the remaining ones (an estimate of what is left now). */
+void http_limits_now(const struct http_client *c, struct http_limits *out);
+
+/* New credentials from a reauth hook; the client takes the strings. */
+struct http_auth {
+	char *header;                   /* "Authorization: Bearer ..." */
+	char *secret;                   /* the token, blanked in excerpts */
+	long long expires_ms;           /* wall clock ms; 0 = unknown */
+};
+/* Returns 0 with *out filled, or -1 with err (any class: the client
+ * reports it as DF_FAIL_AUTH). */
+typedef int (*http_reauth_fn)(void *arg, struct http_auth *out, struct df_err *err);
+/* Sets the hook that renews the credentials (arg stays the caller's).
+ * expires_ms is when the current ones expire (0: renew before the first
+ * request, as when none are known yet). */
+void http_set_reauth(struct http_client *c, http_reauth_fn fn, void *arg, long long expires_ms);
 
 /* Appends to sb at most max bytes of text (an answer's body) on one line:
  * control characters become spaces, each of the nsecrets strings secrets

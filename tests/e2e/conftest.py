@@ -36,7 +36,11 @@ from client import start_simulators, stop  # noqa: E402
 from gate import PrismGate  # noqa: E402
 
 BINARY = Path(os.environ.get("DFRECONCILE_BIN") or REPO / "dfreconcile")
-RUN_TIMEOUT = 60  # seconds for one invocation of the binary
+# Seconds for one invocation of the binary: a bound, not a timing check.
+# The simulators limit like the real services (GHL: 100 requests per 10 s,
+# Aloware's client default 5 per s), so a run of a few hundred requests
+# takes about a minute by design.
+RUN_TIMEOUT = 150
 
 # Nothing may leave 127.0.0.1: no proxy for libcurl (the binary) nor for
 # urllib (the simulator control client).

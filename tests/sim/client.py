@@ -143,6 +143,19 @@ class Sim:
     def now(self, system: str) -> str:
         return self._call(system, "GET", "/clock")["now"]
 
+    # ----- GHL: OAuth tokens and the daily quota -----
+    def oauth(self, **settings) -> dict:
+        """GHL's tokens: expire_after (n requests), expire_now, static_token,
+        refresh_tokens, clients; returns the counts (refreshed, refused,
+        expired, valid_refresh_tokens, ...)."""
+        return self._call("ghl", "POST" if settings else "GET", "/oauth", settings or None)
+
+    def quota(self, used: int | None = None) -> dict:
+        """GHL's daily quota {day, used, limit}; used= sets today's count."""
+        if used is None:
+            return self._call("ghl", "GET", "/quota")
+        return self._call("ghl", "POST", "/quota", {"used": used})
+
     def reset(self) -> None:
         """Reset every system: records, counts, faults, config, clock."""
         for name in self.ports:

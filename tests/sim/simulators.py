@@ -93,6 +93,8 @@ DEFAULT_CONFIG = {
     "sms_provider_replaced": False,  # GHL: a provider app replaced the default SMS provider
     "relay": False,           # Aloware: also serve OUR listing contract (a relay)
     "cursor_ttl": 3600.0,     # listings (ours): seconds a page cursor stays valid
+    "daily_limit": 0,         # max admitted requests per simulated UTC day; 0 = unlimited
+    "access_token_ttl": 86399,   # GHL: seconds an OAuth access token lives
 }
 
 # --------------------------------------------------------------------------
@@ -1090,6 +1092,8 @@ GHL_EXPORT_CHANNELS = {
 }
 GHL_EXPORT_MIN, GHL_EXPORT_MAX, GHL_EXPORT_DEFAULT = 10, 500, 100
 GHL_CONVERSATION_SEARCH_LIMIT = 20
+GHL_OAUTH_SCOPE = ("contacts.readonly contacts.write conversations.readonly conversations.write "
+                   "conversations/message.readonly conversations/message.write")
 NOTE_FIELDS = {"body": str, "userId": str, "title": str, "color": str, "pinned": bool}
 
 
@@ -1113,7 +1117,19 @@ class GhlSystem(System):
         ("GET", "/conversations/messages/export", "export_messages"),
         ("POST", "/conversations/messages/inbound", "add_inbound_message"),
         ("POST", "/conversations/messages/outbound", "add_outbound_call"),
+        ("POST", "/oauth/token", "oauth_token"),
     ))
+    CONTROL_ROUTES = System.CONTROL_ROUTES + make_routes((
+        ("GET", "/_sim/oauth", "ctl_oauth"),
+        ("POST", "/_sim/oauth", "ctl_set_oauth"),
+        ("GET", "/_sim/quota", "ctl_quota"),
+        ("POST", "/_sim/quota", "ctl_set_quota"),
+    ))
+    # GHL's documented limits (API 2.0): 100 per 10 s burst, 200,000 a day.
+    LIMIT_DEFAULTS = {"rate_limit": 100, "rate_window": 10.0, "daily_limit": 200_000,
+                      "retry_after": False}
+    OAUTH_CLIENT = ("ghl-client-id", "ghl-client-secret")
+    FIRST_REFRESH_TOKEN = "ghl-refresh-token-0"
 
     # Write DTO fields.  Everything not in FIELD_TYPES is a nullable string.
     STORED_STRINGS = frozenset({
@@ -1133,6 +1149,18 @@ class GhlSystem(System):
 
     def reset_state(self) -> None:
         super().reset_state()
+        self.config.update(self.LIMIT_DEFAULTS)
+        self.quota_day, self.quota_used = None, 0
+        # OAuth: client id -> secret, refresh tokens still valid, access
+        # token -> simulated expiry time; the static (Private Integration)
+        # token is valid until expired through /_sim/oauth.
+        self.oauth_clients = {self.OAUTH_CLIENT[0]: self.OAUTH_CLIENT[1]}
+        self.refresh_tokens = {self.FIRST_REFRESH_TOKEN}
+        self.access_tokens: dict[str, float] = {}
+        self.static_valid = True
+        self.expire_after: int | None = None
+        self.oauth_counts: Counter = Counter()
+        self.token_serial = 0
         # search index: per contact, [(visible_at_ms, snapshot)] in write order
         self.versions: dict[str, list[tuple[float, dict]]] = {}
         # conversation search index: key -> ms from which a conversation
@@ -1238,7 +1266,14 @@ class GhlSystem(System):
         return Response(response.status, drop_nulls(body), response.headers)
 
     def authenticate(self, req: Request) -> None:
-        if not bearer_matches(req, self.token):
+        if req.segments == ["oauth", "token"]:
+            return  # the client authenticates in the form
+        if self.expire_after is not None:
+            if self.expire_after <= 0:
+                self._expire_tokens()
+            else:
+                self.expire_after -= 1
+        if not self._token_valid(req):
             raise HttpError(401, GHL_401)
         version = GHL_CONVERSATIONS_VERSION if req.segments[:1] == ["conversations"] \
             else GHL_VERSION
@@ -1251,6 +1286,165 @@ class GhlSystem(System):
 
     def not_found_body(self, req: Request) -> dict:
         return self.error_body(404, f"Cannot {req.method} {req.path}", error="Not Found")
+
+    # ----- rate limits, daily quota and tokens ------------------------------
+
+    def _serve(self, req: Request, route: Route | None, params: dict, fault: dict | None) -> Response:
+        """Every answer but the OAuth endpoint's carries the limit headers."""
+        if req.segments == ["oauth", "token"]:
+            return super()._serve(req, route, params, fault)
+        try:
+            response = super()._serve(req, route, params, fault)
+        except HttpError as exc:
+            response = exc.response
+        response.headers.update(self._limit_headers())
+        return response
+
+    def _quota_today(self) -> None:
+        day = int(self.now() // 86400)
+        if day != self.quota_day:
+            self.quota_day, self.quota_used = day, 0
+
+    def _check_rate_limit(self) -> None:
+        """The daily quota first (a request refused by it takes no burst
+        slot), then the burst window; an admitted request counts in both."""
+        self._quota_today()
+        daily = self.config["daily_limit"]
+        if daily and self.quota_used >= daily:
+            wait = (self.quota_day + 1) * 86400 - self.now()
+            raise HttpError(429, RATE_LIMIT_BODY, {"Retry-After": str(max(1, math.ceil(wait)))}
+                            if self.config["retry_after"] else None)
+        super()._check_rate_limit()
+        self.quota_used += 1
+
+    def _limit_headers(self) -> dict:
+        headers = {}
+        limit, window = self.config["rate_limit"], self.config["rate_window"]
+        if limit:
+            now = self.now()
+            used = sum(1 for t in self.admitted if t > now - window)
+            headers.update({"X-RateLimit-Max": str(limit),
+                            "X-RateLimit-Remaining": str(max(0, limit - used)),
+                            "X-RateLimit-Interval-Milliseconds": str(int(window * 1000))})
+        daily = self.config["daily_limit"]
+        if daily:
+            self._quota_today()
+            headers.update({"X-RateLimit-Limit-Daily": str(daily),
+                            "X-RateLimit-Daily-Remaining": str(max(0, daily - self.quota_used))})
+        return headers
+
+    def _token_valid(self, req: Request) -> bool:
+        scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            return False
+        if value == self.token:
+            return self.static_valid
+        expires = self.access_tokens.get(value)
+        return expires is not None and expires > self.now()
+
+    def _expire_tokens(self) -> None:
+        self.static_valid = False
+        self.access_tokens.clear()
+        self.expire_after = None
+        self.oauth_counts["expired"] += 1
+
+    def _oauth_error(self, status: int, error: str, description: str) -> HttpError:
+        self.oauth_counts["refused"] += 1
+        return HttpError(status, {"error": error, "error_description": description})
+
+    def oauth_token(self, req: Request) -> Response:
+        """POST /oauth/token, form-encoded as GHL's OAuth docs give it."""
+        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise self._oauth_error(400, "invalid_request",
+                                    "Content-Type must be application/x-www-form-urlencoded")
+        try:
+            form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8"), keep_blank_values=True,
+                                                 strict_parsing=bool(req.body)).items()}
+        except (UnicodeDecodeError, ValueError):
+            raise self._oauth_error(400, "invalid_request", "malformed form body") from None
+        grant = form.get("grant_type")
+        if grant not in ("authorization_code", "refresh_token"):
+            raise self._oauth_error(400, "unsupported_grant_type",
+                                    "grant_type must be authorization_code or refresh_token")
+        if not form.get("client_id") or self.oauth_clients.get(form["client_id"]) != \
+                form.get("client_secret"):
+            raise self._oauth_error(401, "invalid_client", "Invalid client credentials")
+        if form.get("user_type", "Location") not in ("Location", "Company"):
+            raise self._oauth_error(400, "invalid_request", "user_type must be Location or Company")
+        if grant == "authorization_code":
+            raise self._oauth_error(400, "invalid_grant", "Invalid authorization code")
+        refresh = form.get("refresh_token")
+        if not refresh or refresh not in self.refresh_tokens:
+            raise self._oauth_error(400, "invalid_grant", "Invalid refresh token")
+        self.refresh_tokens.discard(refresh)  # rotated: the used one is invalid from now on
+        self.token_serial += 1
+        access = f"ghl-access-{self.token_serial}-{uuid.uuid4().hex}"
+        new_refresh = f"ghl-refresh-{self.token_serial}-{uuid.uuid4().hex}"
+        ttl = self.config["access_token_ttl"]
+        self.access_tokens[access] = self.now() + ttl
+        self.refresh_tokens.add(new_refresh)
+        self.oauth_counts["refreshed"] += 1
+        return Response(200, {
+            "access_token": access, "token_type": "Bearer", "expires_in": ttl,
+            "refresh_token": new_refresh, "scope": GHL_OAUTH_SCOPE, "userType": "Location",
+            "companyId": "company-demo", "locationId": self.location_id,
+            "userId": "user-demo", "planId": "plan-demo", "isBulkInstallation": False,
+        })
+
+    def ctl_oauth(self, req: Request) -> Response:
+        return Response(200, self._oauth_view())
+
+    def _oauth_view(self) -> dict:
+        return {"refreshed": self.oauth_counts["refreshed"],
+                "refused": self.oauth_counts["refused"],
+                "expired": self.oauth_counts["expired"],
+                "valid_refresh_tokens": sorted(self.refresh_tokens),
+                "valid_access_tokens": len(self.access_tokens),
+                "static_valid": self.static_valid, "expire_after": self.expire_after}
+
+    def ctl_set_oauth(self, req: Request) -> Response:
+        """{"expire_after": n}: the next n API requests are served, then
+        every access token (the static one too) expires; {"expire_now":
+        true}; {"static_token": "..."}: a new Private Integration token;
+        {"refresh_tokens": [...]}: more valid refresh tokens; {"clients":
+        {"id": "secret"}}."""
+        body = req.json()
+        known = {"expire_after", "expire_now", "static_token", "refresh_tokens", "clients"}
+        if set(body) - known:
+            raise control_error(400, f"unknown oauth keys {sorted(set(body) - known)}")
+        if "expire_after" in body:
+            if not is_int(body["expire_after"]) or body["expire_after"] < 0:
+                raise control_error(400, "expire_after must be an integer >= 0")
+            self.expire_after = body["expire_after"]
+        if body.get("expire_now"):
+            self._expire_tokens()
+        if "static_token" in body:
+            if not is_nonempty_str(body["static_token"]):
+                raise control_error(400, "static_token must be a non-empty string")
+            self.token, self.static_valid = body["static_token"], True
+        for token in body.get("refresh_tokens", []):
+            if not is_nonempty_str(token):
+                raise control_error(400, "refresh_tokens must be non-empty strings")
+            self.refresh_tokens.add(token)
+        for client, secret in (body.get("clients") or {}).items():
+            self.oauth_clients[str(client)] = str(secret)
+        return Response(200, self._oauth_view())
+
+    def ctl_quota(self, req: Request) -> Response:
+        self._quota_today()
+        return Response(200, {"day": self.quota_day, "used": self.quota_used,
+                              "limit": self.config["daily_limit"]})
+
+    def ctl_set_quota(self, req: Request) -> Response:
+        """{"used": n}: the requests already counted today."""
+        used = req.json().get("used")
+        if not is_int(used) or used < 0:
+            raise control_error(400, "used must be an integer >= 0")
+        self._quota_today()
+        self.quota_used = used
+        return self.ctl_quota(req)
 
     # ----- helpers ---------------------------------------------------------
 

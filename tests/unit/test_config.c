@@ -185,7 +185,7 @@ static void test_minimal_defaults(void **state)
 		{ F_OPTOUT_EMAIL, "sticky-true", RULE_STICKY_TRUE, -1 },
 	};
 	static const struct { const char *name, *token; int rate_limit; const char *location; } sys[] = {
-		{ "ghl", "ghl-test-token", 100, "loc-demo" },
+		{ "ghl", "ghl-test-token", 90, "loc-demo" },
 		{ "aloware", "aloware-test-token", 50, NULL },
 		{ "verity", "verity-test-token", 100, NULL },
 	};
@@ -581,6 +581,34 @@ static const struct error_case error_cases[] = {
 	  { { "    token = \"aloware-test-token\";\n",
 	      "    token = \"aloware-test-token\";\n    delete_checks = -1;\n" } },
 	  "delete_checks", "systems.aloware.delete_checks", "must be between 0 and 100000" },
+	/* Credentials: a static token or OAuth (GHL only), never both */
+	{ "OAuth and a token both set",
+	  { { "    location_id = \"loc-demo\";\n", "    location_id = \"loc-demo\";\n    oauth_client_id = \"cid\";\n"
+	      "    oauth_client_secret = \"cs\";\n    oauth_token_file = \"ghl-oauth.json\";\n" } },
+	  "ghl = {", "systems.ghl", "either token/token_file or the oauth_* settings, not both" },
+	{ "OAuth without a client id",
+	  { { "    token = \"ghl-test-token\";\n", "    oauth_client_secret = \"cs\";\n"
+	      "    oauth_token_file = \"ghl-oauth.json\";\n" } },
+	  "ghl = {", "systems.ghl", "oauth_client_id is required with OAuth" },
+	{ "OAuth without a token file",
+	  { { "    token = \"ghl-test-token\";\n", "    oauth_client_id = \"cid\";\n    oauth_client_secret = \"cs\";\n" } },
+	  "ghl = {", "systems.ghl", "oauth_token_file (a string) is required with OAuth" },
+	{ "OAuth without a client secret",
+	  { { "    token = \"ghl-test-token\";\n", "    oauth_client_id = \"cid\";\n"
+	      "    oauth_token_file = \"ghl-oauth.json\";\n" } },
+	  "ghl = {", "systems.ghl", "exactly one of oauth_client_secret or oauth_client_secret_file is required" },
+	{ "OAuth for a system that has only tokens",
+	  { { "    token = \"verity-test-token\";\n", "    oauth_client_id = \"cid\";\n    oauth_client_secret = \"cs\";\n"
+	      "    oauth_token_file = \"v.json\";\n" } },
+	  "verity = {", "systems.verity", "verity takes no OAuth settings (only a token)" },
+	{ "OAuth token file missing",
+	  { { "    token = \"ghl-test-token\";\n", "    oauth_client_id = \"cid\";\n    oauth_client_secret = \"cs\";\n"
+	      "    oauth_token_file = \"missing-oauth.json\";\n" } },
+	  "missing-oauth.json", "systems.ghl.oauth_token_file",
+	  "cannot use token file {dir}/missing-oauth.json: No such file or directory" },
+	{ "quota_reserve negative",
+	  { { "    location_id = \"loc-demo\";\n", "    location_id = \"loc-demo\";\n    quota_reserve = -1;\n" } },
+	  "quota_reserve", "systems.ghl.quota_reserve", "must be between 0 and 100000000" },
 	{ "listing not a boolean",
 	  { { "    token = \"aloware-test-token\";\n", "    token = \"aloware-test-token\";\n    listing = \"no\";\n" } },
 	  "listing = ", "systems.aloware.listing", "must be true or false" },

@@ -106,12 +106,77 @@ static void test_excerpt(void **unused)
 	assert_int_equal(bad, 0);
 }
 
+/* Header lines as libcurl hands them, and what each leaves in the limits
+ * (-1: not stated). A value that is not a whole number is ignored. */
+static void test_limits_header(void **unused)
+{
+	static const struct {
+		const char *line;
+		bool known;
+		long max, remaining, interval, retry_after;
+		long long daily, daily_remaining;
+	} rows[] = {
+		{ "X-RateLimit-Max: 100\r\n", true, 100, -1, -1, -1, -1, -1 },
+		{ "x-ratelimit-remaining: 7\r\n", true, -1, 7, -1, -1, -1, -1 },
+		{ "X-RateLimit-Remaining: 0\r\n", true, -1, 0, -1, -1, -1, -1 },
+		{ "X-RATELIMIT-INTERVAL-MILLISECONDS:10000\r\n", true, -1, -1, 10000, -1, -1, -1 },
+		{ "X-RateLimit-Limit-Daily: 200000\r\n", true, -1, -1, -1, -1, 200000, -1 },
+		{ "X-RateLimit-Daily-Remaining:  199998 \r\n", true, -1, -1, -1, -1, -1, 199998 },
+		{ "Retry-After: 3\r\n", true, -1, -1, -1, 3, -1, -1 },
+		{ "retry-after: 0\n", true, -1, -1, -1, 0, -1, -1 },
+		/* not a whole number: ignored */
+		{ "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", true, -1, -1, -1, -1, -1, -1 },
+		{ "X-RateLimit-Remaining: -1\r\n", true, -1, -1, -1, -1, -1, -1 },
+		{ "X-RateLimit-Remaining: 5x\r\n", true, -1, -1, -1, -1, -1, -1 },
+		{ "X-RateLimit-Remaining:\r\n", true, -1, -1, -1, -1, -1, -1 },
+		{ "X-RateLimit-Daily-Remaining: 99999999999999999999999\r\n", true, -1, -1, -1, -1, -1, -1 },
+		/* other headers, near names and no colon */
+		{ "X-RateLimit-Remaining-Extra: 5\r\n", false, -1, -1, -1, -1, -1, -1 },
+		{ "Content-Type: application/json\r\n", false, -1, -1, -1, -1, -1, -1 },
+		{ "X-RateLimit-Max 100\r\n", false, -1, -1, -1, -1, -1, -1 },
+		{ "\r\n", false, -1, -1, -1, -1, -1, -1 },
+	};
+	int bad = 0;
+
+	(void)unused;
+	for (int i = 0; i < N(rows); i++) {
+		struct http_limits l;
+		bool known;
+		http_limits_clear(&l);
+		known = http_limits_header(rows[i].line, strlen(rows[i].line), &l);
+		if (known != rows[i].known || l.burst_max != rows[i].max || l.burst_remaining != rows[i].remaining ||
+		    l.interval_ms != rows[i].interval || l.retry_after != rows[i].retry_after ||
+		    l.daily_limit != rows[i].daily || l.daily_remaining != rows[i].daily_remaining) {
+			print_error("%s: got known=%d max=%ld remaining=%ld interval=%ld retry_after=%ld "
+				    "daily=%lld daily_remaining=%lld\n", rows[i].line, known, l.burst_max,
+				    l.burst_remaining, l.interval_ms, l.retry_after, l.daily_limit, l.daily_remaining);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* The line is read within its length only (libcurl's buffer is not
+ * NUL-terminated): a value cut by len is what counts. */
+static void test_limits_header_bounded(void **unused)
+{
+	const char line[] = "X-RateLimit-Remaining: 123456";
+	struct http_limits l;
+
+	(void)unused;
+	http_limits_clear(&l);
+	assert_true(http_limits_header(line, strlen(line) - 3, &l));
+	assert_int_equal(l.burst_remaining, 123);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_method_idempotent),
 		cmocka_unit_test(test_excerpt),
+		cmocka_unit_test(test_limits_header),
+		cmocka_unit_test(test_limits_header_bounded),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
