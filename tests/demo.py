@@ -82,6 +82,10 @@ def seed(sim):
     # Aloware's calls exist only in relay mode (our listing contract): the
     # demo shows that mode, so calls reach GHL.
     sim.config("aloware", relay=True)
+    # GHL's burst limit (100 per 10 s) would make the demo's first sync of
+    # ~400 contacts take minutes; pacing is shown by its own tests
+    # (test_ghl_auth_limits.py), so the demo's simulator does not limit.
+    sim.config("ghl", rate_limit=0)
     sim.seed("ghl", g)
     sim.seed("aloware", a)
     sim.seed("verity", v)
