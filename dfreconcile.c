@@ -45,7 +45,10 @@ static const char usage[] =
 	"                     the details; --section changes, conflicts, writes,\n"
 	"                     opt-outs, deliveries, quarantine or notices (csv\n"
 	"                     needs one); html is one self-contained page\n"
-	"  status             cursors, recent runs, writes waiting\n"
+	"  status [--format text|json]\n"
+	"                     age of each system's and stream's data, writes\n"
+	"                     waiting (all runs), quarantine, held records, admin\n"
+	"                     actions\n"
 	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
 	"                     why a person's values are what they are: each\n"
 	"                     field's agreed value, every system's side, rule,\n"
@@ -162,7 +165,9 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	bool found;
 
 	optind = 1;
-	while (!status && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (status && c != 'f')
+			return usage_error("%s", "status takes --format text|json");
 		switch (c) {
 		case 'l': f.run_from = f.run_to = 0; since = NULL; break;
 		case 'r':
@@ -210,7 +215,7 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 		return EXIT_FATAL;
 	}
 	if (status) {
-		rc = report_status(st, stdout, &err);
+		rc = report_status(st, fmt, stdout, &err);
 	} else {
 		long long last = state_last_run(st);
 		rc = 0;

@@ -65,6 +65,7 @@ struct run {
 	int nsys;
 	struct system_run sys[DF_MAX_SYSTEMS];
 	long conflicts, quarantined, notices, writes_failed, delivered;
+	long quarantined_new;   /* not known from an earlier run (exit 1) */
 	long long deadline_ms;  /* wall clock: nothing is read or sent after it */
 	bool progress;          /* progress lines wanted (progress.c) */
 	bool deadline_hit;

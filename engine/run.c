@@ -343,7 +343,7 @@ static int run_stages(struct run *r)
 	}
 	for (int s = 0; s < r->nsys; s++)
 		partial |= r->sys[s].poll_failed;
-	partial |= r->quarantined > 0 || r->writes_failed > 0 || r->writes_waiting > 0 || writes > 0 ||
+	partial |= r->quarantined_new > 0 || r->writes_failed > 0 || r->writes_waiting > 0 || writes > 0 ||
 		   deliveries > 0;
 	if (r->deadline_hit) {
 		/* Said on stderr: cron mails it, and the next run goes on. */

@@ -49,7 +49,7 @@ enum stmt_id {
 	S_OUTBOX_SET, S_OUTBOX_REFUSED, S_DELIVERY_REFUSED, S_REFUSED_REOPEN, S_DELIVERY_REOPEN,
 	S_RETRY_WRITES, S_RETRY_DELIVERIES,
 	S_HOLD_PUT, S_HOLD_GET, S_HOLD_DROP, S_HELD_PHONE, S_HELD_EMAIL, S_LINK_DROP, S_SNAP_UNMERGE,
-	S_PERSON_EXISTS, S_ADMIN_LOG,
+	S_PERSON_EXISTS, S_ADMIN_LOG, S_QUARANTINE_KNOWN,
 	S_COUNT
 };
 
@@ -270,6 +270,11 @@ static const char *const sql[S_COUNT] = {
 	[S_ADMIN_LOG] =
 		"INSERT INTO admin_action (at, action, who, system, remote_id, person_before, person_after, "
 		"before, after) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1,?2,?3,?4,?5,?6,?7,?8)",
+	/* Known: the record's latest quarantine before this run had the same
+	 * kind and reason (the reason names the bad field and its type). */
+	[S_QUARANTINE_KNOWN] =
+		"SELECT count(*) FROM quarantine WHERE id = (SELECT max(id) FROM quarantine "
+		"WHERE system = ?1 AND remote_id IS ?2 AND run_id < ?3) AND kind = ?4 AND reason = ?5",
 };
 
 /* Report queries: name -> SQL taking the run id as ?1. */
@@ -1019,6 +1024,26 @@ int state_quarantine_add(struct state *st, long long run, const char *system,
 {
 	return write_stmt(st, S_QUARANTINE_ADD, err, "quarantine", "itttt", run, system, remote_id,
 			  kind, reason);
+}
+
+int state_quarantine_known(struct state *st, long long run, const char *system,
+			   const char *remote_id, const char *kind, const char *reason, bool *known,
+			   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_QUARANTINE_KNOWN, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	sqlite3_bind_int64(s, 3, run);
+	bind_text(s, 4, kind);
+	bind_text(s, 5, reason);
+	rc = sqlite3_step(s);
+	*known = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "read quarantine");
 }
 
 int state_notice_add(struct state *st, long long run, long long person, const char *system,

@@ -180,6 +180,11 @@ int state_conflict_add(struct state *st, long long run, long long person, const 
 		       const char *base, const char *candidates, const char *winner,
 		       const char *value, const char *rule, const char *reason,
 		       struct df_err *err);
+/* Whether the record's latest quarantine in an earlier run had this kind
+ * and reason: known to the admin, and unchanged since (exit status). */
+int state_quarantine_known(struct state *st, long long run, const char *system,
+			   const char *remote_id, const char *kind, const char *reason, bool *known,
+			   struct df_err *err);
 int state_quarantine_add(struct state *st, long long run, const char *system,
 			 const char *remote_id, const char *kind, const char *reason,
 			 struct df_err *err);
@@ -342,5 +347,6 @@ int state_query(struct state *st, const char *sql, const char *const *params, in
  * (tests/unit/test_plans.c; the report's own are report/queries.h's). */
 int state_statement_count(void);
 const char *state_statement_sql(int i);
+
 
 #endif
