@@ -30,7 +30,7 @@ static const char usage[] =
 	"lists, and opt-outs (STOP, DND, DNC) to every system.\n"
 	"\n"
 	"commands:\n"
-	"  run [--full] [--dry-run] [--max-change-share X]\n"
+	"  run [--full] [--dry-run] [--max-change-share X] [--metrics FILE]\n"
 	"                     poll every system, merge, write corrections (default)\n"
 	"      --full         ignore the cursors and re-read every record\n"
 	"      --dry-run      print the exact plan; send nothing, change no state\n"
@@ -38,6 +38,8 @@ static const char usage[] =
 	"                     allow this run to take in changes of up to X (0..1)\n"
 	"                     of a system's records: changed, cleared or gone\n"
 	"                     (overrides safety.max_change_share)\n"
+	"      --metrics FILE write a Prometheus textfile after the run, whatever\n"
+	"                     its exit status (overrides metrics_file)\n"
 	"  report [--last | --run N[..M] | --since TIME] [--format text|json|csv|html]\n"
 	"         [--system S] [--person N] [--section S] [--limit N]\n"
 	"                     what runs saw, decided and wrote (default: --last):\n"
@@ -79,7 +81,8 @@ static const char usage[] =
 	"  -h, --help         this text\n"
 	"  -V, --version      the version\n"
 	"\n"
-	"exit status: 0 ok, 1 partial (see the report), 2 usage or configuration\n"
+	"exit status: 0 ok (a quarantine already reported and unchanged stays 0),\n"
+	"1 partial: needs attention (see the report), 2 usage or configuration\n"
 	"error, 3 another run holds the lock, 4 safety valve, 5 fatal error,\n"
 	"6 a system refused the credentials (401/403), 7 explain: no such person.\n";
 
@@ -97,6 +100,7 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 		{ "full", no_argument, NULL, 'f' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "max-change-share", required_argument, NULL, 'm' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_options ro = { .max_change_share = -1 };
@@ -108,6 +112,11 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 		switch (c) {
 		case 'f': ro.full = true; break;
 		case 'n': ro.dry_run = true; break;
+		case 'M':
+			if (*optarg == '\0')
+				return usage_error("%s", "--metrics takes a file name");
+			ro.metrics_file = optarg;
+			break;
 		case 'm':
 			ro.max_change_share = strtod(optarg, &end);
 			if (*end || end == optarg || !(ro.max_change_share >= 0 && ro.max_change_share <= 1))

@@ -40,6 +40,7 @@ struct run_options {
 	bool full;              /* ignore cursors: re-read everything */
 	bool dry_run;           /* plan only: no write, state left as it was */
 	double max_change_share; /* < 0: the config's */
+	const char *metrics_file; /* --metrics: overrides the config's; NULL: the config's */
 };
 
 struct system_run {
@@ -55,6 +56,9 @@ struct system_run {
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */
 	struct run_counts counts;
+	/* Failed requests and records of this run by class (metrics): a poll,
+	 * write or delivery that failed, a record quarantined (input). */
+	long long failures[DF_FAIL_BUDGET + 1];
 };
 
 struct run {

@@ -40,6 +40,7 @@ int quarantine(struct run *r, int s, const char *id, const char *kind, const cha
 	bool known = false;
 
 	r->sys[s].counts.quarantined++;
+	r->sys[s].failures[DF_FAIL_INPUT]++;
 	r->quarantined++;
 	/* A quarantine an earlier run reported, unchanged, needs no one new:
 	 * it stays in the report and status but leaves the exit status 0. */

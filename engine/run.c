@@ -19,7 +19,10 @@
 
 #include "engine.h"
 #include "../core/lock.h"
+#include "../core/log.h"
 #include "../core/str.h"
+#include "../http/http.h"
+#include "../report/metrics.h"
 
 #define MAX_PASSES 3
 
@@ -370,9 +373,56 @@ static int run_stages(struct run *r)
 						   : NULL);
 }
 
+/* The health check's ping never holds the run for longer than this. */
+#define HEALTHCHECK_TIMEOUT 10
+
+/* After every run that held the lock (whatever its exit status, but not a
+ * dry run): the metrics file and the health check's ping. Neither changes
+ * the exit status; a failure is logged. */
+static void tell_monitoring(struct run *r, int code, long long started_ms)
+{
+	const char *path = r->opt->metrics_file ? r->opt->metrics_file : r->cfg->metrics_file;
+	struct df_err e = { 0 };
+
+	if (r->opt->dry_run)
+		return;
+	if (path) {
+		struct metrics_run m = { .run_id = r->id > 0 ? r->id : 0, .exit_code = code,
+					 .quarantined_new = r->quarantined_new, .nsys = r->nsys };
+		long long now = time_now_ms();
+		m.duration_s = (double)(now - started_ms) / 1000.0;
+		m.finished_s = (double)now / 1000.0;
+		for (int s = 0; s < r->nsys; s++) {
+			const struct system_run *sr = &r->sys[s];
+			struct metrics_system *x = &m.sys[s];
+			x->name = sr->conf->name;
+			x->read = sr->counts.polled;
+			x->changed = sr->counts.changed;
+			x->written = sr->counts.writes_done;
+			x->write_failures = sr->counts.writes_failed;
+			x->quarantined = sr->counts.quarantined;
+			x->requests = sr->handle ? sr->conn->requests(sr->handle) : 0;
+			x->budget = sr->conf->max_requests;
+			x->read_failed = sr->poll_failed;
+			x->credentials_refused = sr->auth_failed;
+			memcpy(x->failures, sr->failures, sizeof(x->failures));
+		}
+		if (metrics_write(r->st, &m, path, &e))
+			log_error("event=metrics-failed reason=\"%s\"", e.msg);
+	}
+	if (r->cfg->healthcheck_url) {
+		/* The URL is a secret: never logged. */
+		if (http_ping(r->cfg->healthcheck_url, code != EXIT_OK, HEALTHCHECK_TIMEOUT, &e))
+			log_warn("event=healthcheck-failed reason=\"%s\"", e.msg);
+		else
+			log_debug("event=healthcheck result=%s", code == EXIT_OK ? "ok" : "fail");
+	}
+}
+
 int engine_run(const struct config *cfg, const struct run_options *opt)
 {
 	struct run r = { .cfg = cfg, .opt = opt };
+	long long started_ms = time_now_ms();
 	int lock, code;
 
 	r.deadline_ms = time_now_ms() + cfg->deadline * 1000LL;
@@ -385,6 +435,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 	r.st = state_open(cfg->state_path, &r.err);
 	if (r.st == NULL || open_systems(&r)) {
 		fprintf(stderr, "dfreconcile: %s\n", r.err.msg);
+		tell_monitoring(&r, EXIT_FATAL, started_ms);
 		close_systems(&r);
 		state_close(r.st);
 		lock_release(lock);
@@ -397,6 +448,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 		if (opt->dry_run)
 			state_rollback(r.st);
 	}
+	tell_monitoring(&r, code, started_ms);
 	close_systems(&r);
 	state_close(r.st);
 	lock_release(lock);
