@@ -65,6 +65,13 @@ static const char usage[] =
 	"                     phone or email) to a person; the next run merges it\n"
 	"  unlink SYSTEM:ID   undo a record's link; it stays held, not linked again\n"
 	"                     through its phone or email until linked by an admin\n"
+	"  pin PERSON FIELD VALUE\n"
+	"                     hold a value against every system: the next runs\n"
+	"                     write it wherever a system differs (not opt-outs)\n"
+	"  unpin PERSON FIELD the field follows its merge rule again\n"
+	"  undo --run N [--yes]\n"
+	"                     put back every value run N changed (not opt-outs):\n"
+	"                     print the plan like a dry run; send it with --yes\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"  init-state         create the state file; one that was refused (empty,\n"
 	"                     damaged or not dfreconcile's) is first renamed to\n"
@@ -321,6 +328,44 @@ static int cmd_link(const struct config *cfg, int argc, char **argv, bool unlink
 	return link_admin(cfg, argv[1], unlink ? NULL : argv[2], unlink);
 }
 
+/* pin PERSON FIELD VALUE, unpin PERSON FIELD: argv[0] is the command. */
+static int cmd_pin(const struct config *cfg, int argc, char **argv, bool unpin)
+{
+	if (argc != (unpin ? 3 : 4))
+		return usage_error("%s", unpin ? "unpin takes PERSON FIELD" : "pin takes PERSON FIELD VALUE");
+	return unpin ? admin_unpin(cfg, argv[1], argv[2]) : admin_pin(cfg, argv[1], argv[2], argv[3]);
+}
+
+/* undo --run N [--yes] */
+static int cmd_undo(const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long long run = 0;
+	bool yes = false;
+	char *end;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			run = strtoll(optarg, &end, 10);
+			if (*end || run <= 0)
+				return usage_error("--run takes a run number, not \"%s\"", optarg);
+			break;
+		case 'y': yes = true; break;
+		default: return usage_error("%s", "undo takes --run N [--yes]");
+		}
+	}
+	if (optind < argc || run == 0)
+		return usage_error("%s", "undo takes --run N [--yes]");
+	return admin_undo(cfg, run, yes);
+}
+
 /* init-state: the admin's explicit way past a refused state file. */
 static int cmd_init_state(const struct config *cfg, int argc)
 {
@@ -447,11 +492,14 @@ int main(int argc, char **argv)
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
 	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state") &&
-	    strcmp(cmd, "retry") && strcmp(cmd, "link") && strcmp(cmd, "unlink"))
+	    strcmp(cmd, "retry") && strcmp(cmd, "link") && strcmp(cmd, "unlink") && strcmp(cmd, "pin") &&
+	    strcmp(cmd, "unpin") && strcmp(cmd, "undo"))
 		return usage_error("unknown command \"%s\"", cmd);
 
-	/* Only a run talks to the systems and needs their tokens. */
-	cfg = strcmp(cmd, "run") == 0 || strcmp(cmd, "check-config") == 0 ? config_load(path, &err)
+	/* Only a run (and undo, which runs) talks to the systems and needs
+	 * their tokens. */
+	cfg = strcmp(cmd, "run") == 0 || strcmp(cmd, "check-config") == 0 || strcmp(cmd, "undo") == 0
+		      ? config_load(path, &err)
 									    : config_load_public(path, &err);
 	if (cfg == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
@@ -475,6 +523,12 @@ int main(int argc, char **argv)
 		rc = cmd_explain(cfg, argc, argv);
 	} else if (strcmp(cmd, "retry") == 0) {
 		rc = cmd_retry(cfg, argc, argv);
+	} else if (strcmp(cmd, "pin") == 0 || strcmp(cmd, "unpin") == 0) {
+		rc = cmd_pin(cfg, argc, argv, strcmp(cmd, "unpin") == 0);
+	} else if (strcmp(cmd, "undo") == 0) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = cmd_undo(cfg, argc, argv);
+		curl_global_cleanup();
 	} else if (strcmp(cmd, "link") == 0 || strcmp(cmd, "unlink") == 0) {
 		rc = cmd_link(cfg, argc, argv, strcmp(cmd, "unlink") == 0);
 	} else {

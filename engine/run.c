@@ -303,6 +303,20 @@ static bool quota_held(const struct run *r, char *why, size_t n)
 	return len > 0 && why[0] != '\0';
 }
 
+/* An admin command's change, in its own savepoint (nested in a dry run's). */
+static int prepare(struct run *r)
+{
+	if (r->opt->prepare == NULL)
+		return 0;
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (r->opt->prepare(r, r->opt->prepare_arg)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	return state_commit(r->st, &r->err);
+}
+
 static int run_stages(struct run *r)
 {
 	char valve[512] = "", why[1024] = "", quota[768] = "";
@@ -319,7 +333,7 @@ static int run_stages(struct run *r)
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
 	sb_init(&valve_why);
-	if (reopen_refused(r) || poll_all(r) || sweep_all(r) ||
+	if (prepare(r) || reopen_refused(r) || poll_all(r) || sweep_all(r) ||
 	    safety_valve(r, &valve_why, &tripped, &gone, &share) ||
 	    (!tripped && deletes_apply(r)) || reconcile_and_write(r, tripped)) {
 		sb_free(&valve_why);
