@@ -23,10 +23,12 @@ static const struct section explain_sections[] = {
 	  "  #{outbox_id} run {run_id} {system} {op} {remote_id} [{status}, {attempts} attempt(s)] {last_error}", NULL },
 	{ "deliveries", "explain_deliveries", "calls and messages",
 	  "  {kind} {source} {source_id} -> {target} [{status}] {remote_id}", NULL },
-	{ "admin", "explain_admin", "admin actions (manual links and unlinks)",
+	{ "pins", "explain_pins", "pins (held against every system until unpinned)",
+	  "  {field} = \"{value}\" pinned by {who} at {at}", NULL },
+	{ "admin", "explain_admin", "admin actions (links, unlinks, pins, unpins, undos)",
 	  "  #{id} {at} {action} {record} by {who}: {before} -> {after}", NULL },
-	/* Pins (issue 8, item 4) slot in here: a query "explain_pins" and a
-	 * line, and explain_fields marks a pinned field's "pin". */
+	/* A pinned field's agreed value says so itself: rule "pin", reason
+	 * "pinned by an admin" (engine/reconcile.c). */
 };
 
 /* For each agreed value: every linked system's current value (from its

@@ -68,6 +68,7 @@ static const struct { const char *name; const char *sql; } queries[] = {
 			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
 			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
 			   "WHERE ?1 = ?1 ORDER BY id DESC LIMIT 20" },
+	{ "explain_pins", "SELECT field, value, at, who FROM pin WHERE person_id = ?1 ORDER BY field" },
 	{ "explain_admin", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
 			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
 			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "

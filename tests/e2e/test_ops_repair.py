@@ -39,6 +39,11 @@ def test_pin_holds_a_value_in_every_system_until_unpinned(env):
     assert env.query("SELECT value, rule, reason FROM field_value WHERE person_id = ? AND field = 'first_name'",
                      (person,)) == [("Annie", "pin", "pinned by an admin")]
 
+    code, out, err = env.run("explain", "--format", "json", ANN["phone"])
+    assert [(p["field"], p["value"]) for p in json.loads(out)["explain_pins"]] == [("first_name", "Annie")]
+    code, out, err = env.run("explain", ANN["phone"])
+    assert 'first_name = "Annie" pinned by' in out, out
+
     # A user's edit in Verity is written over while pinned.
     env.edit("verity", ids["verity"], first_name="Anna")
     env.converge()
@@ -61,6 +66,7 @@ def test_pin_holds_a_value_in_every_system_until_unpinned(env):
     code, out, err = env.run("explain", "--format", "json", ANN["phone"])
     assert code == 0, err
     assert [a["action"] for a in json.loads(out)["explain_admin"]] == ["pin", "unpin"]
+    assert json.loads(out)["explain_pins"] == []
 
 
 def test_pin_refuses_opt_outs_unknown_fields_and_a_held_lock(env):
