@@ -53,8 +53,9 @@ HTTP  = http/http.c
 CONN  = connectors/jsonmap.c connectors/ghl.c connectors/aloware.c connectors/verity.c connectors/texting.c connectors/oauth.c
 STATE = state/state.c
 ENGINE = engine/merge.c engine/poll.c engine/observe.c engine/link.c engine/reconcile.c \
-	 engine/plan.c engine/write.c engine/events.c engine/deliver.c engine/lists.c engine/sweep.c engine/progress.c engine/run.c
-REPORT = report/report.c report/html.c report/explain.c report/queries.c
+	 engine/plan.c engine/write.c engine/events.c engine/deliver.c engine/lists.c engine/sweep.c engine/progress.c engine/run.c \
+	 engine/admin.c
+REPORT = report/report.c report/html.c report/explain.c report/queries.c report/status.c report/metrics.c
 LIBSRC = $(CORE) $(HTTP) $(CONN) $(STATE) $(ENGINE) $(REPORT)
 
 MAKEFLAGS += --no-print-directory

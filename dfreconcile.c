@@ -30,7 +30,7 @@ static const char usage[] =
 	"lists, and opt-outs (STOP, DND, DNC) to every system.\n"
 	"\n"
 	"commands:\n"
-	"  run [--full] [--dry-run] [--max-change-share X]\n"
+	"  run [--full] [--dry-run] [--max-change-share X] [--metrics FILE]\n"
 	"                     poll every system, merge, write corrections (default)\n"
 	"      --full         ignore the cursors and re-read every record\n"
 	"      --dry-run      print the exact plan; send nothing, change no state\n"
@@ -38,6 +38,8 @@ static const char usage[] =
 	"                     allow this run to take in changes of up to X (0..1)\n"
 	"                     of a system's records: changed, cleared or gone\n"
 	"                     (overrides safety.max_change_share)\n"
+	"      --metrics FILE write a Prometheus textfile after the run, whatever\n"
+	"                     its exit status (overrides metrics_file)\n"
 	"  report [--last | --run N[..M] | --since TIME] [--format text|json|csv|html]\n"
 	"         [--system S] [--person N] [--section S] [--limit N]\n"
 	"                     what runs saw, decided and wrote (default: --last):\n"
@@ -45,7 +47,10 @@ static const char usage[] =
 	"                     the details; --section changes, conflicts, writes,\n"
 	"                     opt-outs, deliveries, quarantine or notices (csv\n"
 	"                     needs one); html is one self-contained page\n"
-	"  status             cursors, recent runs, writes waiting\n"
+	"  status [--format text|json]\n"
+	"                     age of each system's and stream's data, writes\n"
+	"                     waiting (all runs), quarantine, held records, admin\n"
+	"                     actions\n"
 	"  explain [--format text|json] PHONE|EMAIL|PERSON\n"
 	"                     why a person's values are what they are: each\n"
 	"                     field's agreed value, every system's side, rule,\n"
@@ -60,6 +65,13 @@ static const char usage[] =
 	"                     phone or email) to a person; the next run merges it\n"
 	"  unlink SYSTEM:ID   undo a record's link; it stays held, not linked again\n"
 	"                     through its phone or email until linked by an admin\n"
+	"  pin PERSON FIELD VALUE\n"
+	"                     hold a value against every system: the next runs\n"
+	"                     write it wherever a system differs (not opt-outs)\n"
+	"  unpin PERSON FIELD the field follows its merge rule again\n"
+	"  undo --run N [--yes]\n"
+	"                     put back every value run N changed (not opt-outs):\n"
+	"                     print the plan like a dry run; send it with --yes\n"
 	"  check-config       validate the configuration; touch nothing\n"
 	"  init-state         create the state file; one that was refused (empty,\n"
 	"                     damaged or not dfreconcile's) is first renamed to\n"
@@ -76,7 +88,8 @@ static const char usage[] =
 	"  -h, --help         this text\n"
 	"  -V, --version      the version\n"
 	"\n"
-	"exit status: 0 ok, 1 partial (see the report), 2 usage or configuration\n"
+	"exit status: 0 ok (a quarantine already reported and unchanged stays 0),\n"
+	"1 partial: needs attention (see the report), 2 usage or configuration\n"
 	"error, 3 another run holds the lock, 4 safety valve, 5 fatal error,\n"
 	"6 a system refused the credentials (401/403), 7 explain: no such person.\n";
 
@@ -94,6 +107,7 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 		{ "full", no_argument, NULL, 'f' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "max-change-share", required_argument, NULL, 'm' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_options ro = { .max_change_share = -1 };
@@ -105,6 +119,11 @@ static int cmd_run(const struct config *cfg, int argc, char **argv)
 		switch (c) {
 		case 'f': ro.full = true; break;
 		case 'n': ro.dry_run = true; break;
+		case 'M':
+			if (*optarg == '\0')
+				return usage_error("%s", "--metrics takes a file name");
+			ro.metrics_file = optarg;
+			break;
 		case 'm':
 			ro.max_change_share = strtod(optarg, &end);
 			if (*end || end == optarg || !(ro.max_change_share >= 0 && ro.max_change_share <= 1))
@@ -162,7 +181,9 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 	bool found;
 
 	optind = 1;
-	while (!status && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (status && c != 'f')
+			return usage_error("%s", "status takes --format text|json");
 		switch (c) {
 		case 'l': f.run_from = f.run_to = 0; since = NULL; break;
 		case 'r':
@@ -210,7 +231,7 @@ static int cmd_report(const struct config *cfg, int argc, char **argv, bool stat
 		return EXIT_FATAL;
 	}
 	if (status) {
-		rc = report_status(st, stdout, &err);
+		rc = report_status(st, fmt, stdout, &err);
 	} else {
 		long long last = state_last_run(st);
 		rc = 0;
@@ -305,6 +326,44 @@ static int cmd_link(const struct config *cfg, int argc, char **argv, bool unlink
 	if (argc != want)
 		return usage_error("%s", unlink ? "unlink takes SYSTEM:ID" : "link takes SYSTEM:ID PERSON");
 	return link_admin(cfg, argv[1], unlink ? NULL : argv[2], unlink);
+}
+
+/* pin PERSON FIELD VALUE, unpin PERSON FIELD: argv[0] is the command. */
+static int cmd_pin(const struct config *cfg, int argc, char **argv, bool unpin)
+{
+	if (argc != (unpin ? 3 : 4))
+		return usage_error("%s", unpin ? "unpin takes PERSON FIELD" : "pin takes PERSON FIELD VALUE");
+	return unpin ? admin_unpin(cfg, argv[1], argv[2]) : admin_pin(cfg, argv[1], argv[2], argv[3]);
+}
+
+/* undo --run N [--yes] */
+static int cmd_undo(const struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long long run = 0;
+	bool yes = false;
+	char *end;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			run = strtoll(optarg, &end, 10);
+			if (*end || run <= 0)
+				return usage_error("--run takes a run number, not \"%s\"", optarg);
+			break;
+		case 'y': yes = true; break;
+		default: return usage_error("%s", "undo takes --run N [--yes]");
+		}
+	}
+	if (optind < argc || run == 0)
+		return usage_error("%s", "undo takes --run N [--yes]");
+	return admin_undo(cfg, run, yes);
 }
 
 /* init-state: the admin's explicit way past a refused state file. */
@@ -433,11 +492,14 @@ int main(int argc, char **argv)
 	argv += optind - 1;
 	if (strcmp(cmd, "run") && strcmp(cmd, "report") && strcmp(cmd, "status") &&
 	    strcmp(cmd, "check-config") && strcmp(cmd, "explain") && strcmp(cmd, "init-state") &&
-	    strcmp(cmd, "retry") && strcmp(cmd, "link") && strcmp(cmd, "unlink"))
+	    strcmp(cmd, "retry") && strcmp(cmd, "link") && strcmp(cmd, "unlink") && strcmp(cmd, "pin") &&
+	    strcmp(cmd, "unpin") && strcmp(cmd, "undo"))
 		return usage_error("unknown command \"%s\"", cmd);
 
-	/* Only a run talks to the systems and needs their tokens. */
-	cfg = strcmp(cmd, "run") == 0 || strcmp(cmd, "check-config") == 0 ? config_load(path, &err)
+	/* Only a run (and undo, which runs) talks to the systems and needs
+	 * their tokens. */
+	cfg = strcmp(cmd, "run") == 0 || strcmp(cmd, "check-config") == 0 || strcmp(cmd, "undo") == 0
+		      ? config_load(path, &err)
 									    : config_load_public(path, &err);
 	if (cfg == NULL) {
 		fprintf(stderr, "dfreconcile: %s\n", err.msg);
@@ -461,6 +523,12 @@ int main(int argc, char **argv)
 		rc = cmd_explain(cfg, argc, argv);
 	} else if (strcmp(cmd, "retry") == 0) {
 		rc = cmd_retry(cfg, argc, argv);
+	} else if (strcmp(cmd, "pin") == 0 || strcmp(cmd, "unpin") == 0) {
+		rc = cmd_pin(cfg, argc, argv, strcmp(cmd, "unpin") == 0);
+	} else if (strcmp(cmd, "undo") == 0) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = cmd_undo(cfg, argc, argv);
+		curl_global_cleanup();
 	} else if (strcmp(cmd, "link") == 0 || strcmp(cmd, "unlink") == 0) {
 		rc = cmd_link(cfg, argc, argv, strcmp(cmd, "unlink") == 0);
 	} else {

@@ -602,11 +602,12 @@ static int load_top(struct loader *ld, config_t *lc)
 		"state_path", "lock_path", "default_country", "log_level", "log_target", "log_format",
 		"source_order", "systems",
 		"fields", "custom_fields", "keep_tag_prefix", "safety", "writes", "max_pages",
-		"deadline", "max_response_mb", "progress_interval", "optouts", "call_lists", NULL,
+		"deadline", "max_response_mb", "progress_interval", "optouts", "call_lists",
+		"metrics_file", "healthcheck_url", NULL,
 	};
 	static const char *const safety_keys[] = { "max_change_share", "min_records", NULL };
 	static const char *const writes_keys[] = { "max_attempts", "backoff", NULL };
-	char *level = NULL, *state = NULL, *lock = NULL, *target = NULL, *format = NULL;
+	char *level = NULL, *state = NULL, *lock = NULL, *target = NULL, *format = NULL, *metrics = NULL;
 	int rc = 0;
 
 	if (known_keys(ld, root, keys, NULL) || known_keys(ld, safety, safety_keys, NULL) ||
@@ -632,7 +633,9 @@ static int load_top(struct loader *ld, config_t *lc)
 	    get_int(ld, root, "max_pages", &cfg->max_pages, 1, 1000000) ||
 	    get_int(ld, root, "deadline", &cfg->deadline, 1, 86400) ||
 	    get_int(ld, root, "max_response_mb", &cfg->max_response_mb, 1, 1024) ||
-	    get_int(ld, root, "progress_interval", &cfg->progress_interval, 0, 3600))
+	    get_int(ld, root, "progress_interval", &cfg->progress_interval, 0, 3600) ||
+	    get_string(ld, root, "metrics_file", &metrics) ||
+	    get_string(ld, root, "healthcheck_url", &cfg->healthcheck_url))
 		rc = -1;
 	else if (state == NULL)
 		rc = bad(ld, NULL, "state_path is required");
@@ -653,10 +656,18 @@ static int load_top(struct loader *ld, config_t *lc)
 	else if (writes && (get_int(ld, writes, "max_attempts", &cfg->write_max_attempts, 1, 1000) ||
 			    get_int(ld, writes, "backoff", &cfg->write_backoff, 0, 86400)))
 		rc = -1;
+	else if (metrics && *metrics == '\0')
+		rc = bad(ld, config_setting_get_member(root, "metrics_file"), "must name a file");
+	else if (cfg->healthcheck_url && strncmp(cfg->healthcheck_url, "https://", 8) &&
+		 strncmp(cfg->healthcheck_url, "http://", 7))
+		/* Not echoed: the URL is a secret. */
+		rc = bad(ld, config_setting_get_member(root, "healthcheck_url"), "must start with https:// or http://");
 	if (rc == 0) {
 		cfg->state_path = resolve_path(ld, state);
 		cfg->lock_path = lock ? resolve_path(ld, lock) : xasprintf("%s.lock", cfg->state_path);
+		cfg->metrics_file = metrics ? resolve_path(ld, metrics) : NULL;
 	}
+	free(metrics);
 	free(level);
 	free(target);
 	free(format);
@@ -744,6 +755,8 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->state_path);
 	free(cfg->lock_path);
+	free(cfg->metrics_file);
+	free(cfg->healthcheck_url);
 	free(cfg->default_country);
 	free(cfg->keep_tag_prefix);
 	free(cfg);
@@ -769,6 +782,8 @@ void config_print(const struct config *cfg)
 	       cfg->path, cfg->state_path, cfg->lock_path, cfg->default_country);
 	printf("safety: max_change_share=%g min_records=%d\n", cfg->max_change_share,
 	       cfg->safety_min_records);
+	printf("metrics_file: %s\nhealthcheck_url: %s\n", cfg->metrics_file ? cfg->metrics_file : "(none)",
+	       cfg->healthcheck_url ? "set (not shown)" : "(none)");
 	for (int i = 0; i < cfg->nsys; i++) {
 		const struct system_conf *sc = &cfg->sys[i];
 		printf("system %d: %s base_url=%s token=%s page_size=%d lookback=%ds rate=%d/%gs%s%s%s%s\n",

@@ -77,6 +77,9 @@ struct config {
 	int deadline;                   /* s a run may take before it stops sending */
 	int max_response_mb;            /* largest answer read, MiB */
 	int progress_interval;          /* s between progress lines */
+	char *metrics_file;             /* Prometheus textfile after each run; NULL: none */
+	char *healthcheck_url;          /* pinged after each run; NULL: none. A secret
+					 * (it authorises pings): never printed */
 	enum { OPTIN_NEVER, OPTIN_SAME_SYSTEM, OPTIN_LISTED } opt_in;
 	bool opt_in_from[DF_MAX_SYSTEMS]; /* OPTIN_LISTED: who may opt back in */
 	/* START/UNSTOP/YES texts: lift an SMS opt-out recorded by the system

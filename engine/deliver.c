@@ -63,6 +63,7 @@ static int delivery_failed(struct run *r, int t, const struct delivery_item *it,
 	bool final = it->attempts + 1 >= r->cfg->write_max_attempts;
 	long long wait = (long long)r->cfg->write_backoff * 1000LL << (it->attempts < 16 ? it->attempts : 16);
 
+	r->sys[t].failures[e->fail]++;
 	if (e->fail == DF_FAIL_AUTH || e->fail == DF_FAIL_BUDGET) {
 		if (e->fail == DF_FAIL_AUTH)
 			engine_system_refused(r, t, e);

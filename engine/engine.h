@@ -36,10 +36,18 @@ enum {
 	EXIT_NOT_FOUND = 7,     /* explain: no person has that phone, email or number */
 };
 
+struct run;
+
 struct run_options {
 	bool full;              /* ignore cursors: re-read everything */
 	bool dry_run;           /* plan only: no write, state left as it was */
 	double max_change_share; /* < 0: the config's */
+	const char *metrics_file; /* --metrics: overrides the config's; NULL: the config's */
+	/* Called once the run is recorded, before the poll, inside the run's
+	 * transaction (a dry run rolls it back): an admin command's change to
+	 * the agreed values (admin.c: undo). Fails the run on -1 (r->err). */
+	int (*prepare)(struct run *r, void *arg);
+	void *prepare_arg;
 };
 
 struct system_run {
@@ -55,6 +63,9 @@ struct system_run {
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */
 	struct run_counts counts;
+	/* Failed requests and records of this run by class (metrics): a poll,
+	 * write or delivery that failed, a record quarantined (input). */
+	long long failures[DF_FAIL_BUDGET + 1];
 };
 
 struct run {
@@ -65,6 +76,7 @@ struct run {
 	int nsys;
 	struct system_run sys[DF_MAX_SYSTEMS];
 	long conflicts, quarantined, notices, writes_failed, delivered;
+	long quarantined_new;   /* not known from an earlier run (exit 1) */
 	long long deadline_ms;  /* wall clock: nothing is read or sent after it */
 	bool progress;          /* progress lines wanted (progress.c) */
 	bool deadline_hit;
@@ -128,6 +140,15 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
  * SYSTEM:ID` (person_arg unused): take the run lock, change the link and
  * the hold, journal the action; return the exit code, messages printed. */
 int link_admin(const struct config *cfg, const char *target, const char *person_arg, bool unlink);
+/* Who ran an admin command, for the journal: $USER, else the uid. */
+void admin_who(char *who, size_t n);
+
+/* admin.c: pin PERSON FIELD VALUE, unpin PERSON FIELD, undo --run N [--yes].
+ * Each takes the run lock (exit 3 while a run holds it) and is journalled
+ * in admin_action; each returns an exit code. */
+int admin_pin(const struct config *cfg, const char *person, const char *field, const char *value);
+int admin_unpin(const struct config *cfg, const char *person, const char *field);
+int admin_undo(const struct config *cfg, long long run, bool yes);
 
 /* events.c: one polled call or message of system s, inside the page's
  * transaction: stored once, journalled for delivery, read for STOP. */

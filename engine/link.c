@@ -107,8 +107,7 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
 
 /* The admin commands, link and unlink */
 
-/* Who ran the command, for the journal: $USER, else the uid. */
-static void admin_who(char *who, size_t n)
+void admin_who(char *who, size_t n)
 {
 	const char *user = getenv("USER");
 

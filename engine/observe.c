@@ -37,10 +37,19 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec)
 
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why)
 {
+	bool known = false;
+
 	r->sys[s].counts.quarantined++;
+	r->sys[s].failures[DF_FAIL_INPUT]++;
 	r->quarantined++;
-	log_warn("event=quarantine system=%s record=%s kind=%s reason=\"%s\"", r->sys[s].conf->name,
-		 id ? id : "-", kind, why);
+	/* A quarantine an earlier run reported, unchanged, needs no one new:
+	 * it stays in the report and status but leaves the exit status 0. */
+	if (state_quarantine_known(r->st, r->id, r->sys[s].conf->name, id, kind, why, &known, &r->err))
+		return -1;
+	if (!known)
+		r->quarantined_new++;
+	log_warn("event=quarantine system=%s record=%s kind=%s known=%s reason=\"%s\"", r->sys[s].conf->name,
+		 id ? id : "-", kind, known ? "yes" : "no", why);
 	/* Unreadable is not deleted: the record is still listed. */
 	return state_quarantine_add(r->st, r->id, r->sys[s].conf->name, id, kind, why, &r->err) ||
 	       (id && state_snapshot_listed(r->st, r->sys[s].conf->name, id, r->id, &r->err)) ? -1 : 0;

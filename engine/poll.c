@@ -120,6 +120,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			log_error("event=poll-failed system=%s stream=%s reason=\"%s\"", sr->conf->name,
 				  stream, e.msg);
 			sr->poll_failed = true;
+			sr->failures[e.fail]++;
 			if (e.fail == DF_FAIL_AUTH) {
 				engine_system_refused(r, s, &e);
 			} else {
@@ -150,6 +151,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			sr->poll_failed = true;
 			df_fail(&e, DF_FAIL_TEMP, "the listing repeated its cursor after %d pages", page_no + 1);
 			engine_note_problem(r, s, stream, &e);
+			sr->failures[e.fail]++;
 			free(cursor);
 			return 0;
 		}

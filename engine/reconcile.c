@@ -24,6 +24,7 @@
 struct person_view {
 	struct record recs[DF_MAX_SYSTEMS], prev[DF_MAX_SYSTEMS];
 	bool present[DF_MAX_SYSTEMS], known[DF_MAX_SYSTEMS];
+	struct record pins;     /* values an admin pinned (admin.c) */
 };
 
 /* JSON object system -> value for the systems selected by pick(). */
@@ -110,6 +111,24 @@ static int merge_optout_field(struct run *r, long long person, int f, const stru
 	return rc;
 }
 
+/* A pinned field: the pin is the agreed value, whatever the systems hold,
+ * so every system that differs is written (plan.c). Opt-out fields are
+ * never pinned (admin.c refuses them), so I4 holds. */
+static int take_pin(struct run *r, long long person, int f, const struct record *base,
+		    const struct merge_input *in, const char *pin, struct record *agreed)
+{
+	int rc = 0;
+
+	if (!str_eq(base->value[f], pin)) {
+		char *beaten = values_json(r, in, pin);
+		struct provenance p = { NULL, "pin", "pinned by an admin", beaten };
+		rc = state_agreed_put(r->st, person, field_get(f)->name, pin, &p, r->id, &r->err);
+		free(beaten);
+	}
+	record_set(agreed, f, pin);
+	return rc;
+}
+
 static int merge_one_field(struct run *r, long long person, int f, const struct record *base,
 			   const struct person_view *pv, struct record *agreed)
 {
@@ -138,6 +157,8 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 		in.prev_known[s] = present[s] && pv->known[s];
 		in.fresh[s] = present[s] && !pv->known[s];
 	}
+	if (pv->pins.value[f] != NULL)
+		return take_pin(r, person, f, base, &in, pv->pins.value[f], agreed);
 	merge_field(rule, &in, &res);
 	if (res.value == NULL)
 		return 0;
@@ -190,11 +211,13 @@ static int reconcile_person(struct run *r, long long person)
 	memset(&pv, 0, sizeof(pv));
 	record_init(&base);
 	record_init(&agreed);
+	record_init(&pv.pins);
 	for (int s = 0; s < r->nsys; s++) {
 		record_init(&pv.recs[s]);
 		record_init(&pv.prev[s]);
 	}
-	if (state_agreed_get(r->st, person, &base, &r->err) || load_view(r, person, &pv))
+	if (state_agreed_get(r->st, person, &base, &r->err) || load_view(r, person, &pv) ||
+	    state_pins_get(r->st, person, &pv.pins, &r->err))
 		goto out;
 	for (int f = 0; f < fields_count(); f++)
 		if (merge_one_field(r, person, f, &base, &pv, &agreed))
@@ -217,6 +240,7 @@ static int reconcile_person(struct run *r, long long person)
 out:
 	record_clear(&base);
 	record_clear(&agreed);
+	record_clear(&pv.pins);
 	for (int s = 0; s < r->nsys; s++) {
 		record_clear(&pv.recs[s]);
 		record_clear(&pv.prev[s]);

@@ -19,7 +19,10 @@
 
 #include "engine.h"
 #include "../core/lock.h"
+#include "../core/log.h"
 #include "../core/str.h"
+#include "../http/http.h"
+#include "../report/metrics.h"
 
 #define MAX_PASSES 3
 
@@ -300,6 +303,20 @@ static bool quota_held(const struct run *r, char *why, size_t n)
 	return len > 0 && why[0] != '\0';
 }
 
+/* An admin command's change, in its own savepoint (nested in a dry run's). */
+static int prepare(struct run *r)
+{
+	if (r->opt->prepare == NULL)
+		return 0;
+	if (state_begin(r->st, &r->err))
+		return -1;
+	if (r->opt->prepare(r, r->opt->prepare_arg)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	return state_commit(r->st, &r->err);
+}
+
 static int run_stages(struct run *r)
 {
 	char valve[512] = "", why[1024] = "", quota[768] = "";
@@ -316,7 +333,7 @@ static int run_stages(struct run *r)
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
 	sb_init(&valve_why);
-	if (reopen_refused(r) || poll_all(r) || sweep_all(r) ||
+	if (prepare(r) || reopen_refused(r) || poll_all(r) || sweep_all(r) ||
 	    safety_valve(r, &valve_why, &tripped, &gone, &share) ||
 	    (!tripped && deletes_apply(r)) || reconcile_and_write(r, tripped)) {
 		sb_free(&valve_why);
@@ -343,7 +360,7 @@ static int run_stages(struct run *r)
 	}
 	for (int s = 0; s < r->nsys; s++)
 		partial |= r->sys[s].poll_failed;
-	partial |= r->quarantined > 0 || r->writes_failed > 0 || r->writes_waiting > 0 || writes > 0 ||
+	partial |= r->quarantined_new > 0 || r->writes_failed > 0 || r->writes_waiting > 0 || writes > 0 ||
 		   deliveries > 0;
 	if (r->deadline_hit) {
 		/* Said on stderr: cron mails it, and the next run goes on. */
@@ -370,9 +387,56 @@ static int run_stages(struct run *r)
 						   : NULL);
 }
 
+/* The health check's ping never holds the run for longer than this. */
+#define HEALTHCHECK_TIMEOUT 10
+
+/* After every run that held the lock (whatever its exit status, but not a
+ * dry run): the metrics file and the health check's ping. Neither changes
+ * the exit status; a failure is logged. */
+static void tell_monitoring(struct run *r, int code, long long started_ms)
+{
+	const char *path = r->opt->metrics_file ? r->opt->metrics_file : r->cfg->metrics_file;
+	struct df_err e = { 0 };
+
+	if (r->opt->dry_run)
+		return;
+	if (path) {
+		struct metrics_run m = { .run_id = r->id > 0 ? r->id : 0, .exit_code = code,
+					 .quarantined_new = r->quarantined_new, .nsys = r->nsys };
+		long long now = time_now_ms();
+		m.duration_s = (double)(now - started_ms) / 1000.0;
+		m.finished_s = (double)now / 1000.0;
+		for (int s = 0; s < r->nsys; s++) {
+			const struct system_run *sr = &r->sys[s];
+			struct metrics_system *x = &m.sys[s];
+			x->name = sr->conf->name;
+			x->read = sr->counts.polled;
+			x->changed = sr->counts.changed;
+			x->written = sr->counts.writes_done;
+			x->write_failures = sr->counts.writes_failed;
+			x->quarantined = sr->counts.quarantined;
+			x->requests = sr->handle ? sr->conn->requests(sr->handle) : 0;
+			x->budget = sr->conf->max_requests;
+			x->read_failed = sr->poll_failed;
+			x->credentials_refused = sr->auth_failed;
+			memcpy(x->failures, sr->failures, sizeof(x->failures));
+		}
+		if (metrics_write(r->st, &m, path, &e))
+			log_error("event=metrics-failed reason=\"%s\"", e.msg);
+	}
+	if (r->cfg->healthcheck_url) {
+		/* The URL is a secret: never logged. */
+		if (http_ping(r->cfg->healthcheck_url, code != EXIT_OK, HEALTHCHECK_TIMEOUT, &e))
+			log_warn("event=healthcheck-failed reason=\"%s\"", e.msg);
+		else
+			log_debug("event=healthcheck result=%s", code == EXIT_OK ? "ok" : "fail");
+	}
+}
+
 int engine_run(const struct config *cfg, const struct run_options *opt)
 {
 	struct run r = { .cfg = cfg, .opt = opt };
+	long long started_ms = time_now_ms();
 	int lock, code;
 
 	r.deadline_ms = time_now_ms() + cfg->deadline * 1000LL;
@@ -385,6 +449,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 	r.st = state_open(cfg->state_path, &r.err);
 	if (r.st == NULL || open_systems(&r)) {
 		fprintf(stderr, "dfreconcile: %s\n", r.err.msg);
+		tell_monitoring(&r, EXIT_FATAL, started_ms);
 		close_systems(&r);
 		state_close(r.st);
 		lock_release(lock);
@@ -397,6 +462,7 @@ int engine_run(const struct config *cfg, const struct run_options *opt)
 		if (opt->dry_run)
 			state_rollback(r.st);
 	}
+	tell_monitoring(&r, code, started_ms);
 	close_systems(&r);
 	state_close(r.st);
 	lock_release(lock);

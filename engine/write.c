@@ -207,6 +207,7 @@ static int record_success(struct run *r, int s, const struct outbox_item *it, co
 			goto fail;
 		r->writes_failed++;
 		r->sys[s].counts.writes_failed++;
+		r->sys[s].failures[DF_FAIL_REMOTE]++;
 		rc = state_commit(r->st, &r->err);
 		goto out;
 	}
@@ -318,6 +319,7 @@ static int record_failure(struct run *r, int s, const struct outbox_item *it, co
 	bool final = it->attempts + 1 >= r->cfg->write_max_attempts;
 	long long wait = (long long)r->cfg->write_backoff * 1000LL << (it->attempts < 16 ? it->attempts : 16);
 
+	r->sys[s].failures[e->fail]++;
 	if (e->fail == DF_FAIL_AUTH || e->fail == DF_FAIL_BUDGET) {
 		/* Not this write's fault: it waits untouched, no attempt spent. */
 		if (e->fail == DF_FAIL_AUTH)

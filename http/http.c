@@ -747,3 +747,41 @@ int http_request_read(struct http_client *c, const char *method, const char *pat
 {
 	return request(c, method, path, body, headers, true, resp, err);
 }
+
+static size_t discard(char *ptr, size_t size, size_t n, void *arg)
+{
+	(void)ptr;
+	(void)arg;
+	return size * n;
+}
+
+int http_ping(const char *url, bool failed, int timeout_s, struct df_err *err)
+{
+	size_t len = strlen(url);
+	char *target = failed ? xasprintf("%s%sfail", url, len && url[len - 1] == '/' ? "" : "/") : xstrdup(url);
+	CURL *h = curl_easy_init();
+	CURLcode cc;
+	long status = 0;
+	int rc = 0;
+
+	if (h == NULL) {
+		free(target);
+		return df_fail(err, DF_FAIL_TEMP, "health check: cannot start libcurl");
+	}
+	curl_easy_setopt(h, CURLOPT_URL, target);
+	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout_s);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)timeout_s);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK)
+		rc = df_fail(err, DF_FAIL_TEMP, "health check: %s", curl_easy_strerror(cc));
+	else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && (status < 200 || status > 299))
+		rc = df_fail(err, DF_FAIL_REMOTE, "health check: HTTP %ld", status);
+	curl_easy_cleanup(h);
+	free(target);
+	return rc;
+}

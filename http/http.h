@@ -144,6 +144,11 @@ typedef int (*http_reauth_fn)(void *arg, struct http_auth *out, struct df_err *e
  * request, as when none are known yet). */
 void http_set_reauth(struct http_client *c, http_reauth_fn fn, void *arg, long long expires_ms);
 
+/* One GET to url (a health check's ping: url, or url/fail when failed),
+ * bounded by timeout_s in all, never retried, answer discarded. url is a
+ * secret: the error names only the outcome (a curl error or the status). */
+int http_ping(const char *url, bool failed, int timeout_s, struct df_err *err);
+
 /* Appends to sb at most max bytes of text (an answer's body) on one line:
  * control characters become spaces, each of the nsecrets strings secrets
  * becomes "[redacted]", and a cut text ends with "..." (never inside a

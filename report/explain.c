@@ -23,10 +23,12 @@ static const struct section explain_sections[] = {
 	  "  #{outbox_id} run {run_id} {system} {op} {remote_id} [{status}, {attempts} attempt(s)] {last_error}", NULL },
 	{ "deliveries", "explain_deliveries", "calls and messages",
 	  "  {kind} {source} {source_id} -> {target} [{status}] {remote_id}", NULL },
-	{ "admin", "explain_admin", "admin actions (manual links and unlinks)",
+	{ "pins", "explain_pins", "pins (held against every system until unpinned)",
+	  "  {field} = \"{value}\" pinned by {who} at {at}", NULL },
+	{ "admin", "explain_admin", "admin actions (links, unlinks, pins, unpins, undos)",
 	  "  #{id} {at} {action} {record} by {who}: {before} -> {after}", NULL },
-	/* Pins (issue 8, item 4) slot in here: a query "explain_pins" and a
-	 * line, and explain_fields marks a pinned field's "pin". */
+	/* A pinned field's agreed value says so itself: rule "pin", reason
+	 * "pinned by an admin" (engine/reconcile.c). */
 };
 
 /* For each agreed value: every linked system's current value (from its
@@ -135,51 +137,4 @@ int report_explain(struct state *st, long long person, enum report_format fmt, F
 done:
 	json_object_put(doc);
 	return rc;
-}
-
-/* ---- status ---- */
-
-/* Prints each row of a named all-runs query as line; returns the row
- * count, -1 on failure. */
-static long print_query(struct state *st, const char *name, const char *line, FILE *out, struct df_err *err)
-{
-	const char *params[1] = { "0" };
-	json_object *rows = report_rows(st, name, params, 1, NULL, NULL, err);
-	long n;
-
-	if (rows == NULL)
-		return -1;
-	n = (long)json_object_array_length(rows);
-	for (long i = 0; i < n; i++)
-		report_text_line(out, line, json_object_array_get_idx(rows, (size_t)i));
-	json_object_put(rows);
-	return n;
-}
-
-int report_status(struct state *st, FILE *out, struct df_err *err)
-{
-	long long pending = 0, failed = 0, unknown = 0, refused = 0;
-	long n;
-
-	fprintf(out, "cursors:\n");
-	if (print_query(st, "cursors", "  {system} {stream}: changes up to {position} (run {run_id})", out, err) < 0)
-		return -1;
-	fprintf(out, "recent runs:\n");
-	if (print_query(st, "runs", "  run {id} {mode} {started_at} .. {finished_at} {status} exit {exit_code} {message}",
-			out, err) < 0)
-		return -1;
-	if (state_outbox_count(st, "pending", &pending, err) || state_outbox_count(st, "failed", &failed, err) ||
-	    state_outbox_count(st, "unknown", &unknown, err) || state_outbox_count(st, "refused", &refused, err))
-		return -1;
-	fprintf(out, "calls and messages to deliver:\n");
-	if ((n = print_query(st, "delivery_counts", "  {status}: {n}", out, err)) < 0)
-		return -1;
-	if (n == 0)
-		fprintf(out, "  (none)\n");
-	/* unknown: sent without an answer; refused: the system's answer is
-	 * in the list below, `dfreconcile retry` sends it again (I11). */
-	fprintf(out, "outbox: %lld pending, %lld unknown, %lld refused, %lld given up\n", pending, unknown,
-		refused, failed);
-	return print_query(st, "pending", "  #{outbox_id} {system} {op} {remote_id} (person {person_id}, run {run_id}) "
-			   "[{status}, {attempts} attempt(s)] {last_error}", out, err) < 0 ? -1 : 0;
 }

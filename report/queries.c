@@ -24,9 +24,6 @@ static const struct { const char *name; const char *sql; } queries[] = {
 	{ "write_fields", "SELECT f.outbox_id, f.field, f.old_value, f.new_value, coalesce(f.rule, '-') AS rule, "
 			  "coalesce(f.reason, '') AS reason FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
 			  "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id, f.rowid" },
-	{ "pending", "SELECT id AS outbox_id, run_id, system, coalesce(remote_id, '') AS remote_id, person_id, op, "
-		     "status, attempts, coalesce(last_error, '') AS last_error FROM outbox "
-		     "WHERE status IN ('pending', 'unknown', 'refused', 'failed') AND ?1 = ?1 ORDER BY id" },
 	{ "quarantine", "SELECT run_id, system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
 			"WHERE run_id BETWEEN ?1 AND ?2 ORDER BY id" },
 	{ "notices", "SELECT run_id, system, nullif(person_id, 0) AS person_id, coalesce(remote_id, '') AS remote_id, "
@@ -71,15 +68,11 @@ static const struct { const char *name; const char *sql; } queries[] = {
 			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
 			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
 			   "WHERE ?1 = ?1 ORDER BY id DESC LIMIT 20" },
+	{ "explain_pins", "SELECT field, value, at, who FROM pin WHERE person_id = ?1 ORDER BY field" },
 	{ "explain_admin", "SELECT id, at, action, who, system || ':' || remote_id AS record, "
 			   "coalesce(person_before, '') AS person_before, coalesce(person_after, '') AS person_after, "
 			   "coalesce(before, '') AS before, coalesce(after, '') AS after FROM admin_action "
 			   "WHERE person_before = ?1 OR person_after = ?1 ORDER BY id" },
-	{ "delivery_counts", "SELECT status, count(*) AS n FROM delivery WHERE ?1 = ?1 GROUP BY status ORDER BY status" },
-	{ "cursors", "SELECT system, stream, strftime('%Y-%m-%dT%H:%M:%fZ', position_ms / 1000.0, 'unixepoch') "
-		     "AS position, run_id FROM cursor WHERE ?1 = ?1 ORDER BY system, stream" },
-	{ "runs", "SELECT id, started_at, finished_at, mode, status, exit_code, coalesce(message, '') AS message "
-		  "FROM run WHERE ?1 = ?1 ORDER BY id DESC LIMIT 10" },
 	/* The summary: per system, what the runs ?1..?2 read, wrote and could
 	 * not do. Writes count when done in the range; failed and waiting
 	 * count the writes and deliveries the range queued that are still in

@@ -45,17 +45,15 @@ const struct section report_sections[] = {
 };
 const size_t report_nsections = sizeof(report_sections) / sizeof(report_sections[0]);
 
-/* Sections about every run, shown in a full report until `status`
- * carries them (issue 8, item 6: the status command's owner moves them). */
+/* Sections about every run. Writes waiting moved to `status` (issue 8
+ * item 2); held records and admin actions are in both: the report is the
+ * auditor's record of the repairs (item 4), status the admin's to-do. */
 static const struct section all_runs[] = {
 	{ "holds", "holds", "records held from linking (all runs; resolve with link or unlink)",
 	  "  {record} ({kind}, phone {phone}, email {email}, since run {run_id}): {reason}; "
 	  "candidates {candidates}", NULL },
 	{ "admin_actions", "admin_actions", "admin actions (latest 20)",
 	  "  #{id} {at} {action} {record} by {who}: {before} -> {after}", NULL },
-	{ "pending", "pending", "writes waiting, refused or given up (all runs)",
-	  "  #{outbox_id} {system} {op} {remote_id} (person {person_id}, run {run_id}) "
-	  "[{status}, {attempts} attempt(s)] {last_error}", NULL },
 };
 
 /* The summary's columns: JSON key, text heading. */

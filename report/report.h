@@ -42,7 +42,9 @@ int report_print(struct state *st, const struct report_filter *f, enum report_fo
  * them, opt-outs, lists, writes, deliveries. Text or JSON. */
 int report_explain(struct state *st, long long person, enum report_format fmt, FILE *out,
 		   struct df_err *err);
-/* Cursors, recent runs, writes waiting: the admin's view. */
-int report_status(struct state *st, FILE *out, struct df_err *err);
+/* The admin's and the monitor's view across runs (report/status.c): age
+ * of each system's and stream's data, writes waiting, quarantine, held
+ * records, admin actions. */
+int report_status(struct state *st, enum report_format fmt, FILE *out, struct df_err *err);
 
 #endif

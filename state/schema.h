@@ -199,6 +199,15 @@ static const char *const migrations[] = {
 	"  ON CONFLICT (system) DO UPDATE SET n = n + 1; END;"
 	"CREATE TRIGGER snapshot_uncounted AFTER DELETE ON snapshot BEGIN"
 	"  UPDATE snapshot_count SET n = n - 1 WHERE system = old.system; END;",
+	/* 8: values an admin pinned (`dfreconcile pin`): the merge takes a
+	 * pinned value as agreed and writes it to every system until unpinned.
+	 * Journalled in admin_action like link and unlink. A record's
+	 * quarantines are found by the record (is it known, exit status). */
+	"CREATE TABLE pin ("
+	"  person_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+	"  at TEXT NOT NULL, who TEXT NOT NULL,"
+	"  PRIMARY KEY (person_id, field));"
+	"CREATE INDEX quarantine_record ON quarantine(system, remote_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

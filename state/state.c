@@ -49,7 +49,8 @@ enum stmt_id {
 	S_OUTBOX_SET, S_OUTBOX_REFUSED, S_DELIVERY_REFUSED, S_REFUSED_REOPEN, S_DELIVERY_REOPEN,
 	S_RETRY_WRITES, S_RETRY_DELIVERIES,
 	S_HOLD_PUT, S_HOLD_GET, S_HOLD_DROP, S_HELD_PHONE, S_HELD_EMAIL, S_LINK_DROP, S_SNAP_UNMERGE,
-	S_PERSON_EXISTS, S_ADMIN_LOG,
+	S_PERSON_EXISTS, S_ADMIN_LOG, S_QUARANTINE_KNOWN,
+	S_PINS_GET, S_PIN_PUT, S_PIN_DROP, S_UNDO_ITEMS, S_RUN_CREATES,
 	S_COUNT
 };
 
@@ -270,6 +271,28 @@ static const char *const sql[S_COUNT] = {
 	[S_ADMIN_LOG] =
 		"INSERT INTO admin_action (at, action, who, system, remote_id, person_before, person_after, "
 		"before, after) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1,?2,?3,?4,?5,?6,?7,?8)",
+	/* Known: the record's latest quarantine before this run had the same
+	 * kind and reason (the reason names the bad field and its type). */
+	[S_QUARANTINE_KNOWN] =
+		"SELECT count(*) FROM quarantine WHERE id = (SELECT max(id) FROM quarantine "
+		"WHERE system = ?1 AND remote_id IS ?2 AND run_id < ?3) AND kind = ?4 AND reason = ?5",
+	[S_PINS_GET] = "SELECT field, value FROM pin WHERE person_id = ?1",
+	[S_PIN_PUT] = "INSERT INTO pin (person_id, field, value, at, who) VALUES "
+		      "(?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?4) ON CONFLICT (person_id, field) "
+		      "DO UPDATE SET value = excluded.value, at = excluded.at, who = excluded.who",
+	[S_PIN_DROP] = "DELETE FROM pin WHERE person_id = ?1 AND field = ?2",
+	/* What run ?1 changed: each person's field it wrote by an update, the
+	 * value the first such write replaced, and the agreed value now with
+	 * the run that last changed it. */
+	[S_UNDO_ITEMS] =
+		"SELECT o.person_id, f.field, f.old_value, f.new_value, v.value, coalesce(v.run_id, 0) "
+		"FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
+		"LEFT JOIN field_value v ON v.person_id = o.person_id AND v.field = f.field "
+		"WHERE o.run_id = ?1 AND o.op = 'update' AND o.status = 'done' "
+		"AND f.rowid = (SELECT min(f2.rowid) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
+		"WHERE o2.run_id = ?1 AND o2.op = 'update' AND o2.status = 'done' AND o2.person_id = o.person_id "
+		"AND f2.field = f.field) ORDER BY o.person_id, f.field",
+	[S_RUN_CREATES] = "SELECT count(*) FROM outbox WHERE run_id = ?1 AND op = 'create' AND status = 'done'",
 };
 
 /* Report queries: name -> SQL taking the run id as ?1. */
@@ -1019,6 +1042,118 @@ int state_quarantine_add(struct state *st, long long run, const char *system,
 {
 	return write_stmt(st, S_QUARANTINE_ADD, err, "quarantine", "itttt", run, system, remote_id,
 			  kind, reason);
+}
+
+int state_quarantine_known(struct state *st, long long run, const char *system,
+			   const char *remote_id, const char *kind, const char *reason, bool *known,
+			   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_QUARANTINE_KNOWN, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	sqlite3_bind_int64(s, 3, run);
+	bind_text(s, 4, kind);
+	bind_text(s, 5, reason);
+	rc = sqlite3_step(s);
+	*known = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "read quarantine");
+}
+
+int state_pins_get(struct state *st, long long person, struct record *pins, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_PINS_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int f = field_find((const char *)sqlite3_column_text(s, 0));
+		if (f >= 0)
+			record_set(pins, f, (const char *)sqlite3_column_text(s, 1));
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_fail(st, err, "read pins");
+}
+
+int state_pin_put(struct state *st, long long person, const char *field, const char *value,
+		  const char *who, struct df_err *err)
+{
+	return write_stmt(st, S_PIN_PUT, err, "pin", "ittt", person, field, value, who);
+}
+
+int state_pin_drop(struct state *st, long long person, const char *field, bool *dropped,
+		   struct df_err *err)
+{
+	if (write_stmt(st, S_PIN_DROP, err, "unpin", "it", person, field))
+		return -1;
+	*dropped = sqlite3_changes(st->db) > 0;
+	return 0;
+}
+
+int state_undo_items(struct state *st, long long run, struct undo_item **items, int *n,
+		     struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_UNDO_ITEMS, err);
+	int rc, cap = 0;
+
+	*items = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct undo_item *it;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*items = xrealloc(*items, (size_t)cap * sizeof(**items));
+		}
+		it = &(*items)[(*n)++];
+		it->person = sqlite3_column_int64(s, 0);
+		it->field = column_dup(s, 1);
+		it->old_value = column_dup(s, 2);
+		it->new_value = column_dup(s, 3);
+		it->current = column_dup(s, 4);
+		it->current_run = sqlite3_column_int64(s, 5);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		state_undo_items_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+		return db_fail(st, err, "read the writes of a run");
+	}
+	return 0;
+}
+
+void state_undo_items_free(struct undo_item *items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(items[i].field);
+		free(items[i].old_value);
+		free(items[i].new_value);
+		free(items[i].current);
+	}
+	free(items);
+}
+
+int state_run_creates(struct state *st, long long run, long long *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_CREATES, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "count creates");
 }
 
 int state_notice_add(struct state *st, long long run, long long person, const char *system,

@@ -180,6 +180,11 @@ int state_conflict_add(struct state *st, long long run, long long person, const 
 		       const char *base, const char *candidates, const char *winner,
 		       const char *value, const char *rule, const char *reason,
 		       struct df_err *err);
+/* Whether the record's latest quarantine in an earlier run had this kind
+ * and reason: known to the admin, and unchanged since (exit status). */
+int state_quarantine_known(struct state *st, long long run, const char *system,
+			   const char *remote_id, const char *kind, const char *reason, bool *known,
+			   struct df_err *err);
 int state_quarantine_add(struct state *st, long long run, const char *system,
 			 const char *remote_id, const char *kind, const char *reason,
 			 struct df_err *err);
@@ -320,6 +325,31 @@ int state_admin_log(struct state *st, const char *action, const char *who, const
 		    const char *remote_id, long long person_before, long long person_after,
 		    const char *before, const char *after, struct df_err *err);
 
+/* Pins (`dfreconcile pin`): a value an admin holds against every system.
+ * state_pins_get sets pins->value[f] for each pinned field of the person. */
+int state_pins_get(struct state *st, long long person, struct record *pins, struct df_err *err);
+int state_pin_put(struct state *st, long long person, const char *field, const char *value,
+		  const char *who, struct df_err *err);
+int state_pin_drop(struct state *st, long long person, const char *field, bool *dropped,
+		   struct df_err *err);
+
+/* Undo (`dfreconcile undo --run N`): what run N changed by its updates,
+ * one item per person and field; the array and its strings are owned by
+ * the caller (state_undo_items_free). */
+struct undo_item {
+	long long person;
+	char *field;
+	char *old_value;        /* what the run's first write of it replaced */
+	char *new_value;        /* what it wrote */
+	char *current;          /* the agreed value now (NULL: none) */
+	long long current_run;  /* the run that last changed the agreed value */
+};
+int state_undo_items(struct state *st, long long run, struct undo_item **items, int *n,
+		     struct df_err *err);
+void state_undo_items_free(struct undo_item *items, int n);
+/* Records run N created (creates are not undone). */
+int state_run_creates(struct state *st, long long run, long long *n, struct df_err *err);
+
 /* Reports (report/) own their SQL; this is their one way in, read-only.
  * Runs sql with ?1..?nparams bound to params (a decimal integer is bound
  * as an integer, anything else as text, NULL as NULL) and calls row(arg, ncols,
@@ -342,5 +372,6 @@ int state_query(struct state *st, const char *sql, const char *const *params, in
  * (tests/unit/test_plans.c; the report's own are report/queries.h's). */
 int state_statement_count(void);
 const char *state_statement_sql(int i);
+
 
 #endif

@@ -45,9 +45,11 @@ def test_example_config_is_accepted_as_shipped(tmp_path):
 def test_help_names_every_command():
     code, out, _ = binary("--help")
     assert code == 0
-    for command in ("run", "report", "status", "explain", "retry", "check-config", "link", "unlink"):
+    for command in ("run", "report", "status", "explain", "retry", "check-config", "link", "unlink",
+                    "pin", "unpin", "undo"):
         assert re.search(rf"^  {command}\b", out, re.M), command
-    for option in ("--full", "--dry-run", "--max-change-share", "--last", "--run", "--format"):
+    for option in ("--full", "--dry-run", "--max-change-share", "--last", "--run", "--format", "--metrics",
+                   "--yes"):
         assert option in out
 
 
@@ -57,5 +59,6 @@ def test_man_pages_document_every_setting_and_command():
     settings = accepted_settings()
     assert {"base_url", "sweep", "events", "opt_in", "user_id", "tag_id"} <= settings
     assert sorted(s for s in settings if s not in conf5) == []
-    for command in ("run", "report", "status", "explain", "retry", "check-config", "link", "unlink"):
+    for command in ("run", "report", "status", "explain", "retry", "check-config", "link", "unlink",
+                    "pin", "unpin", "undo"):
         assert re.search(rf"\\fB{command}\\fR|^\.B {command}$", page1, re.M), command

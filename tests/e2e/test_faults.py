@@ -1,5 +1,6 @@
 """Remote failures: retried within a run (429 with Retry-After, 5xx),
 journalled across runs (I2), and malformed input quarantined (I8)."""
+import json
 
 from conftest import ANN, ANN_AS_TYPED, ONLY_LISTINGS, view
 
@@ -119,7 +120,10 @@ def test_failed_write_stays_in_the_outbox_and_a_later_run_completes_it(env):
          f"ghl: PUT /contacts/{ghl_id}: HTTP 500 after 2 attempts"),
         ("verity", env.only("verity")["id"], "update", "done", 1, None),
     ]
-    pending = env.report_json()["pending"]
+    # Writes waiting across runs are shown by status (issue 8).
+    code, out, err = env.run("status", "--format", "json")
+    assert code == 0, err
+    pending = json.loads(out)["writes_waiting"]
     assert [(p["system"], p["status"], p["attempts"]) for p in pending] == [("ghl", "pending", 1)]
 
     # Action 2: GHL recovers; a later run.

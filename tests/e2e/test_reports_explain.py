@@ -68,7 +68,7 @@ def test_explain_shows_a_manual_link(env):
     assert [a["action"] for a in doc["explain_admin"]] == ["unlink", "link"]
     assert ("aloware", "admin") in {(r["system"], r["how"]) for r in doc["explain_links"]}
     text = explain(env, "1")
-    assert "admin actions (manual links and unlinks):" in text and " link aloware:" in text
+    assert "admin actions (links, unlinks, pins, unpins, undos):" in text and " link aloware:" in text
 
 
 def test_unknown_phone_email_or_person_is_not_found_exit_7(env):

@@ -136,14 +136,14 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 7);
+	assert_int_equal(SCHEMA_VERSION, 8);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "7");
+	expect_peek(fx->path, "PRAGMA user_version", "8");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
 		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
-		    "observed optout optout_log outbox outbox_field person quarantine run run_system snapshot "
+		    "observed optout optout_log outbox outbox_field person pin quarantine run run_system snapshot "
 		    "snapshot_count");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
