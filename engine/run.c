@@ -420,6 +420,9 @@ static void tell_monitoring(struct run *r, int code, long long started_ms)
 			x->read_failed = sr->poll_failed;
 			x->credentials_refused = sr->auth_failed;
 			memcpy(x->failures, sr->failures, sizeof(x->failures));
+			x->quota_left = x->quota_limit = -1;
+			if (sr->handle && sr->conn->daily_left)
+				x->quota_left = sr->conn->daily_left(sr->handle, &x->quota_limit);
 		}
 		if (metrics_write(r->st, &m, path, &e))
 			log_error("event=metrics-failed reason=\"%s\"", e.msg);

@@ -88,6 +88,18 @@ static void run_metrics(FILE *f, const struct metrics_run *m)
 		   x->read_failed);
 	PER_SYSTEM(f, m, "dfreconcile_system_credentials_refused",
 		   "1 if the system refused the credentials (401/403) in the last run.", x->credentials_refused);
+	/* Only for systems whose answers state a daily quota (GHL). */
+	family(f, "dfreconcile_quota_remaining", "Requests the system still allows today, as its last answer "
+	       "stated (X-RateLimit-Daily-Remaining, less those sent since).");
+	for (int i = 0; i < m->nsys; i++)
+		if (m->sys[i].quota_left >= 0)
+			sample(f, "dfreconcile_quota_remaining", "system", m->sys[i].name, NULL, NULL,
+			       (double)m->sys[i].quota_left);
+	family(f, "dfreconcile_quota_limit", "The system's daily request quota (X-RateLimit-Limit-Daily).");
+	for (int i = 0; i < m->nsys; i++)
+		if (m->sys[i].quota_limit >= 0)
+			sample(f, "dfreconcile_quota_limit", "system", m->sys[i].name, NULL, NULL,
+			       (double)m->sys[i].quota_limit);
 	family(f, "dfreconcile_failures", "Failures in the last run by system and class (temporary, refused, "
 	       "unknown, credentials, budget, input).");
 	for (int i = 0; i < m->nsys; i++)

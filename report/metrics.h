@@ -21,6 +21,7 @@ struct metrics_system {
 	bool read_failed;                       /* a stream could not be read */
 	bool credentials_refused;
 	long long failures[DF_FAIL_BUDGET + 1]; /* by class (core/err.h) */
+	long long quota_left, quota_limit;      /* the system's daily quota; -1: not stated */
 };
 
 struct metrics_run {

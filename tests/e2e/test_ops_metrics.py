@@ -134,6 +134,10 @@ def test_metrics_after_a_converged_run_a_write_failure_credentials_and_the_valve
     assert metric(m, "dfreconcile_records_written", system="verity") == 2
     assert metric(m, "dfreconcile_writes", status="pending") == 0
     assert metric(m, "dfreconcile_oldest_pending_write_age_seconds") == 0
+    # GHL states its daily quota in every answer; the others state none.
+    assert metric(m, "dfreconcile_quota_limit", system="ghl") == 200000
+    assert metric(m, "dfreconcile_quota_remaining", system="ghl") == 200000 - sum(env.counts("ghl").values())
+    assert not [k for k in m if k[0] == "dfreconcile_quota_remaining" and ("system", "ghl") not in k[1]]
     lags = {k: v for k, v in m.items() if k[0] == "dfreconcile_stream_lag_seconds"}
     assert ("dfreconcile_stream_lag_seconds", frozenset({("system", "ghl"), ("stream", "contacts")})) in lags
 
