@@ -121,8 +121,10 @@ def test_missing_records_are_checked_within_the_per_run_budget_the_rest_wait(env
 
 def small_verity_large_ghl(env, **flows):
     """100 GHL contacts, 20 of them also in Verity (which creates nothing),
-    converged everywhere; returns {phone: verity id} of the 20."""
-    options = {"verity": {"create": False}}
+    converged everywhere; returns {phone: verity id} of the 20. Neither
+    side paces (the valve is what these tests are about, not rate limits)."""
+    options = {"verity": {"create": False}, "ghl": {"rate_limit": 0}, "aloware": {"rate_limit": 0}}
+    env.sim.config("ghl", rate_limit=0)
     if flows:
         env.configure_flows(system_options=options, **flows)
     else:
@@ -201,7 +203,8 @@ def test_a_small_change_in_a_small_system_does_not_trip(env):
 
 def test_thirteen_stops_among_24_contacts_reach_every_system(env):
     # Setup: 24 people converged with the texting system; 13 text STOP.
-    env.configure_flows()
+    env.configure_flows(system_options={"ghl": {"rate_limit": 0}, "aloware": {"rate_limit": 0}})
+    env.sim.config("ghl", rate_limit=0)   # pacing is not what this test is about
     env.sim.seed("ghl", people(24))
     env.converge()
     for i in range(13):
@@ -273,8 +276,10 @@ def test_later_runs_after_a_budget_cut_first_sync_finish_it(env):
     # Setup: the same 100 people in GHL and (named differently) in Aloware;
     # Aloware allows 30 requests per run, so the first sync is cut short
     # there; failed writes may be retried at once.
-    env.write_config(system_options={"aloware": {"max_requests": 30, "page_size": 20}},
+    env.write_config(system_options={"aloware": {"max_requests": 30, "page_size": 20, "rate_limit": 0},
+                                     "ghl": {"rate_limit": 0}},
                      writes={"backoff": 0})
+    env.sim.config("ghl", rate_limit=0)   # pacing is not what this test is about
     env.sim.seed("ghl", people(100))
     env.sim.seed("aloware", [{"first_name": f"A{i}", "last_name": "Old", "phone_number": phone(i)}
                              for i in range(100)])
