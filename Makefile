@@ -51,7 +51,7 @@ MISSING := $(strip $(MISSING))
 CORE  = core/err.c core/log.c core/logsys.c core/str.c core/record.c core/normalize.c core/config.c core/lock.c core/event.c core/tokenfile.c
 HTTP  = http/http.c
 CONN  = connectors/jsonmap.c connectors/ghl.c connectors/aloware.c connectors/verity.c connectors/texting.c connectors/oauth.c
-STATE = state/state.c
+STATE = state/open.c state/sql.c state/snapshot.c state/link.c state/journal.c state/outbox.c state/events.c
 ENGINE = engine/merge.c engine/poll.c engine/observe.c engine/link.c engine/reconcile.c \
 	 engine/plan.c engine/write.c engine/events.c engine/deliver.c engine/lists.c engine/sweep.c engine/progress.c engine/run.c \
 	 engine/admin.c

@@ -3,7 +3,7 @@
  * the contacts (issue 9): each lookup a record makes must be an index
  * search, or the first sync turns quadratic.
  *
- * Every statement state.c prepares (state_statement_sql) and every query
+ * Every statement state/sql.c holds (state_statement_sql) and every query
  * of the report layer (report_query_at) is put through
  * EXPLAIN QUERY PLAN on a freshly migrated file, with no ANALYZE data, as
  * the binary itself sees it. A "SCAN" of a growing table fails the test,

@@ -1,5 +1,5 @@
 /*
- * test_state.c - the SQLite journal (state/state.c) on real temporary files.
+ * test_state.c - the SQLite journal (state/) on real temporary files.
  *
  * Every test gets a fresh file from mkstemp in /tmp (the fixture), opened
  * with state_open unless the test is about opening. What the state API

@@ -1,0 +1,177 @@
+/*
+ * journal.c - what each run saw and decided: runs and their per-system
+ * counts, agreed values (field_value), observed changes, conflicts,
+ * quarantine, notices, and what undo reads back of a run's writes.
+ */
+#include "internal.h"
+
+/* Runs */
+
+long long state_run_start(struct state *st, const char *mode, struct df_err *err)
+{
+	if (write_stmt(st, S_RUN_START, err, "start run", "t", mode))
+		return -1;
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+int state_run_finish(struct state *st, long long run, const char *status, int exit_code,
+		     const char *message, struct df_err *err)
+{
+	return write_stmt(st, S_RUN_FINISH, err, "finish run", "itbt", run, status, exit_code,
+			  message);
+}
+
+int state_run_system_add(struct state *st, long long run, const char *system,
+			 const struct run_counts *c, struct df_err *err)
+{
+	return write_stmt(st, S_RUN_SYSTEM, err, "record run counts", "itiiiiiiiii", run, system,
+			  c->polled, c->changed, c->quarantined, c->writes_done, c->writes_failed,
+			  c->requests, c->swept, c->unlinked, c->sweep_cycle);
+}
+
+long long state_last_run(struct state *st)
+{
+	long long id = 0;
+
+	query_int(st, S_LAST_RUN, NULL, NULL, &id, NULL, NULL);
+	return id;
+}
+
+int state_agreed_get(struct state *st, long long person, struct record *agreed, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_AGREED_GET, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int f = field_find((const char *)sqlite3_column_text(s, 0));
+		if (f >= 0)
+			record_take(agreed, f, column_dup(s, 1));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "read agreed values");
+	return 0;
+}
+
+int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
+		     const struct provenance *p, long long run, struct df_err *err)
+{
+	return write_stmt(st, S_AGREED_PUT, err, "write agreed value", "itttttit", person, field,
+			  value, p->system, p->rule, p->reason, run, p->beaten);
+}
+
+int state_observed_add(struct state *st, long long run, const char *system,
+		       const char *remote_id, long long person, const char *field,
+		       const char *old_value, const char *new_value, struct df_err *err)
+{
+	return write_stmt(st, S_OBSERVED_ADD, err, "record observation", "ittittt", run, system,
+			  remote_id, person, field, old_value, new_value);
+}
+
+int state_conflict_add(struct state *st, long long run, long long person, const char *field,
+		       const char *base, const char *candidates, const char *winner,
+		       const char *value, const char *rule, const char *reason,
+		       struct df_err *err)
+{
+	return write_stmt(st, S_CONFLICT_ADD, err, "record conflict", "iittttttt", run, person,
+			  field, base, candidates, winner, value, rule, reason);
+}
+
+int state_quarantine_add(struct state *st, long long run, const char *system,
+			 const char *remote_id, const char *kind, const char *reason,
+			 struct df_err *err)
+{
+	return write_stmt(st, S_QUARANTINE_ADD, err, "quarantine", "itttt", run, system, remote_id,
+			  kind, reason);
+}
+
+int state_quarantine_known(struct state *st, long long run, const char *system,
+			   const char *remote_id, const char *kind, const char *reason, bool *known,
+			   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_QUARANTINE_KNOWN, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	sqlite3_bind_int64(s, 3, run);
+	bind_text(s, 4, kind);
+	bind_text(s, 5, reason);
+	rc = sqlite3_step(s);
+	*known = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "read quarantine");
+}
+
+int state_undo_items(struct state *st, long long run, struct undo_item **items, int *n,
+		     struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_UNDO_ITEMS, err);
+	int rc, cap = 0;
+
+	*items = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct undo_item *it;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*items = xrealloc(*items, (size_t)cap * sizeof(**items));
+		}
+		it = &(*items)[(*n)++];
+		it->person = sqlite3_column_int64(s, 0);
+		it->field = column_dup(s, 1);
+		it->old_value = column_dup(s, 2);
+		it->new_value = column_dup(s, 3);
+		it->current = column_dup(s, 4);
+		it->current_run = sqlite3_column_int64(s, 5);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		state_undo_items_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+		return db_fail(st, err, "read the writes of a run");
+	}
+	return 0;
+}
+
+void state_undo_items_free(struct undo_item *items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(items[i].field);
+		free(items[i].old_value);
+		free(items[i].new_value);
+		free(items[i].current);
+	}
+	free(items);
+}
+
+int state_run_creates(struct state *st, long long run, long long *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_RUN_CREATES, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, run);
+	rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(st, err, "count creates");
+}
+
+int state_notice_add(struct state *st, long long run, long long person, const char *system,
+		     const char *remote_id, const char *kind, const char *message,
+		     struct df_err *err)
+{
+	return write_stmt(st, S_NOTICE_ADD, err, "record notice", "iitttt", run, person, system,
+			  remote_id, kind, message);
+}

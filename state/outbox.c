@@ -1,0 +1,153 @@
+/*
+ * outbox.c - the writes planned to each system (outbox, outbox_field):
+ * planning, superseding, loading the due ones, recording each outcome,
+ * refused and given-up writes and deliveries reopened or retried.
+ */
+#include "internal.h"
+
+/* Outbox */
+
+int state_outbox_supersede(struct state *st, long long person, const char *system,
+			   struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_SUPERSEDE, err, "supersede writes", "it", person, system);
+}
+
+long long state_outbox_add(struct state *st, long long run, long long person,
+			   const char *system, const char *remote_id, const char *op,
+			   struct df_err *err)
+{
+	if (write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt", run, person, system, remote_id, op))
+		return -1;
+	return sqlite3_last_insert_rowid(st->db);
+}
+
+int state_outbox_field_add(struct state *st, long long outbox, const char *field,
+			   const char *old_value, const char *new_value, const char *rule,
+			   const char *reason, struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_FIELD_ADD, err, "journal write field", "ittttt", outbox,
+			  field, old_value, new_value, rule, reason);
+}
+
+int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
+		     int max, int *n, struct df_err *err)
+{
+	return due_ids(st, S_OUTBOX_DUE, now_ms, after, ids, max, n, err);
+}
+
+void outbox_item_clear(struct outbox_item *it)
+{
+	free(it->system);
+	free(it->remote_id);
+	free(it->op);
+	for (int i = 0; i < it->nfields; i++) {
+		free(it->f[i].name);
+		free(it->f[i].old_value);
+		free(it->f[i].new_value);
+	}
+	memset(it, 0, sizeof(*it));
+}
+
+int state_outbox_load(struct state *st, long long id, struct outbox_item *it, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_GET, err);
+	int rc;
+
+	memset(it, 0, sizeof(*it));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_fail(st, err, "read journalled write");
+	}
+	it->id = id;
+	it->person = sqlite3_column_int64(s, 0);
+	it->system = column_dup(s, 1);
+	it->remote_id = column_dup(s, 2);
+	it->op = column_dup(s, 3);
+	it->attempts = sqlite3_column_int(s, 4);
+	sqlite3_reset(s);
+	if ((s = stmt(st, S_OUTBOX_FIELDS, err)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
+		it->f[it->nfields].field = field_find((const char *)sqlite3_column_text(s, 0));
+		it->f[it->nfields].name = column_dup(s, 0);
+		it->f[it->nfields].old_value = column_dup(s, 1);
+		it->f[it->nfields].new_value = column_dup(s, 2);
+		it->nfields++;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(st, err, "read journalled fields");
+	return 0;
+}
+
+int state_outbox_done(struct state *st, long long id, long long run, const char *remote_id,
+		      struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_DONE, err, "mark write done", "iit", id, run, remote_id);
+}
+
+int state_outbox_failed(struct state *st, long long id, long long next_ms, bool final,
+			const char *error, struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_FAILED, err, "mark write failed", "iibt", id, next_ms,
+			  final, error);
+}
+
+int state_outbox_set(struct state *st, long long id, const char *status, bool attempt,
+		     long long next_ms, const char *error, struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_SET, err, "record write attempt", "itbit", id, status, attempt,
+			  next_ms, error);
+}
+
+int state_outbox_refused(struct state *st, long long id, const char *error, const char *config,
+			 struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_REFUSED, err, "record refused write", "itt", id, error, config);
+}
+
+int state_delivery_refused(struct state *st, long long id, const char *error, const char *config,
+			   struct df_err *err)
+{
+	return write_stmt(st, S_DELIVERY_REFUSED, err, "record refused delivery", "itt", id, error, config);
+}
+
+int state_refused_reopen(struct state *st, const char *config, long long *n, struct df_err *err)
+{
+	*n = 0;
+	if (write_stmt(st, S_REFUSED_REOPEN, err, "reopen refused writes", "t", config))
+		return -1;
+	*n = sqlite3_changes(st->db);
+	if (write_stmt(st, S_DELIVERY_REOPEN, err, "reopen refused deliveries", "t", config))
+		return -1;
+	*n += sqlite3_changes(st->db);
+	return 0;
+}
+
+int state_retry(struct state *st, const char *system, const char *remote_id, long long *writes,
+		long long *deliveries, struct df_err *err)
+{
+	if (write_stmt(st, S_RETRY_WRITES, err, "retry writes", "tt", system, remote_id))
+		return -1;
+	*writes = sqlite3_changes(st->db);
+	if (write_stmt(st, S_RETRY_DELIVERIES, err, "retry deliveries", "tt", system, remote_id))
+		return -1;
+	*deliveries = sqlite3_changes(st->db);
+	return 0;
+}
+
+int state_outbox_count(struct state *st, const char *status, long long *n, struct df_err *err)
+{
+	return query_int(st, S_OUTBOX_COUNT, status, NULL, n, NULL, err);
+}
+
+int state_outbox_unrecorded(struct state *st, const char *system, const char *remote_id,
+			    long long *id, bool *found, struct df_err *err)
+{
+	return query_int(st, S_OUTBOX_UNRECORDED, system, remote_id, id, found, err);
+}
