@@ -116,6 +116,14 @@ struct connector {
 	 * when it states none. NULL when it never states one. */
 	long long (*daily_left)(void *self, long long *limit);
 
+	/* Resolves the names the configuration gives this system's custom
+	 * fields (GHL: fieldKeys to ids and dataTypes, from the location's
+	 * definitions), once per run before anything is read. Sets why[f]
+	 * (caller frees) for a custom field the system cannot carry this run;
+	 * the engine reports it and leaves that field alone there. NULL when
+	 * the configured names are the system's own keys. */
+	int (*resolve_fields)(void *self, char **why, struct df_err *err);
+
 	/* Event streams this system is a source of ("calls", "messages"),
 	 * NULL-terminated; NULL when none. */
 	const char *const *streams;

@@ -512,6 +512,10 @@ void jm_close(void *self)
 
 	if (c) {
 		http_free(c->http);
+		for (int f = 0; f < DF_MAX_FIELDS; f++) {
+			free(c->field_id[f]);
+			free(c->field_type[f]);
+		}
 		free(c);
 	}
 }

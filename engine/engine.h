@@ -54,8 +54,17 @@ struct system_run {
 	long long delete_checks; /* missing records read by their endpoint */
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */
+	/* Custom fields it cannot carry this run (resolve_fields: a GHL key the
+	 * location does not define), as bits by field: left alone there. */
+	unsigned long long unusable;
 	struct run_counts counts;
 };
+
+/* Whether system sr carries field f this run. */
+static inline bool sys_carries(const struct system_run *sr, int f)
+{
+	return connector_carries(sr->conn, sr->conf, f) && !(sr->unusable & (1ULL << f));
+}
 
 struct run {
 	const struct config *cfg;

@@ -63,7 +63,7 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 	int want[DF_MAX_FIELDS], n = 0;
 
 	for (int f = 0; f < fields_count(); f++) {
-		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
+		if (r->cfg->rule[f].kind == RULE_NONE || !sys_carries(sr, f) ||
 		    (r->optouts_only && !field_is_optout(f)) ||
 		    agreed->value[f] == NULL || value_same(field_get(f)->kind, cur->value[f], agreed->value[f]))
 			continue;
@@ -156,7 +156,7 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	/* A create may set what an update cannot (Aloware's phone); a new
 	 * record starts without opt-outs, so only those in force are sent. */
 	for (int f = 0; f < fields_count(); f++)
-		if (r->cfg->rule[f].kind != RULE_NONE && connector_carries(sr->conn, sr->conf, f) &&
+		if (r->cfg->rule[f].kind != RULE_NONE && sys_carries(sr, f) &&
 		    !str_blank(agreed->value[f]) &&
 		    !(field_is_optout(f) && (!str_eq(agreed->value[f], "true") ||
 					     !connector_can_write(sr->conn, sr->conf, f))))

@@ -1,8 +1,8 @@
 """GHL custom fields by key (issue 7, item 7): a custom field names its GHL
 fieldKey ("contact.score"), resolved to the field's id once per run from
 GET /locations/{locationId}/customFields, and its value is written in the
-field's dataType (a number for NUMERICAL, YYYY-MM-DD for DATE, an array of
-options for CHECKBOX). A key GHL does not define is reported naming the
+field's dataType (a number's text for NUMERICAL, YYYY-MM-DD for DATE, an
+array of options for CHECKBOX). A key GHL does not define is reported naming the
 field, and the other fields go on. A raw id still works (compatibility)."""
 import json
 import urllib.error
@@ -71,7 +71,7 @@ def test_custom_fields_by_key_are_written_in_their_types_and_an_unknown_key_is_r
     # field's type, under the resolved ids; the unknown key wrote nothing.
     assert code == 0, err
     (ann,) = env.sim.records("ghl")
-    assert ghl_custom(ann) == {"cf_tier": "gold", "cf_score": 42, "cf_since": "2024-03-15",
+    assert ghl_custom(ann) == {"cf_tier": "gold", "cf_score": "42", "cf_since": "2024-03-15",
                                "cf_accredited": ["Yes"]}
     # The definitions were read once in the run.
     assert env.counts("ghl")[DEFINITIONS] == 1
@@ -99,7 +99,7 @@ def test_an_edit_in_ghl_of_a_typed_field_reaches_verity(env):
     (ann,) = env.sim.records("ghl")
 
     # Action: the score edited in GHL to a number; a run.
-    env.sim.edit("ghl", ann["id"], {"customFields": [{"id": "cf_score", "value": 12.5}]})
+    env.sim.edit("ghl", ann["id"], {"customFields": [{"id": "cf_score", "value": "12.5"}]})
     env.converge()
 
     # Expected: Verity holds the number as text.
@@ -117,7 +117,7 @@ def test_the_simulator_serves_definitions_and_refuses_values_of_the_wrong_type(e
     assert status == 403
 
     (cid,) = env.sim.seed("ghl", [{"firstName": "Ann"}])
-    for entry in ({"id": "cf_score", "field_value": "many"},
+    for entry in ({"id": "cf_score", "field_value": "many"}, {"id": "cf_score", "field_value": 3},
                   {"id": "cf_since", "field_value": "15/03/2024"},
                   {"id": "cf_accredited", "field_value": ["Maybe"]},
                   {"id": "cf_unknown", "field_value": "x"}):
@@ -125,8 +125,8 @@ def test_the_simulator_serves_definitions_and_refuses_values_of_the_wrong_type(e
         assert status == 422, (entry, body)
     # By key, in the right types: accepted and stored by id.
     status, body = ghl_request(env, "PUT", f"/contacts/{cid}", {"customFields": [
-        {"key": "contact.score", "field_value": 3}, {"id": "cf_since", "field_value": "2024-01-02"},
+        {"key": "contact.score", "field_value": "3"}, {"id": "cf_since", "field_value": "2024-01-02"},
         {"id": "cf_accredited", "field_value": ["Yes"]}]})
     assert status == 200, body
     assert ghl_custom(env.sim.records("ghl")[0]) == {
-        "cf_score": 3, "cf_since": "2024-01-02", "cf_accredited": ["Yes"]}
+        "cf_score": "3", "cf_since": "2024-01-02", "cf_accredited": ["Yes"]}

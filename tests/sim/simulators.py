@@ -1059,16 +1059,18 @@ GHL_OPTION_TYPES = ("SINGLE_OPTIONS", "RADIO")
 def custom_value_problem(definition: dict, value) -> str | None:
     """Why value does not fit the custom field's dataType (None if it does).
 
-    GHL documents field_value as a string, a number, a string[] (multiple
-    options, checkbox) or an object (file); which goes with which dataType,
-    and the date format, are our contract (tests/sim/README.md)."""
+    GHL's spec types field_value as a string, a string[] (multiple options,
+    checkbox) or an object (file); which goes with which dataType, and the
+    date and number formats, are our contract (tests/sim/README.md)."""
     kind = definition.get("dataType")
     options = definition.get("picklistOptions") or []
     if value is None or value == "":
         return None
     if kind in GHL_NUMBER_TYPES:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"field_value must be a number for {kind}"
+        # The spec's field_value is a string, a string[] or an object: a
+        # number travels as its text.
+        if not isinstance(value, str) or not re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", value):
+            return f"field_value must be a number (as a string) for {kind}"
     elif kind in GHL_LIST_TYPES:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return f"field_value must be an array of strings for {kind}"
