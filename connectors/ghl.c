@@ -32,10 +32,12 @@ static const struct field_key ghl_map[] = {
 static const char *const version_hdr[] = { GHL_VERSION, NULL };
 
 /* Custom fields. The configuration names a GHL custom field by its
- * fieldKey ("contact.investor_tier": it holds a dot) or, as before keys
- * were supported, by its id. Both are looked up once per run in the
- * location's definitions (ghl_resolve_fields), which give the id the
- * contact carries and the dataType its value is written in. */
+ * fieldKey ("contact.investor_tier": it holds a dot), looked up once per
+ * run in the location's definitions (ghl_resolve_fields) for the id the
+ * contact carries and the dataType its value is written in. A field named
+ * by its id, as before keys were supported, is used as it is: written as
+ * text, with no definitions read (a configuration without keys sends
+ * exactly what it sent before). */
 static bool names_key(const char *name)
 {
 	return strchr(name, '.') != NULL;
@@ -1019,8 +1021,8 @@ static void ghl_close(void *self)
 }
 
 /* GET /locations/{locationId}/customFields: {customFields: [{id, name,
- * fieldKey, dataType, ...}]}. Each configured custom field is found by
- * its fieldKey or id; one GHL does not define gets why[f]. */
+ * fieldKey, dataType, ...}]}, read only when a custom field is named by
+ * its key. A key GHL does not define gets why[f]. */
 static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
 {
 	struct conn *g = self;
@@ -1029,27 +1031,36 @@ static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
 	bool any = false;
 
 	for (int f = F_NBUILTIN; f < fields_count(); f++)
-		any |= g->sc->field_key[f] != NULL;
+		any |= g->sc->field_key[f] != NULL && names_key(g->sc->field_key[f]);
 	if (!any)
 		return 0;
 	path = http_path("/locations/", g->sc->location_id, "/customFields?model=contact");
 	o = get_json(g, path, version_hdr, err);
 	free(path);
-	if (o == NULL)
-		return -1;
-	if (!json_object_object_get_ex(o, "customFields", &arr) || !json_object_is_type(arr, json_type_array)) {
+	if (o != NULL && (!json_object_object_get_ex(o, "customFields", &arr) ||
+			  !json_object_is_type(arr, json_type_array))) {
 		json_object_put(o);
-		return df_fail(err, DF_FAIL_TEMP, "%s: the custom field definitions have no customFields array",
-			       g->sc->name);
+		o = NULL;
+		df_fail(err, DF_FAIL_TEMP, "%s: the custom field definitions have no customFields array",
+			g->sc->name);
+	}
+	/* Without the definitions no key can be resolved: those fields sit
+	 * this run out (their values stay unknown, nothing is cleared). */
+	if (o == NULL) {
+		for (int f = F_NBUILTIN; f < fields_count(); f++)
+			if (g->sc->field_key[f] != NULL && names_key(g->sc->field_key[f]))
+				why[f] = xasprintf("custom field %s: the custom field definitions could not be "
+						   "read (%s): the field is not read or written in %s this run",
+						   field_get(f)->name, err->msg, g->sc->name);
+		return 0;
 	}
 	for (int f = F_NBUILTIN; f < fields_count(); f++) {
 		const char *want = g->sc->field_key[f];
-		bool key = want && names_key(want);
-		if (want == NULL)
+		if (want == NULL || !names_key(want))
 			continue;
 		for (size_t i = 0; i < json_object_array_length(arr) && g->field_id[f] == NULL; i++) {
 			json_object *d = json_object_array_get_idx(arr, i);
-			char *name = member(d, key ? "fieldKey" : "id");
+			char *name = member(d, "fieldKey");
 			if (name && strcmp(name, want) == 0) {
 				g->field_id[f] = member(d, "id");
 				g->field_type[f] = member(d, "dataType");
@@ -1057,9 +1068,8 @@ static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
 			free(name);
 		}
 		if (g->field_id[f] == NULL)
-			why[f] = xasprintf("custom field %s: GHL defines no custom field with %s %s: the field "
-					   "is not read or written in %s", field_get(f)->name, key ? "key" : "id",
-					   want, g->sc->name);
+			why[f] = xasprintf("custom field %s: GHL defines no custom field with key %s: the field "
+					   "is not read or written in %s", field_get(f)->name, want, g->sc->name);
 	}
 	json_object_put(o);
 	return 0;

@@ -38,9 +38,8 @@ static int open_systems(struct run *r)
 }
 
 /* Each system's custom fields as it names them this run (resolve_fields),
- * before anything is read. A field a system cannot carry is reported and
- * left alone there; the other fields go on. When the names cannot be
- * read at all, none of that system's custom fields is read or written. */
+ * before anything is read. A field a system cannot carry this run is
+ * reported and left alone there; the other fields go on. */
 static int resolve_fields(struct run *r)
 {
 	for (int s = 0; s < r->nsys; s++) {
@@ -51,13 +50,12 @@ static int resolve_fields(struct run *r)
 
 		if (sr->conn->resolve_fields == NULL)
 			continue;
-		if (sr->conn->resolve_fields(sr->handle, why, &e))
-			for (int f = F_NBUILTIN; f < fields_count(); f++)
-				if (sr->conf->field_key[f] != NULL)
-					why[f] = xasprintf("custom field %s: the custom field definitions could "
-							   "not be read (%s): the field is not read or written "
-							   "in %s this run", field_get(f)->name, e.msg,
-							   sr->conf->name);
+		/* A failure the connector could not put on fields stops the run. */
+		if (sr->conn->resolve_fields(sr->handle, why, &e)) {
+			for (int f = 0; f < DF_MAX_FIELDS; f++)
+				free(why[f]);
+			return df_fail(&r->err, e.fail, "%s", e.msg);
+		}
 		for (int f = F_NBUILTIN; f < fields_count(); f++) {
 			if (why[f] == NULL)
 				continue;

@@ -130,3 +130,36 @@ def test_the_simulator_serves_definitions_and_refuses_values_of_the_wrong_type(e
     assert status == 200, body
     assert ghl_custom(env.sim.records("ghl")[0]) == {
         "cf_score": "3", "cf_since": "2024-01-02", "cf_accredited": ["Yes"]}
+
+
+def test_definitions_that_cannot_be_read_leave_the_keyed_fields_alone_for_the_run(env):
+    # Setup: the definitions endpoint fails (500) for the whole run.
+    env.sim.seed("ghl", DEFS, collection="customFields")
+    write_config(env)
+    env.sim.seed("verity", [{"firstName": "Ann", "phoneE164": "+15552030003",
+                             "customFields": {"investorTier": "gold", "score": "42"}}])
+    env.sim.fault("ghl", method="GET", route="/locations/{locationId}/customFields",
+                  kind="status", status=500, times=100)
+
+    # Action
+    code, _, err = env.run("run")
+
+    # Expected: Ann is created in GHL with her name and the field named by
+    # id; the keyed fields are neither written nor cleared, and each is
+    # reported.
+    assert code == 0, err
+    (ann,) = env.sim.records("ghl")
+    assert ann["firstName"] == "Ann"
+    assert ghl_custom(ann) == {"cf_tier": "gold"}
+    kinds = [(s, k, m.split(":")[0]) for _, _, s, _, k, m in env.notices(env.last_run_id())]
+    assert kinds == [("ghl", "custom-field", f"custom field {name}")
+                     for name in ("score", "investor_since", "accredited", "referrer")]
+
+    # Action 2: the endpoint answers again; a full run (or, in time, the
+    # sweep) reads GHL's records again.
+    env.sim.clear_faults("ghl")
+    code, _, err = env.run("run", "--full")
+    assert code == 0, err
+
+    # Expected: the score is written now.
+    assert ghl_custom(env.sim.records("ghl")[0])["cf_score"] == "42"
