@@ -15,7 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "record.h"
-#include "../engine/merge.h"
+#include "rule.h"
 
 struct system_conf {
 	char *name;                     /* connector name: ghl, aloware, verity */

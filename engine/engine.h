@@ -22,6 +22,7 @@
 
 #include "../connectors/connector.h"
 #include "../core/config.h"
+#include "merge.h"
 #include "../state/state.h"
 
 /* Exit codes of a run (man/dfreconcile.1, EXIT STATUS). */
