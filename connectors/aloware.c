@@ -350,12 +350,18 @@ static int aloware_fetch(void *self, const struct record *current, struct record
 
 static const char *const aloware_streams[] = { "calls", NULL };
 
-const struct connector aloware_connector = {
+static const struct system_kind aloware_kind = {
 	.name = "aloware",
-	.listing_ours = true,
 	.max_page_size = 500,
 	.default_rate_limit = 50,
-	.needs_location = false,
+	.listing_ours = true,
+	.lists = true,
+};
+
+const struct connector aloware_connector = {
+	.name = "aloware",
+	.kind = &aloware_kind,
+	.caps = CAP_LISTING_OURS | CAP_LISTS_REMOVE_ALL,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL),
 	.writable = CONTACT_FIELDS & ~FIELD_BIT(F_PHONE),
 	.required_for_create = F_PHONE,

@@ -254,7 +254,7 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 	int rc;
 
 	time_format_iso(since_ms, since, sizeof(since));
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	json_object_object_add(body, "pageLimit", json_object_new_int(g->sc->page_size));
 	range = json_object_new_object();
 	json_object_object_add(range, "gte", json_object_new_string(since));
@@ -321,7 +321,7 @@ static int ghl_lookup(void *self, const struct record *want, struct record *foun
 		return 0;
 	sb_init(&path);
 	sb_add(&path, "/contacts/search/duplicate?locationId=");
-	http_query_escape(&path, g->sc->location_id);
+	http_query_escape(&path, config_own(g->sc, "location_id"));
 	if (!str_blank(want->value[F_PHONE])) {
 		sb_add(&path, "&number=");
 		http_query_escape(&path, want->value[F_PHONE]);
@@ -491,7 +491,7 @@ static int ghl_create(void *self, const struct record *rec, struct record *creat
 
 	if (body == NULL)
 		return -1;
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	text = jm_to_string(body);
 	json_object_put(body);
 	rc = http_request(g->http, "POST", "/contacts/", text, version_hdr, &resp, err);
@@ -692,7 +692,7 @@ static int search_conversation(struct conn *g, const char *contact, char **id, s
 	*id = NULL;
 	sb_init(&path);
 	sb_add(&path, "/conversations/search?locationId=");
-	http_query_escape(&path, g->sc->location_id);
+	http_query_escape(&path, config_own(g->sc, "location_id"));
 	sb_add(&path, "&contactId=");
 	http_query_escape(&path, contact);
 	o = get_json(g, path.buf, conv_hdr, err);
@@ -718,7 +718,7 @@ static int conversation_of(struct conn *g, const char *contact, char **id, struc
 	if (search_conversation(g, contact, id, err) || *id)
 		return *id ? 0 : -1;
 	body = json_object_new_object();
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	json_object_object_add(body, "contactId", json_object_new_string(contact));
 	o = post_json(g, "/conversations/", body, conv_hdr, &refused, err);
 	if (o == NULL) {
@@ -780,7 +780,7 @@ static int find_message(struct conn *g, const char *conv, const struct message_k
 		json_object *o, *arr;
 		sb_init(&path);
 		sb_add(&path, "/conversations/messages/export?locationId=");
-		http_query_escape(&path, g->sc->location_id);
+		http_query_escape(&path, config_own(g->sc, "location_id"));
 		sb_add(&path, "&conversationId=");
 		http_query_escape(&path, conv);
 		sb_add(&path, "&channel=");
@@ -828,7 +828,7 @@ static int post_message(struct conn *g, const char *path, const char *conv, cons
 		return 0;
 	}
 	json_object_object_add(body, "conversationId", json_object_new_string(conv));
-	json_object_object_add(body, "conversationProviderId", json_object_new_string(g->sc->conversation_provider_id));
+	json_object_object_add(body, "conversationProviderId", json_object_new_string(config_own(g->sc, "conversation_provider_id")));
 	o = post_json(g, path, body, conv_hdr, NULL, err);
 	if (o == NULL)
 		return -1;
@@ -903,7 +903,7 @@ static int deliver_call(struct conn *g, const char *contact, const struct event 
 		free(path);
 		free(text);
 	}
-	if (rc == 0 && g->sc->conversation_provider_id && (rc = call_message(g, contact, ev, &msg, err)))
+	if (rc == 0 && config_own(g->sc, "conversation_provider_id") && (rc = call_message(g, contact, ev, &msg, err)))
 		df_wrap(err, "note %s made, its Call message not yet", note ? note : "(no id)");
 	*made = note ? xasprintf("note:%s%s%s", note, msg ? " message:" : "", msg ? msg : "") : NULL;
 	free(marker);
@@ -926,7 +926,7 @@ static int deliver_text(struct conn *g, const char *contact, const struct event 
 	json_object *body;
 	int rc;
 
-	if (g->sc->conversation_provider_id == NULL)
+	if (config_own(g->sc, "conversation_provider_id") == NULL)
 		return df_fail(err, DF_FAIL_REMOTE, "%s: GHL takes an SMS only with a conversationProviderId: "
 			       "set conversation_provider_id for this system", g->sc->name);
 	if (conversation_of(g, contact, &conv, err))
@@ -1034,7 +1034,7 @@ static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
 		any |= g->sc->field_key[f] != NULL && names_key(g->sc->field_key[f]);
 	if (!any)
 		return 0;
-	path = http_path("/locations/", g->sc->location_id, "/customFields?model=contact");
+	path = http_path("/locations/", config_own(g->sc, "location_id"), "/customFields?model=contact");
 	o = get_json(g, path, version_hdr, err);
 	free(path);
 	if (o != NULL && (!json_object_object_get_ex(o, "customFields", &arr) ||
@@ -1075,15 +1075,30 @@ static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
 	return 0;
 }
 
-const struct connector ghl_connector = {
+/* GHL's own settings (the generic ones are in core/config.c). */
+static const struct setting ghl_settings[] = {
+	{ "location_id", SETTING_STRING, NULL, 0, 0, true, true,
+	  "the sub-account (location) the token belongs to" },
+	{ "conversation_provider_id", SETTING_STRING, NULL, 0, 0, false, true,
+	  "the conversation provider texts and Call messages are written through" },
+	{ NULL, SETTING_STRING, NULL, 0, 0, false, false, NULL },
+};
+
+static const struct system_kind ghl_kind = {
 	.name = "ghl",
+	.settings = ghl_settings,
 	.max_page_size = 500,
 	/* Below GHL's burst of 100 per 10 s: other apps of the location
 	 * share it, and its headers pace us the rest of the way. */
 	.default_rate_limit = 90,
-	.needs_location = true,
-	.listing_partial = true,
+	.address_authority = true,
 	.oauth = true,
+};
+
+const struct connector ghl_connector = {
+	.name = "ghl",
+	.kind = &ghl_kind,
+	.caps = CAP_LISTING_PARTIAL,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,

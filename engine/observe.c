@@ -91,7 +91,7 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 		partial |= rec->value[f] == NULL && sys_carries(sr, f);
 	/* A full run reads every partial record whole: drift in what the
 	 * listing leaves unsaid is found too, whatever the snapshot says. */
-	if (!partial || !sr->conn->listing_partial || sr->conn->fetch == NULL ||
+	if (!partial || !connector_has(sr->conn, CAP_LISTING_PARTIAL) || sr->conn->fetch == NULL ||
 	    (found && rec->updated_ms == old->updated_ms && !r->opt->full))
 		return;
 	record_init(&full);

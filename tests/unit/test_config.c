@@ -22,6 +22,7 @@
 
 #include "check.h"
 
+#include "../../connectors/connector.h"
 #include "../../core/config.h"
 #include "../../core/str.h"
 
@@ -219,9 +220,9 @@ static void test_minimal_defaults(void **state)
 		assert_string_equal(sc->token, sys[i].token);
 		assert_string_equal(sc->token_source, "inline");
 		if (sys[i].location)
-			assert_string_equal(sc->location_id, sys[i].location);
+			assert_string_equal(config_own(sc, "location_id"), sys[i].location);
 		else
-			assert_null(sc->location_id);
+			assert_null(config_own(sc, "location_id"));
 		assert_int_equal(sc->rate_limit, sys[i].rate_limit);
 		assert_true(sc->rate_window == 10.0);
 		assert_int_equal(sc->page_size, 100);
@@ -264,7 +265,7 @@ static void test_source_order(void **state)
 	assert_string_equal(names[1], "ghl");
 	assert_string_equal(names[2], "aloware");
 	assert_string_equal(cfg->sys[0].token, "verity-test-token");
-	assert_string_equal(cfg->sys[1].location_id, "loc-demo");
+	assert_string_equal(config_own(&cfg->sys[1], "location_id"), "loc-demo");
 	assert_int_equal(cfg->rule[F_ADDRESS1].system, 1);
 	assert_int_equal(cfg->rule[F_TIMEZONE].system, 1);
 	config_free(cfg);
@@ -898,6 +899,7 @@ static void test_sweep_settings(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	config_set_kinds(connector_kinds());
 	const struct CMUnitTest tests[] = {
 		T(test_minimal_defaults),
 		T(test_source_order),
