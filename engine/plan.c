@@ -68,7 +68,8 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 		    agreed->value[f] == NULL || value_same(field_get(f)->kind, cur->value[f], agreed->value[f]))
 			continue;
 		if (connector_can_write(sr->conn, sr->conf, f) &&
-		    !(field_is_optout(f) && connector_has(sr->conn, CAP_OPTOUTS_ONE_WAY) && !str_eq(agreed->value[f], "true"))) {
+		    !(field_is_optout(f) && connector_has(sr->conn, CAP_OPTOUTS_ONE_WAY) &&
+		      !str_eq(agreed->value[f], "true"))) {
 			want[n++] = f;
 		} else {
 			char msg[512];
