@@ -570,66 +570,55 @@ static int load_fields(struct loader *ld, config_t *lc)
 	return 0;
 }
 
-/* A rule's target. Aloware documents no endpoint that adds a contact to a
- * list by its id; the Lead API adds it to the Power Dialer of a user
- * (add_to_powerdialer with user_id) or gives it an Aloware tag (tag_id).
- * The target is kept as the user id, or "tag:" and the tag id. */
-static int list_target(struct loader *ld, config_setting_t *g, struct list_rule *lr)
+/* A rule's target, as the lists system's kind makes it from the members
+ * it declares (kind->list_keys). */
+static int list_target(struct loader *ld, config_setting_t *g, const struct system_kind *kind,
+		       struct list_rule *lr)
 {
-	char *user = NULL, *tag = NULL;
-	const char *which;
+	char *values[16] = { 0 };
+	char why[384];
+	int n = 0, at = -1, rc = 0;
 
-	if (config_setting_get_member(g, "list_id") != NULL)
-		return bad(ld, config_setting_get_member(g, "list_id"),
-			   "is not supported: Aloware has no documented endpoint that adds a contact to a "
-			   "list by id; name the list's owner with user_id (its Power Dialer) or an Aloware "
-			   "tag with tag_id");
-	if (get_string(ld, g, "user_id", &user) || get_string(ld, g, "tag_id", &tag)) {
-		free(user);
-		return -1;
-	}
-	if ((user != NULL) == (tag != NULL)) {
-		free(user);
-		free(tag);
-		return bad(ld, g, "needs exactly one of user_id or tag_id");
-	}
-	which = user ? user : tag;
-	if (which[0] == '\0' || strspn(which, "0123456789") != strlen(which)) {
-		bad(ld, config_setting_get_member(g, user ? "user_id" : "tag_id"), "must be a number");
-		free(user);
-		free(tag);
-		return -1;
-	}
-	if (user != NULL) {
-		lr->list_id = user;
-	} else {
-		lr->list_id = xmalloc(strlen(tag) + 5);
-		sprintf(lr->list_id, "tag:%s", tag);
-		free(tag);
-	}
-	return 0;
+	for (; kind->list_keys[n] && n < 15; n++)
+		if (get_string(ld, g, kind->list_keys[n], &values[n]))
+			rc = -1;
+	if (rc == 0 && kind->list_target((const char *const *)values, &lr->list_id, &at, why, sizeof(why)))
+		rc = bad(ld, at < 0 ? g : config_setting_get_member(g, kind->list_keys[at]), "%s", why);
+	for (int i = 0; i < n; i++)
+		free(values[i]);
+	return rc;
 }
 
-/* call_lists = { system = "aloware"; rules = ( { tag; match; user_id | tag_id; } ); } */
+/* call_lists = { system = "aloware"; rules = ( { tag; match; <target>; } ); }
+ * The target's members are the lists system's (Aloware: user_id | tag_id). */
 static int load_lists(struct loader *ld, config_t *lc)
 {
 	config_setting_t *grp = config_lookup(lc, "call_lists"), *rules;
 	struct config *cfg = ld->cfg;
-	int sys;
+	const struct system_kind *kind;
+	const char *rule_keys[20] = { "tag", "match" };
+	int sys, nkeys = 2;
 
 	static const char *const keys[] = { "system", "rules", NULL };
-	static const char *const rule_keys[] = { "tag", "match", "user_id", "tag_id", "list_id", NULL };
 
 	if (grp == NULL)
 		return 0;
 	if (known_keys(ld, grp, keys, NULL))
 		return -1;
-	cfg->lists_system = xstrdup("aloware");
+	/* By default the first kind that holds call lists (Aloware). */
+	for (int k = 0; kinds[k] && cfg->lists_system == NULL; k++)
+		if (kinds[k]->list_target != NULL)
+			cfg->lists_system = xstrdup(kinds[k]->name);
 	if (get_string(ld, grp, "system", &cfg->lists_system))
 		return -1;
-	sys = config_system(cfg, cfg->lists_system);
-	if (sys < 0 || !cfg->sys[sys].kind->lists)
-		return bad(ld, grp, "%s is not a configured system with call lists", cfg->lists_system);
+	sys = cfg->lists_system ? config_system(cfg, cfg->lists_system) : -1;
+	if (sys < 0 || cfg->sys[sys].kind->list_target == NULL)
+		return bad(ld, grp, "%s is not a configured system with call lists",
+			   cfg->lists_system ? cfg->lists_system : "(none)");
+	kind = cfg->sys[sys].kind;
+	for (int i = 0; kind->list_keys[i] && nkeys < 19; i++)
+		rule_keys[nkeys++] = kind->list_keys[i];
+	rule_keys[nkeys] = NULL;
 	rules = config_setting_get_member(grp, "rules");
 	if (rules == NULL || !config_setting_is_list(rules))
 		return bad(ld, grp, "rules must be a list of { tag = ...; user_id = ...; } groups");
@@ -639,9 +628,9 @@ static int load_lists(struct loader *ld, config_t *lc)
 		config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
 		struct list_rule *lr = &cfg->lists[i];
 		char *match = NULL;
-		if (known_keys(ld, g, rule_keys, NULL))
+		if (known_keys(ld, g, (const char *const *)rule_keys, NULL))
 			return -1;
-		if (list_target(ld, g, lr) || get_string(ld, g, "tag", &lr->tag) ||
+		if (list_target(ld, g, kind, lr) || get_string(ld, g, "tag", &lr->tag) ||
 		    get_string(ld, g, "match", &match))
 			return -1;
 		if (lr->tag == NULL)

@@ -48,7 +48,13 @@ struct system_kind {
 	/* Its listings are only our contract (a relay): listing and events
 	 * are off unless configured. */
 	bool listing_ours;
-	bool lists;                     /* it can be call_lists.system */
+	/* Call lists (it can be call_lists.system): the members of a rule that
+	 * name the rule's target here, NULL-terminated, and how they make the
+	 * target list_change is given. values[i] is keys[i]'s text or NULL.
+	 * On error: -1, why, and *at the index of the member at fault (-1:
+	 * the rule as a whole). NULL for a system without call lists. */
+	const char *const *list_keys;
+	int (*list_target)(const char *const *values, char **target, int *at, char *why, size_t n);
 	/* Its address fields win unless blank by default (GHL). */
 	bool address_authority;
 	/* Its tokens may be OAuth access tokens renewed with a refresh token

@@ -35,6 +35,10 @@ def accepted_settings() -> set:
         names.update(re.findall(r'"([a-z_]+)"', block))
     for table in connector_settings().values():
         names.update(table)
+    # The members of a call_lists rule that the lists system declares.
+    for path in (REPO / "connectors").glob("*.c"):
+        for block in re.findall(r'_list_keys\[\] = \{(.*?)\};', path.read_text(), re.S):
+            names.update(re.findall(r'"([a-z_]+)"', block))
     return names
 
 
