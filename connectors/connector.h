@@ -60,7 +60,9 @@ struct field_change {
 #define OPTOUT_FIELDS (FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL))
 
 /* What a system can and cannot do, as the engine must treat it: declared
- * by its connector (struct connector.caps), one bit each. */
+ * by its connector (struct connector.caps), one bit each. What only the
+ * configuration's defaults depend on (a listing that is only our contract,
+ * call lists, the required location) is in its system_kind instead. */
 enum connector_cap {
 	/* It keeps opt-outs by phone, not contacts (the texting system): its
 	 * records never make a person appear in other systems, a record is
@@ -74,13 +76,9 @@ enum connector_cap {
 	 * new or changed record is read whole with fetch before the engine
 	 * observes it. */
 	CAP_LISTING_PARTIAL = 1u << 2,
-	/* Its changed-since listings are only our contract, served by a relay
-	 * (Aloware publishes none): listing and events are off unless the
-	 * configuration turns them on (system_kind.listing_ours). */
-	CAP_LISTING_OURS = 1u << 3,
 	/* It can only remove a contact from every call list at once: the
 	 * engine hands list_change the lists to keep, for it to re-add. */
-	CAP_LISTS_REMOVE_ALL = 1u << 4,
+	CAP_LISTS_REMOVE_ALL = 1u << 3,
 };
 
 struct connector {
