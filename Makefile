@@ -48,7 +48,7 @@ MISSING += $(if $(shell command -v $(PKG_CONFIG)),,pkg-config)
 MISSING := $(strip $(MISSING))
 
 # The data flow, stage by stage (see engine/engine.h).
-CORE  = core/err.c core/log.c core/logsys.c core/str.c core/record.c core/normalize.c core/config.c core/lock.c core/event.c core/tokenfile.c
+CORE  = core/err.c core/log.c core/logsys.c core/str.c core/record.c core/normalize.c core/rule.c core/config.c core/lock.c core/event.c core/tokenfile.c
 HTTP  = http/http.c
 CONN  = connectors/jsonmap.c connectors/ghl.c connectors/aloware.c connectors/verity.c connectors/texting.c connectors/oauth.c
 STATE = state/open.c state/sql.c state/snapshot.c state/link.c state/journal.c state/outbox.c state/events.c

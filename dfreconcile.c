@@ -465,6 +465,8 @@ int main(int argc, char **argv)
 	int c, level = -1, rc;
 	enum log_format log_format = LOG_TEXT;
 	bool log_format_set = false;
+	/* The loader knows each kind of system through its connector's table. */
+	config_set_kinds(connector_kinds());
 
 	protect_process();
 	if (path == NULL || *path == '\0')

@@ -28,6 +28,7 @@
  * list at once. Aloware documents no endpoint that adds to a list by id,
  * reads list memberships or removes a tag.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -350,12 +351,51 @@ static int aloware_fetch(void *self, const struct record *current, struct record
 
 static const char *const aloware_streams[] = { "calls", NULL };
 
-const struct connector aloware_connector = {
+/* A call_lists rule's target. Aloware documents no endpoint that adds a
+ * contact to a list by its id; the Lead API adds it to the Power Dialer of
+ * a user (add_to_powerdialer with user_id) or gives it an Aloware tag
+ * (tag_id). The target is kept as the user id, or "tag:" and the tag id. */
+static const char *const aloware_list_keys[] = { "user_id", "tag_id", "list_id", NULL };
+
+static int aloware_list_target(const char *const *v, char **target, int *at, char *why, size_t n)
+{
+	const char *user = v[0], *tag = v[1], *which;
+
+	if (v[2] != NULL) {
+		*at = 2;
+		snprintf(why, n, "is not supported: Aloware has no documented endpoint that adds a contact "
+			 "to a list by id; name the list's owner with user_id (its Power Dialer) or an "
+			 "Aloware tag with tag_id");
+		return -1;
+	}
+	if ((user != NULL) == (tag != NULL)) {
+		*at = -1;
+		snprintf(why, n, "needs exactly one of user_id or tag_id");
+		return -1;
+	}
+	which = user ? user : tag;
+	if (which[0] == '\0' || strspn(which, "0123456789") != strlen(which)) {
+		*at = user ? 0 : 1;
+		snprintf(why, n, "must be a number");
+		return -1;
+	}
+	*target = user ? xstrdup(user) : xasprintf("tag:%s", tag);
+	return 0;
+}
+
+static const struct system_kind aloware_kind = {
 	.name = "aloware",
-	.listing_ours = true,
 	.max_page_size = 500,
 	.default_rate_limit = 50,
-	.needs_location = false,
+	.listing_ours = true,
+	.list_keys = aloware_list_keys,
+	.list_target = aloware_list_target,
+};
+
+const struct connector aloware_connector = {
+	.name = "aloware",
+	.kind = &aloware_kind,
+	.caps = CAP_LISTS_REMOVE_ALL,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL),
 	.writable = CONTACT_FIELDS & ~FIELD_BIT(F_PHONE),
 	.required_for_create = F_PHONE,

@@ -59,30 +59,37 @@ struct field_change {
 			FIELD_BIT(F_TIMEZONE))
 #define OPTOUT_FIELDS (FIELD_BIT(F_OPTOUT_SMS) | FIELD_BIT(F_OPTOUT_CALL) | FIELD_BIT(F_OPTOUT_EMAIL))
 
+/* What a system can and cannot do, as the engine must treat it: declared
+ * by its connector (struct connector.caps), one bit each. What only the
+ * configuration's defaults depend on (a listing that is only our contract,
+ * call lists, the required location) is in its system_kind instead. */
+enum connector_cap {
+	/* It keeps opt-outs by phone, not contacts (the texting system): its
+	 * records never make a person appear in other systems, a record is
+	 * created in it only to hold an opt-out, and it takes no part in
+	 * linking by natural keys. */
+	CAP_OPTOUTS_ONLY = 1u << 0,
+	/* Its API records opt-outs but cannot opt a number back in: the engine
+	 * never plans an opt-in there (it reports it instead). */
+	CAP_OPTOUTS_ONE_WAY = 1u << 1,
+	/* Its listing leaves fields unsaid (GHL search: per-channel DND): a
+	 * new or changed record is read whole with fetch before the engine
+	 * observes it. */
+	CAP_LISTING_PARTIAL = 1u << 2,
+	/* It can only remove a contact from every call list at once: the
+	 * engine hands list_change the lists to keep, for it to re-add. */
+	CAP_LISTS_REMOVE_ALL = 1u << 3,
+};
+
 struct connector {
 	const char *name;
-	int max_page_size;
-	int default_rate_limit;         /* requests per 10 s */
-	bool needs_location;
+	/* Its settings table and what the configuration loader must know of
+	 * it (core/config.h); handed to the loader by connector_kinds. */
+	const struct system_kind *kind;
+	unsigned caps;                  /* enum connector_cap bits */
 	unsigned long fields;           /* built-in fields carried (FIELD_BIT) */
 	unsigned long writable;         /* built-in fields its API can change */
 	int required_for_create;        /* field that must be valid, or -1 */
-	/* The system keeps opt-outs by phone, not contacts (the texting
-	 * system): its records never make a person appear in other systems,
-	 * and a record is created in it only to hold an opt-out. */
-	bool optouts_only;
-	/* Its API records opt-outs but cannot opt a number back in. */
-	bool optouts_one_way;
-	/* Its listing leaves fields unsaid (GHL search: per-channel DND): a new
-	 * or changed record is read whole with fetch before it is observed. */
-	bool listing_partial;
-	/* Its changed-since listings are only our contract, served by a relay
-	 * (Aloware publishes none): listing and events are off unless the
-	 * configuration turns them on. */
-	bool listing_ours;
-	/* Its tokens may be OAuth access tokens renewed with a refresh token
-	 * (the oauth_* settings). */
-	bool oauth;
 
 	/* Opens the connector for one configured system; returns its handle. */
 	void *(*open)(const struct system_conf *sc, const struct config *cfg, struct df_err *err);
@@ -115,6 +122,14 @@ struct connector {
 	 * (those sent since counted off), and its daily limit in *limit; -1
 	 * when it states none. NULL when it never states one. */
 	long long (*daily_left)(void *self, long long *limit);
+
+	/* Resolves the names the configuration gives this system's custom
+	 * fields (GHL: fieldKeys to ids and dataTypes, from the location's
+	 * definitions), once per run before anything is read. Sets why[f]
+	 * (caller frees) for a custom field the system cannot carry this run;
+	 * the engine reports it and leaves that field alone there. NULL when
+	 * the configured names are the system's own keys. */
+	int (*resolve_fields)(void *self, char **why, struct df_err *err);
 
 	/* Event streams this system is a source of ("calls", "messages"),
 	 * NULL-terminated; NULL when none. */
@@ -154,7 +169,14 @@ struct connector {
 };
 
 const struct connector *connector_find(const char *name);
-const char *connector_names(void);     /* "ghl, aloware, verity" */
+/* Every connector's system_kind, NULL-terminated: main hands them to the
+ * configuration loader (config_set_kinds). */
+const struct system_kind *const *connector_kinds(void);
+/* Whether c declares capability cap. */
+static inline bool connector_has(const struct connector *c, enum connector_cap cap)
+{
+	return (c->caps & cap) != 0;
+}
 /* Whether system sc carries field f (built-in by the connector's mask,
  * custom when the config maps a key for it). */
 bool connector_carries(const struct connector *c, const struct system_conf *sc, int f);

@@ -10,6 +10,8 @@
  * "phone eq" in search misses existing contacts. Tags are changed with the
  * tag endpoints, never by PUT, which would overwrite tags added meanwhile.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +31,69 @@ static const struct field_key ghl_map[] = {
 
 static const char *const version_hdr[] = { GHL_VERSION, NULL };
 
+/* Custom fields. The configuration names a GHL custom field by its
+ * fieldKey ("contact.investor_tier": it holds a dot), looked up once per
+ * run in the location's definitions (ghl_resolve_fields) for the id the
+ * contact carries and the dataType its value is written in. A field named
+ * by its id, as before keys were supported, is used as it is: written as
+ * text, with no definitions read (a configuration without keys sends
+ * exactly what it sent before). */
+static bool names_key(const char *name)
+{
+	return strchr(name, '.') != NULL;
+}
+
+/* The id field f has on contacts this run. */
+static const char *custom_id(const struct conn *g, int f)
+{
+	return g->field_id[f] ? g->field_id[f] : g->sc->field_key[f];
+}
+
+static const char *custom_type(const struct conn *g, int f)
+{
+	return g->field_type[f] ? g->field_type[f] : "TEXT";
+}
+
+static bool type_in(const char *type, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(type, *set) == 0)
+			return true;
+	return false;
+}
+
+static const char *const number_types[] = { "NUMERICAL", "MONETORY", "FLOAT", NULL };
+static const char *const list_types[] = { "CHECKBOX", "MULTIPLE_OPTIONS", NULL };
+
+/* A list of options reads as its members joined by ", " (what another
+ * system holds as text); a DATE given as epoch milliseconds as
+ * YYYY-MM-DD (UTC). NULL: the value as JSON text. */
+static char *typed_text(const char *type, json_object *val)
+{
+	if (type_in(type, list_types) && json_object_is_type(val, json_type_array)) {
+		struct strbuf sb;
+		sb_init(&sb);
+		for (size_t i = 0; i < json_object_array_length(val); i++) {
+			json_object *e = json_object_array_get_idx(val, i);
+			if (!json_object_is_type(e, json_type_string)) {
+				sb_free(&sb);
+				return NULL;
+			}
+			sb_addf(&sb, "%s%s", i ? ", " : "", json_object_get_string(e));
+		}
+		return sb_detach(&sb);
+	}
+	if (strcmp(type, "DATE") == 0 && json_object_is_type(val, json_type_int)) {
+		char iso[40];
+		time_format_iso(json_object_get_int64(val), iso, sizeof(iso));
+		return xasprintf("%.10s", iso);
+	}
+	return NULL;
+}
+
 /* customFields arrive as [{id, value}]; a value may be a string, number or
- * array (multi-select): non-strings are kept as their JSON text. */
+ * array (multi-select): non-strings are kept as their JSON text, or as
+ * typed_text says for the field's dataType. */
 static int read_custom(struct conn *g, json_object *o, struct record *r, struct df_err *err)
 {
 	json_object *arr;
@@ -48,15 +111,19 @@ static int read_custom(struct conn *g, json_object *o, struct record *r, struct 
 		if (!json_object_object_get_ex(e, "id", &id) || !json_object_is_type(id, json_type_string))
 			return df_fail(err, DF_FAIL_INPUT, "customFields[%zu] has no id", i);
 		for (int f = F_NBUILTIN; f < fields_count(); f++) {
-			if (g->sc->field_key[f] == NULL || strcmp(g->sc->field_key[f], json_object_get_string(id)))
+			char *typed;
+			if (g->sc->field_key[f] == NULL || strcmp(custom_id(g, f), json_object_get_string(id)))
 				continue;
 			val = NULL;
 			json_object_object_get_ex(e, "value", &val);
 			if (val != NULL && json_object_is_type(val, json_type_string)) {
 				char key[80];
-				snprintf(key, sizeof(key), "customFields.%s", g->sc->field_key[f]);
+				snprintf(key, sizeof(key), "customFields.%s", custom_id(g, f));
 				if ((text = jm_string_of(val, key, err)) == NULL)
 					return -1;
+			} else if (val != NULL && (typed = typed_text(custom_type(g, f), val)) != NULL) {
+				record_take(r, f, typed);
+				continue;
 			} else {
 				text = val == NULL ? "" : json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN);
 			}
@@ -187,7 +254,7 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 	int rc;
 
 	time_format_iso(since_ms, since, sizeof(since));
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	json_object_object_add(body, "pageLimit", json_object_new_int(g->sc->page_size));
 	range = json_object_new_object();
 	json_object_object_add(range, "gte", json_object_new_string(since));
@@ -254,7 +321,7 @@ static int ghl_lookup(void *self, const struct record *want, struct record *foun
 		return 0;
 	sb_init(&path);
 	sb_add(&path, "/contacts/search/duplicate?locationId=");
-	http_query_escape(&path, g->sc->location_id);
+	http_query_escape(&path, config_own(g->sc, "location_id"));
 	if (!str_blank(want->value[F_PHONE])) {
 		sb_add(&path, "&number=");
 		http_query_escape(&path, want->value[F_PHONE]);
@@ -276,17 +343,106 @@ static int ghl_lookup(void *self, const struct record *want, struct record *foun
 	return rc;
 }
 
-static void put_custom(struct conn *g, json_object *arr, int f, const char *value)
+/* value as a DATE field takes it: YYYY-MM-DD, from that, an ISO time or
+ * epoch milliseconds; NULL if it is none of them. */
+static char *date_value(const char *value)
 {
-	json_object *e = json_object_new_object();
+	int y, m, d, n = 0;
 
-	json_object_object_add(e, "id", json_object_new_string(g->sc->field_key[f]));
-	json_object_object_add(e, "field_value", json_object_new_string(value ? value : ""));
-	json_object_array_add(arr, e);
+	if (strspn(value, "0123456789") == strlen(value) && strlen(value) >= 9) {
+		char iso[40];
+		time_format_iso(strtoll(value, NULL, 10), iso, sizeof(iso));
+		return xasprintf("%.10s", iso);
+	}
+	if (sscanf(value, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+	    (value[10] != '\0' && value[10] != 'T' && value[10] != ' ') || m < 1 || m > 12 || d < 1 ||
+	    d > 31)
+		return NULL;
+	return xasprintf("%.10s", value);
 }
 
-/* Body of a create or update: the given fields in GHL's names. */
-static json_object *contact_body(struct conn *g, const struct field_change *ch, int nch, bool tags)
+/* value (text) as a numeric field takes it: the number's plain text (the
+ * spec types field_value as a string, a string[] or an object, never a
+ * JSON number), NULL when the text is not a number. */
+static json_object *number_value(const char *value)
+{
+	char *end, buf[40];
+	double d;
+
+	errno = 0;
+	d = strtod(value, &end);
+	if (end == value || *end != '\0' || errno != 0 || d - d != 0 || isspace((unsigned char)*value))
+		return NULL;
+	if (d > -9e15 && d < 9e15 && d == (double)(long long)d)
+		snprintf(buf, sizeof(buf), "%lld", (long long)d);
+	else
+		snprintf(buf, sizeof(buf), "%.15g", d);
+	return json_object_new_string(buf);
+}
+
+/* value as a list of options: a JSON array of strings, or text whose
+ * options are separated by commas. */
+static json_object *list_value(const char *value)
+{
+	json_object *arr = jm_parse_text(value, strlen(value)), *out;
+	char *copy, *tok, *save = NULL;
+
+	if (arr != NULL && json_object_is_type(arr, json_type_array))
+		return arr;
+	json_object_put(arr);
+	out = json_object_new_array();
+	copy = xstrdup(value);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t n;
+		while (isspace((unsigned char)*tok))
+			tok++;
+		n = strlen(tok);
+		while (n > 0 && isspace((unsigned char)tok[n - 1]))
+			tok[--n] = '\0';
+		if (n > 0)
+			json_object_array_add(out, json_object_new_string(tok));
+	}
+	free(copy);
+	return out;
+}
+
+/* One {id, field_value} in the field's dataType; a blank value clears the
+ * field in any type. A value the type cannot take is refused here (GHL
+ * would refuse it too): DF_FAIL_REMOTE naming the field. */
+static int put_custom(struct conn *g, json_object *arr, int f, const char *value, struct df_err *err)
+{
+	const char *type = custom_type(g, f);
+	json_object *e, *v = NULL;
+	char *date;
+
+	if (str_blank(value)) {
+		v = json_object_new_string("");
+	} else if (type_in(type, number_types)) {
+		v = number_value(value);
+	} else if (type_in(type, list_types)) {
+		v = list_value(value);
+	} else if (strcmp(type, "DATE") == 0) {
+		if ((date = date_value(value)) != NULL)
+			v = json_object_new_string(date);
+		free(date);
+	} else {
+		v = json_object_new_string(value);
+	}
+	if (v == NULL)
+		return df_fail(err, DF_FAIL_REMOTE, "%s: custom field %s (%s, %s): \"%s\" is not a %s",
+			       g->sc->name, field_get(f)->name, g->sc->field_key[f], type, value,
+			       strcmp(type, "DATE") == 0 ? "date (YYYY-MM-DD)" : "number");
+	e = json_object_new_object();
+	json_object_object_add(e, "id", json_object_new_string(custom_id(g, f)));
+	json_object_object_add(e, "field_value", v);
+	json_object_array_add(arr, e);
+	return 0;
+}
+
+/* Body of a create or update: the given fields in GHL's names; NULL with
+ * err when a custom field's value does not fit its type. */
+static json_object *contact_body(struct conn *g, const struct field_change *ch, int nch, bool tags,
+				 struct df_err *err)
 {
 	json_object *body = json_object_new_object(), *custom = json_object_new_array();
 
@@ -298,7 +454,11 @@ static json_object *contact_body(struct conn *g, const struct field_change *ch, 
 		} else if (field_is_optout(f)) {
 			put_dnd(body, f, ch[i].new_value);
 		} else if (f >= F_NBUILTIN) {
-			put_custom(g, custom, f, ch[i].new_value);
+			if (put_custom(g, custom, f, ch[i].new_value, err)) {
+				json_object_put(custom);
+				json_object_put(body);
+				return NULL;
+			}
 		} else {
 			jm_put(body, jm_key(ghl_map, f), ch[i].new_value, true);
 		}
@@ -324,12 +484,14 @@ static int ghl_create(void *self, const struct record *rec, struct record *creat
 {
 	struct conn *g = self;
 	struct field_change ch[DF_MAX_FIELDS];
-	json_object *body = contact_body(g, ch, changes_of(rec, ch), true), *o, *meta, *id;
+	json_object *body = contact_body(g, ch, changes_of(rec, ch), true, err), *o, *meta, *id;
 	struct http_response resp;
 	char *text;
 	int rc;
 
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	if (body == NULL)
+		return -1;
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	text = jm_to_string(body);
 	json_object_put(body);
 	rc = http_request(g->http, "POST", "/contacts/", text, version_hdr, &resp, err);
@@ -388,9 +550,12 @@ static int ghl_update(void *self, const struct record *current, const struct fie
 		      int nch, struct record *updated, struct df_err *err)
 {
 	struct conn *g = self;
-	json_object *body = contact_body(g, ch, nch, false);
+	json_object *body = contact_body(g, ch, nch, false, err);
 	struct http_response resp = { 0 };
 	int rc = 0;
+
+	if (body == NULL)
+		return -1;
 
 	for (int i = 0; i < nch && rc == 0; i++) {
 		if (ch[i].field != F_TAGS)
@@ -527,7 +692,7 @@ static int search_conversation(struct conn *g, const char *contact, char **id, s
 	*id = NULL;
 	sb_init(&path);
 	sb_add(&path, "/conversations/search?locationId=");
-	http_query_escape(&path, g->sc->location_id);
+	http_query_escape(&path, config_own(g->sc, "location_id"));
 	sb_add(&path, "&contactId=");
 	http_query_escape(&path, contact);
 	o = get_json(g, path.buf, conv_hdr, err);
@@ -553,7 +718,7 @@ static int conversation_of(struct conn *g, const char *contact, char **id, struc
 	if (search_conversation(g, contact, id, err) || *id)
 		return *id ? 0 : -1;
 	body = json_object_new_object();
-	json_object_object_add(body, "locationId", json_object_new_string(g->sc->location_id));
+	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));
 	json_object_object_add(body, "contactId", json_object_new_string(contact));
 	o = post_json(g, "/conversations/", body, conv_hdr, &refused, err);
 	if (o == NULL) {
@@ -615,7 +780,7 @@ static int find_message(struct conn *g, const char *conv, const struct message_k
 		json_object *o, *arr;
 		sb_init(&path);
 		sb_add(&path, "/conversations/messages/export?locationId=");
-		http_query_escape(&path, g->sc->location_id);
+		http_query_escape(&path, config_own(g->sc, "location_id"));
 		sb_add(&path, "&conversationId=");
 		http_query_escape(&path, conv);
 		sb_add(&path, "&channel=");
@@ -663,7 +828,7 @@ static int post_message(struct conn *g, const char *path, const char *conv, cons
 		return 0;
 	}
 	json_object_object_add(body, "conversationId", json_object_new_string(conv));
-	json_object_object_add(body, "conversationProviderId", json_object_new_string(g->sc->conversation_provider_id));
+	json_object_object_add(body, "conversationProviderId", json_object_new_string(config_own(g->sc, "conversation_provider_id")));
 	o = post_json(g, path, body, conv_hdr, NULL, err);
 	if (o == NULL)
 		return -1;
@@ -738,7 +903,7 @@ static int deliver_call(struct conn *g, const char *contact, const struct event 
 		free(path);
 		free(text);
 	}
-	if (rc == 0 && g->sc->conversation_provider_id && (rc = call_message(g, contact, ev, &msg, err)))
+	if (rc == 0 && config_own(g->sc, "conversation_provider_id") && (rc = call_message(g, contact, ev, &msg, err)))
 		df_wrap(err, "note %s made, its Call message not yet", note ? note : "(no id)");
 	*made = note ? xasprintf("note:%s%s%s", note, msg ? " message:" : "", msg ? msg : "") : NULL;
 	free(marker);
@@ -761,7 +926,7 @@ static int deliver_text(struct conn *g, const char *contact, const struct event 
 	json_object *body;
 	int rc;
 
-	if (g->sc->conversation_provider_id == NULL)
+	if (config_own(g->sc, "conversation_provider_id") == NULL)
 		return df_fail(err, DF_FAIL_REMOTE, "%s: GHL takes an SMS only with a conversationProviderId: "
 			       "set conversation_provider_id for this system", g->sc->name);
 	if (conversation_of(g, contact, &conv, err))
@@ -855,15 +1020,85 @@ static void ghl_close(void *self)
 	jm_close(self);
 }
 
-const struct connector ghl_connector = {
+/* GET /locations/{locationId}/customFields: {customFields: [{id, name,
+ * fieldKey, dataType, ...}]}, read only when a custom field is named by
+ * its key. A key GHL does not define gets why[f]. */
+static int ghl_resolve_fields(void *self, char **why, struct df_err *err)
+{
+	struct conn *g = self;
+	json_object *o, *arr;
+	char *path;
+	bool any = false;
+
+	for (int f = F_NBUILTIN; f < fields_count(); f++)
+		any |= g->sc->field_key[f] != NULL && names_key(g->sc->field_key[f]);
+	if (!any)
+		return 0;
+	path = http_path("/locations/", config_own(g->sc, "location_id"), "/customFields?model=contact");
+	o = get_json(g, path, version_hdr, err);
+	free(path);
+	if (o != NULL && (!json_object_object_get_ex(o, "customFields", &arr) ||
+			  !json_object_is_type(arr, json_type_array))) {
+		json_object_put(o);
+		o = NULL;
+		df_fail(err, DF_FAIL_TEMP, "%s: the custom field definitions have no customFields array",
+			g->sc->name);
+	}
+	/* Without the definitions no key can be resolved: those fields sit
+	 * this run out (their values stay unknown, nothing is cleared). */
+	if (o == NULL) {
+		for (int f = F_NBUILTIN; f < fields_count(); f++)
+			if (g->sc->field_key[f] != NULL && names_key(g->sc->field_key[f]))
+				why[f] = xasprintf("custom field %s: the custom field definitions could not be "
+						   "read (%s): the field is not read or written in %s this run",
+						   field_get(f)->name, err->msg, g->sc->name);
+		return 0;
+	}
+	for (int f = F_NBUILTIN; f < fields_count(); f++) {
+		const char *want = g->sc->field_key[f];
+		if (want == NULL || !names_key(want))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(arr) && g->field_id[f] == NULL; i++) {
+			json_object *d = json_object_array_get_idx(arr, i);
+			char *name = member(d, "fieldKey");
+			if (name && strcmp(name, want) == 0) {
+				g->field_id[f] = member(d, "id");
+				g->field_type[f] = member(d, "dataType");
+			}
+			free(name);
+		}
+		if (g->field_id[f] == NULL)
+			why[f] = xasprintf("custom field %s: GHL defines no custom field with key %s: the field "
+					   "is not read or written in %s", field_get(f)->name, want, g->sc->name);
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/* GHL's own settings (the generic ones are in core/config.c). */
+static const struct setting ghl_settings[] = {
+	{ "location_id", SETTING_STRING, NULL, 0, 0, true, true,
+	  "the sub-account (location) the token belongs to" },
+	{ "conversation_provider_id", SETTING_STRING, NULL, 0, 0, false, true,
+	  "the conversation provider texts and Call messages are written through" },
+	{ NULL, SETTING_STRING, NULL, 0, 0, false, false, NULL },
+};
+
+static const struct system_kind ghl_kind = {
 	.name = "ghl",
+	.settings = ghl_settings,
 	.max_page_size = 500,
 	/* Below GHL's burst of 100 per 10 s: other apps of the location
 	 * share it, and its headers pace us the rest of the way. */
 	.default_rate_limit = 90,
-	.needs_location = true,
-	.listing_partial = true,
+	.address_authority = true,
 	.oauth = true,
+};
+
+const struct connector ghl_connector = {
+	.name = "ghl",
+	.kind = &ghl_kind,
+	.caps = CAP_LISTING_PARTIAL,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,
@@ -875,6 +1110,7 @@ const struct connector ghl_connector = {
 	.update = ghl_update,
 	.requests = jm_requests,
 	.daily_left = jm_daily_left,
+	.resolve_fields = ghl_resolve_fields,
 	.deliver = ghl_deliver,
 	.remove = ghl_remove,
 	.fetch = ghl_fetch,

@@ -27,9 +27,13 @@ const struct connector *connector_find(const char *name)
 	return NULL;
 }
 
-const char *connector_names(void)
+const struct system_kind *const *connector_kinds(void)
 {
-	return "ghl, aloware, verity, texting";
+	static const struct system_kind *kinds[sizeof(all) / sizeof(all[0]) + 1];
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		kinds[i] = all[i]->kind;
+	return kinds;
 }
 
 bool connector_carries(const struct connector *c, const struct system_conf *sc, int f)
@@ -512,6 +516,10 @@ void jm_close(void *self)
 
 	if (c) {
 		http_free(c->http);
+		for (int f = 0; f < DF_MAX_FIELDS; f++) {
+			free(c->field_id[f]);
+			free(c->field_type[f]);
+		}
 		free(c);
 	}
 }

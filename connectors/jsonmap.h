@@ -16,6 +16,11 @@ struct conn {
 	struct http_client *http;
 	const struct system_conf *sc;
 	void *auth;             /* the connector's renewable credentials, or NULL */
+	/* Custom fields as the system names them this run, when the
+	 * configuration's name must be resolved first (GHL: a fieldKey ->
+	 * the field's id and dataType); NULL: the configured name as it is. */
+	char *field_id[DF_MAX_FIELDS];
+	char *field_type[DF_MAX_FIELDS];
 };
 
 /* Open a struct conn (the connector's open): with jm_open_bearer requests

@@ -198,16 +198,19 @@ static int texting_fetch(void *self, const struct record *current, struct record
 
 static const char *const texting_streams[] = { "messages", NULL };
 
-const struct connector texting_connector = {
+static const struct system_kind texting_kind = {
 	.name = "texting",
 	.max_page_size = 500,
 	.default_rate_limit = 100,
-	.needs_location = false,
+};
+
+const struct connector texting_connector = {
+	.name = "texting",
+	.kind = &texting_kind,
+	.caps = CAP_OPTOUTS_ONLY | CAP_OPTOUTS_ONE_WAY,
 	.fields = FIELD_BIT(F_PHONE) | OPTOUT_FIELDS,
 	.writable = OPTOUT_FIELDS,
 	.required_for_create = F_PHONE,
-	.optouts_only = true,
-	.optouts_one_way = true,
 	.open = jm_open_bearer,
 	.close = jm_close,
 	.poll_contacts = texting_poll_contacts,

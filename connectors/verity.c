@@ -255,11 +255,16 @@ static int verity_remove(void *self, const struct record *current, struct df_err
 	return rc;
 }
 
-const struct connector verity_connector = {
+static const struct system_kind verity_kind = {
 	.name = "verity",
 	.max_page_size = 500,
 	.default_rate_limit = 100,
-	.needs_location = false,
+};
+
+const struct connector verity_connector = {
+	.name = "verity",
+	.kind = &verity_kind,
+	.caps = 0,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,

@@ -17,7 +17,57 @@
 #include "config.h"
 #include "normalize.h"
 #include "str.h"
-#include "../connectors/connector.h"
+
+static const struct system_kind *const *kinds;
+
+void config_set_kinds(const struct system_kind *const *k)
+{
+	kinds = k;
+}
+
+static const struct system_kind *kind_find(const char *name)
+{
+	for (int i = 0; kinds && kinds[i]; i++)
+		if (strcmp(kinds[i]->name, name) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+/* "ghl, aloware, verity, texting" for an error message. */
+static void kind_names(char *out, size_t n)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; kinds && kinds[i] && len < n; i++)
+		len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : "", kinds[i]->name);
+}
+
+static int own_index(const struct system_kind *k, const char *name)
+{
+	for (int i = 0; k && k->settings && k->settings[i].name; i++)
+		if (strcmp(k->settings[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+const char *config_own(const struct system_conf *sc, const char *name)
+{
+	int i = own_index(sc->kind, name);
+
+	return i < 0 ? NULL : sc->own[i];
+}
+
+long long config_own_num(const struct system_conf *sc, const char *name)
+{
+	const char *v = config_own(sc, name);
+
+	if (v == NULL)
+		return 0;
+	if (strcmp(v, "true") == 0)
+		return 1;
+	return strtoll(v, NULL, 10);
+}
 
 struct loader {
 	const char *file;
@@ -184,17 +234,19 @@ static int read_token_file(struct loader *ld, const config_setting_t *s, const c
 	return 0;
 }
 
-/* OAuth credentials (GHL): client id, its secret (inline or from a file)
- * and the token file. The token file is only checked here: the connector
+/* OAuth credentials (GHL: its kind says it takes them): client id, its
+ * secret (inline or from a file) and the token file. Credentials stay in
+ * core with token and token_file: read, resolved and kept secret in one
+ * place. The token file is only checked here: the connector
  * reads it when the run starts and rewrites it when it renews the pair. */
 static int load_oauth(struct loader *ld, const config_setting_t *grp, struct system_conf *sc,
-		      const struct connector *conn, bool has_token)
+		      bool has_token)
 {
 	const config_setting_t *secret = config_setting_get_member(grp, "oauth_client_secret");
 	const config_setting_t *secretfile = config_setting_get_member(grp, "oauth_client_secret_file");
 	const config_setting_t *oauthfile = config_setting_get_member(grp, "oauth_token_file");
 
-	if (!conn->oauth)
+	if (!sc->kind->oauth)
 		return bad(ld, grp, "%s takes no OAuth settings (only a token)", sc->name);
 	if (has_token)
 		return bad(ld, grp, "either token/token_file or the oauth_* settings, not both");
@@ -226,28 +278,93 @@ static int load_oauth(struct loader *ld, const config_setting_t *grp, struct sys
 	return 0;
 }
 
+/* The settings of kind k that grp holds, read through k's table. */
+static int load_own(struct loader *ld, const config_setting_t *grp, struct system_conf *sc)
+{
+	const struct setting *t = sc->kind->settings;
+
+	for (int i = 0; t && t[i].name && i < DF_MAX_OWN; i++) {
+		const config_setting_t *s = config_setting_get_member(grp, t[i].name);
+		char buf[32];
+		int rc = 0;
+
+		sc->own[i] = t[i].def ? xstrdup(t[i].def) : NULL;
+		if (s == NULL)
+			continue;
+		switch (t[i].type) {
+		case SETTING_STRING:
+			rc = get_string(ld, grp, t[i].name, &sc->own[i]);
+			break;
+		case SETTING_INT:
+			if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+				return bad(ld, s, "must be a whole number");
+			if (config_setting_get_int64(s) < t[i].min || config_setting_get_int64(s) > t[i].max)
+				return bad(ld, s, "must be between %lld and %lld", t[i].min, t[i].max);
+			snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(s));
+			free(sc->own[i]);
+			sc->own[i] = xstrdup(buf);
+			break;
+		case SETTING_BOOL:
+			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+				return bad(ld, s, "must be true or false");
+			free(sc->own[i]);
+			sc->own[i] = xstrdup(config_setting_get_bool(s) ? "true" : "false");
+			break;
+		}
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* A required own setting that is missing. */
+static int own_required(struct loader *ld, const config_setting_t *grp, const struct system_conf *sc)
+{
+	const struct setting *t = sc->kind->settings;
+
+	for (int i = 0; t && t[i].name && i < DF_MAX_OWN; i++)
+		if (t[i].required && sc->own[i] == NULL)
+			return bad(ld, grp, "%s is required for %s", t[i].name, sc->name);
+	return 0;
+}
+
 static int load_system(struct loader *ld, const config_setting_t *grp, struct system_conf *sc)
 {
 	const config_setting_t *tok = config_setting_get_member(grp, "token");
 	const config_setting_t *tokfile = config_setting_get_member(grp, "token_file");
-	const struct connector *conn = connector_find(sc->name);
+	const struct system_kind *kind = kind_find(sc->name);
+	const char *keys[64];
+	int nkeys = 0;
+	char names[256];
 
-	static const char *const keys[] = {
-		"base_url", "token", "token_file", "location_id", "rate_limit", "rate_window",
+	/* The settings every system takes; the kind's own come from its table. */
+	static const char *const generic_keys[] = {
+		"base_url", "token", "token_file", "rate_limit", "rate_window",
 		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
 		"tls_verify", "create", "listing", "events", "sweep", "sweep_interval", "propagate_deletes",
-		"delete_checks", "conversation_provider_id", "quota_reserve", "oauth_client_id",
-		"oauth_client_secret", "oauth_client_secret_file", "oauth_token_file", NULL,
+		"delete_checks", "quota_reserve", "oauth_client_id", "oauth_client_secret",
+		"oauth_client_secret_file", "oauth_token_file", NULL,
 	};
 	const config_setting_t *secret = config_setting_get_member(grp, "oauth_client_secret");
 	const config_setting_t *secretfile = config_setting_get_member(grp, "oauth_client_secret_file");
 	const config_setting_t *oauthfile = config_setting_get_member(grp, "oauth_token_file");
 
-	if (conn == NULL)
-		return bad(ld, grp, "unknown system (known: %s)", connector_names());
+	if (kind == NULL) {
+		kind_names(names, sizeof(names));
+		return bad(ld, grp, "unknown system (known: %s)", names);
+	}
+	sc->kind = kind;
+	for (int i = 0; generic_keys[i]; i++)
+		keys[nkeys++] = generic_keys[i];
+	/* Its own settings; another kind's are accepted and ignored, as they
+	 * always were (location_id under aloware). */
+	for (int k = 0; kinds[k]; k++)
+		for (int i = 0; kinds[k]->settings && kinds[k]->settings[i].name && nkeys < 63; i++)
+			keys[nkeys++] = kinds[k]->settings[i].name;
+	keys[nkeys] = NULL;
 	if (known_keys(ld, grp, keys, NULL))
 		return -1;
-	sc->rate_limit = conn->default_rate_limit;
+	sc->rate_limit = kind->default_rate_limit;
 	sc->rate_window = 10;
 	sc->page_size = 100;
 	sc->lookback = 300;
@@ -259,8 +376,8 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->create = true;
 	/* A listing that is only our contract (Aloware's relay) is off unless
 	 * the configuration says a relay serves it. */
-	sc->listing = !conn->listing_ours;
-	sc->events = !conn->listing_ours;
+	sc->listing = !kind->listing_ours;
+	sc->events = !kind->listing_ours;
 	sc->sweep = -1;
 	sc->sweep_interval = -1;
 	sc->delete_checks = 100;
@@ -268,10 +385,10 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
 	    get_int(ld, grp, "quota_reserve", &sc->quota_reserve, 0, 100000000) ||
 	    get_string(ld, grp, "oauth_client_id", &sc->oauth_client_id) ||
-	    get_string(ld, grp, "location_id", &sc->location_id) ||
+	    load_own(ld, grp, sc) ||
 	    get_int(ld, grp, "rate_limit", &sc->rate_limit, 0, 100000) ||
 	    get_double(ld, grp, "rate_window", &sc->rate_window, 0.001, 86400) ||
-	    get_int(ld, grp, "page_size", &sc->page_size, 1, conn->max_page_size) ||
+	    get_int(ld, grp, "page_size", &sc->page_size, 1, kind->max_page_size) ||
 	    get_int(ld, grp, "lookback", &sc->lookback, 0, 7 * 86400) ||
 	    get_int(ld, grp, "timeout", &sc->timeout, 1, 600) ||
 	    get_int(ld, grp, "max_attempts", &sc->max_attempts, 1, 20) ||
@@ -284,8 +401,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
 	    get_int(ld, grp, "sweep_interval", &sc->sweep_interval, 0, 30 * 86400) ||
 	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
-	    get_int(ld, grp, "delete_checks", &sc->delete_checks, 0, 100000) ||
-	    get_string(ld, grp, "conversation_provider_id", &sc->conversation_provider_id))
+	    get_int(ld, grp, "delete_checks", &sc->delete_checks, 0, 100000))
 		return -1;
 	/* Without a listing the sweep is the only way to see changes; with
 	 * one it is a slow drift check. */
@@ -297,10 +413,10 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 		return bad(ld, grp, "base_url is required");
 	if (strncmp(sc->base_url, "http://", 7) != 0 && strncmp(sc->base_url, "https://", 8) != 0)
 		return bad(ld, config_setting_get_member(grp, "base_url"), "must start with http:// or https://");
-	if (conn->needs_location && sc->location_id == NULL)
-		return bad(ld, grp, "location_id is required for %s", sc->name);
+	if (own_required(ld, grp, sc))
+		return -1;
 	if (oauthfile != NULL || sc->oauth_client_id != NULL || secret != NULL || secretfile != NULL)
-		return load_oauth(ld, grp, sc, conn, tok != NULL || tokfile != NULL);
+		return load_oauth(ld, grp, sc, tok != NULL || tokfile != NULL);
 	if ((tok != NULL) == (tokfile != NULL))
 		return bad(ld, grp, "exactly one of token or token_file is required");
 	if (tok != NULL) {
@@ -364,7 +480,14 @@ static const char *default_rule(const struct config *cfg, int f)
 	case F_OPTOUT_SMS: case F_OPTOUT_CALL: case F_OPTOUT_EMAIL: return "sticky-true";
 	case F_ADDRESS1: case F_CITY: case F_STATE: case F_POSTAL_CODE:
 	case F_COUNTRY: case F_TIMEZONE:
-		return config_system(cfg, "ghl") >= 0 ? "prefer:ghl-unless-blank" : "two-way";
+		/* The first system that is the authority on addresses (GHL). */
+		for (int s = 0; s < cfg->nsys; s++)
+			if (cfg->sys[s].kind->address_authority) {
+				static char rule[64];
+				snprintf(rule, sizeof(rule), "prefer:%s-unless-blank", cfg->sys[s].name);
+				return rule;
+			}
+		return "two-way";
 	default: return "two-way";
 	}
 }
@@ -447,66 +570,55 @@ static int load_fields(struct loader *ld, config_t *lc)
 	return 0;
 }
 
-/* A rule's target. Aloware documents no endpoint that adds a contact to a
- * list by its id; the Lead API adds it to the Power Dialer of a user
- * (add_to_powerdialer with user_id) or gives it an Aloware tag (tag_id).
- * The target is kept as the user id, or "tag:" and the tag id. */
-static int list_target(struct loader *ld, config_setting_t *g, struct list_rule *lr)
+/* A rule's target, as the lists system's kind makes it from the members
+ * it declares (kind->list_keys). */
+static int list_target(struct loader *ld, config_setting_t *g, const struct system_kind *kind,
+		       struct list_rule *lr)
 {
-	char *user = NULL, *tag = NULL;
-	const char *which;
+	char *values[16] = { 0 };
+	char why[384];
+	int n = 0, at = -1, rc = 0;
 
-	if (config_setting_get_member(g, "list_id") != NULL)
-		return bad(ld, config_setting_get_member(g, "list_id"),
-			   "is not supported: Aloware has no documented endpoint that adds a contact to a "
-			   "list by id; name the list's owner with user_id (its Power Dialer) or an Aloware "
-			   "tag with tag_id");
-	if (get_string(ld, g, "user_id", &user) || get_string(ld, g, "tag_id", &tag)) {
-		free(user);
-		return -1;
-	}
-	if ((user != NULL) == (tag != NULL)) {
-		free(user);
-		free(tag);
-		return bad(ld, g, "needs exactly one of user_id or tag_id");
-	}
-	which = user ? user : tag;
-	if (which[0] == '\0' || strspn(which, "0123456789") != strlen(which)) {
-		bad(ld, config_setting_get_member(g, user ? "user_id" : "tag_id"), "must be a number");
-		free(user);
-		free(tag);
-		return -1;
-	}
-	if (user != NULL) {
-		lr->list_id = user;
-	} else {
-		lr->list_id = xmalloc(strlen(tag) + 5);
-		sprintf(lr->list_id, "tag:%s", tag);
-		free(tag);
-	}
-	return 0;
+	for (; kind->list_keys[n] && n < 15; n++)
+		if (get_string(ld, g, kind->list_keys[n], &values[n]))
+			rc = -1;
+	if (rc == 0 && kind->list_target((const char *const *)values, &lr->list_id, &at, why, sizeof(why)))
+		rc = bad(ld, at < 0 ? g : config_setting_get_member(g, kind->list_keys[at]), "%s", why);
+	for (int i = 0; i < n; i++)
+		free(values[i]);
+	return rc;
 }
 
-/* call_lists = { system = "aloware"; rules = ( { tag; match; user_id | tag_id; } ); } */
+/* call_lists = { system = "aloware"; rules = ( { tag; match; <target>; } ); }
+ * The target's members are the lists system's (Aloware: user_id | tag_id). */
 static int load_lists(struct loader *ld, config_t *lc)
 {
 	config_setting_t *grp = config_lookup(lc, "call_lists"), *rules;
 	struct config *cfg = ld->cfg;
-	int sys;
+	const struct system_kind *kind;
+	const char *rule_keys[20] = { "tag", "match" };
+	int sys, nkeys = 2;
 
 	static const char *const keys[] = { "system", "rules", NULL };
-	static const char *const rule_keys[] = { "tag", "match", "user_id", "tag_id", "list_id", NULL };
 
 	if (grp == NULL)
 		return 0;
 	if (known_keys(ld, grp, keys, NULL))
 		return -1;
-	cfg->lists_system = xstrdup("aloware");
+	/* By default the first kind that holds call lists (Aloware). */
+	for (int k = 0; kinds[k] && cfg->lists_system == NULL; k++)
+		if (kinds[k]->list_target != NULL)
+			cfg->lists_system = xstrdup(kinds[k]->name);
 	if (get_string(ld, grp, "system", &cfg->lists_system))
 		return -1;
-	sys = config_system(cfg, cfg->lists_system);
-	if (sys < 0 || connector_find(cfg->lists_system)->list_change == NULL)
-		return bad(ld, grp, "%s is not a configured system with call lists", cfg->lists_system);
+	sys = cfg->lists_system ? config_system(cfg, cfg->lists_system) : -1;
+	if (sys < 0 || cfg->sys[sys].kind->list_target == NULL)
+		return bad(ld, grp, "%s is not a configured system with call lists",
+			   cfg->lists_system ? cfg->lists_system : "(none)");
+	kind = cfg->sys[sys].kind;
+	for (int i = 0; kind->list_keys[i] && nkeys < 19; i++)
+		rule_keys[nkeys++] = kind->list_keys[i];
+	rule_keys[nkeys] = NULL;
 	rules = config_setting_get_member(grp, "rules");
 	if (rules == NULL || !config_setting_is_list(rules))
 		return bad(ld, grp, "rules must be a list of { tag = ...; user_id = ...; } groups");
@@ -516,9 +628,9 @@ static int load_lists(struct loader *ld, config_t *lc)
 		config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
 		struct list_rule *lr = &cfg->lists[i];
 		char *match = NULL;
-		if (known_keys(ld, g, rule_keys, NULL))
+		if (known_keys(ld, g, (const char *const *)rule_keys, NULL))
 			return -1;
-		if (list_target(ld, g, lr) || get_string(ld, g, "tag", &lr->tag) ||
+		if (list_target(ld, g, kind, lr) || get_string(ld, g, "tag", &lr->tag) ||
 		    get_string(ld, g, "match", &match))
 			return -1;
 		if (lr->tag == NULL)
@@ -733,13 +845,13 @@ void config_free(struct config *cfg)
 			explicit_bzero(sc->token, strlen(sc->token));
 		free(sc->token);
 		free(sc->token_source);
-		free(sc->location_id);
-		free(sc->conversation_provider_id);
 		free(sc->oauth_client_id);
 		if (sc->oauth_client_secret)
 			explicit_bzero(sc->oauth_client_secret, strlen(sc->oauth_client_secret));
 		free(sc->oauth_client_secret);
 		free(sc->oauth_token_file);
+		for (int o = 0; o < DF_MAX_OWN; o++)
+			free(sc->own[o]);
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			free(sc->field_key[f]);
 	}
@@ -793,6 +905,10 @@ void config_print(const struct config *cfg)
 		       sc->page_size, sc->lookback, sc->rate_limit, sc->rate_window,
 		       sc->tls_verify ? "" : " tls_verify=off", sc->create ? "" : " create=off",
 		       sc->listing ? "" : " listing=off", sc->events ? "" : " events=off");
+		/* Its own settings, from its connector's table. */
+		for (int o = 0; sc->kind->settings && sc->kind->settings[o].name; o++)
+			printf("system %d %s: %s = %s (%s)\n", i + 1, sc->name, sc->kind->settings[o].name,
+			       sc->own[o] ? sc->own[o] : "unset", sc->kind->settings[o].help);
 	}
 	for (int f = 0; f < fields_count(); f++)
 		printf("field %s: %s\n", field_get(f)->name, cfg->rule[f].text);
@@ -820,8 +936,9 @@ void config_fingerprint(const struct config *cfg, char out[17])
 		const struct system_conf *sc = &cfg->sys[i];
 		fp_add(&h, sc->name);
 		fp_add(&h, sc->base_url);
-		fp_add(&h, sc->location_id);
-		fp_add(&h, sc->conversation_provider_id);
+		for (int o = 0; sc->kind && sc->kind->settings && sc->kind->settings[o].name; o++)
+			if (sc->kind->settings[o].shapes_writes)
+				fp_add(&h, sc->own[o]);
 		fp_add(&h, sc->create ? "create" : "no-create");
 		for (int f = 0; f < DF_MAX_FIELDS; f++)
 			fp_add(&h, sc->field_key[f]);

@@ -15,14 +15,62 @@
 #include "err.h"
 #include "log.h"
 #include "record.h"
-#include "../engine/merge.h"
+#include "rule.h"
+
+/*
+ * A system's own settings. Every connector declares, in a table, the
+ * settings only it takes (GHL: location_id, conversation_provider_id): the
+ * loader reads them from that table (type, default, bounds), check-config
+ * prints them, and tests/e2e/test_docs.py holds the man page and the
+ * example configuration to them. The settings every system takes
+ * (base_url, token, rate_limit, page_size, lookback, timeout, ...) stay
+ * here in core. The tables are handed to the loader from above
+ * (config_set_kinds, by main), so core knows no connector.
+ */
+enum setting_type { SETTING_STRING, SETTING_INT, SETTING_BOOL };
+
+struct setting {
+	const char *name;               /* NULL ends a table */
+	enum setting_type type;
+	const char *def;                /* default as text; NULL: unset */
+	long long min, max;             /* bounds of an int */
+	bool required;
+	bool shapes_writes;             /* part of config_fingerprint (I11) */
+	const char *help;               /* one line for check-config */
+};
+
+/* What the loader must know of a kind of system (a connector). */
+struct system_kind {
+	const char *name;               /* the group name under systems */
+	const struct setting *settings; /* its own settings */
+	int max_page_size;              /* upper bound of page_size */
+	int default_rate_limit;         /* requests per rate_window */
+	/* Its listings are only our contract (a relay): listing and events
+	 * are off unless configured. */
+	bool listing_ours;
+	/* Call lists (it can be call_lists.system): the members of a rule that
+	 * name the rule's target here, NULL-terminated, and how they make the
+	 * target list_change is given. values[i] is keys[i]'s text or NULL.
+	 * On error: -1, why, and *at the index of the member at fault (-1:
+	 * the rule as a whole). NULL for a system without call lists. */
+	const char *const *list_keys;
+	int (*list_target)(const char *const *values, char **target, int *at, char *why, size_t n);
+	/* Its address fields win unless blank by default (GHL). */
+	bool address_authority;
+	/* Its tokens may be OAuth access tokens renewed with a refresh token
+	 * (the oauth_* settings, credentials read by core like token). */
+	bool oauth;
+};
+
+#define DF_MAX_OWN 16
 
 struct system_conf {
 	char *name;                     /* connector name: ghl, aloware, verity */
+	const struct system_kind *kind;
+	char *own[DF_MAX_OWN];          /* kind->settings' values as text; NULL unset */
 	char *base_url;
 	char *token;                    /* secret */
 	char *token_source;             /* "inline" or the token file's path */
-	char *location_id;              /* GHL sub-account */
 	int rate_limit;                 /* requests per rate_window; 0 = none */
 	double rate_window;             /* seconds */
 	int page_size;
@@ -39,7 +87,6 @@ struct system_conf {
 	int sweep_interval;             /* s before a record is re-read again */
 	bool propagate_deletes;         /* a delete here deletes elsewhere */
 	int delete_checks;              /* missing records confirmed per run */
-	char *conversation_provider_id; /* GHL: for Call messages */
 	int quota_reserve;              /* daily requests kept for reads and opt-outs */
 	/* OAuth instead of a static token (GHL): the app's client id and
 	 * secret, and the file holding the refresh (and access) token, which
@@ -89,6 +136,14 @@ struct config {
 	int nlists;
 	struct list_rule *lists;        /* GHL tag -> call list */
 };
+
+/* The kinds of system the loader knows (NULL-terminated); set once by
+ * main before any config_load. */
+void config_set_kinds(const struct system_kind *const *kinds);
+/* The value of sc's own setting name as text, NULL when unset. */
+const char *config_own(const struct system_conf *sc, const char *name);
+/* Its value as a number (an int or bool setting; 0 when unset). */
+long long config_own_num(const struct system_conf *sc, const char *name);
 
 /* Reads and checks path. On error returns NULL with err (class CONFIG)
  * naming file, line and setting. */

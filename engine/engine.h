@@ -22,6 +22,7 @@
 
 #include "../connectors/connector.h"
 #include "../core/config.h"
+#include "merge.h"
 #include "../state/state.h"
 
 /* Exit codes of a run (man/dfreconcile.1, EXIT STATUS). */
@@ -62,11 +63,20 @@ struct system_run {
 	long long delete_checks; /* missing records read by their endpoint */
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */
+	/* Custom fields it cannot carry this run (resolve_fields: a GHL key the
+	 * location does not define), as bits by field: left alone there. */
+	unsigned long long unusable;
 	struct run_counts counts;
 	/* Failed requests and records of this run by class (metrics): a poll,
 	 * write or delivery that failed, a record quarantined (input). */
 	long long failures[DF_FAIL_BUDGET + 1];
 };
+
+/* Whether system sr carries field f this run. */
+static inline bool sys_carries(const struct system_run *sr, int f)
+{
+	return connector_carries(sr->conn, sr->conf, f) && !(sr->unusable & (1ULL << f));
+}
 
 struct run {
 	const struct config *cfg;

@@ -51,7 +51,7 @@ int link_record(struct run *r, int s, const struct record *rec, long long *perso
 
 	/* A number's opt-outs (the texting register) belong to the number,
 	 * whoever shares it: they are never held back (I4). */
-	bool holds = !r->sys[s].conn->optouts_only;
+	bool holds = !connector_has(r->sys[s].conn, CAP_OPTOUTS_ONLY);
 
 	*person = 0;
 	if (phone_is_e164(phone) &&

@@ -26,17 +26,7 @@
 #include <stddef.h>
 
 #include "../core/record.h"
-
-enum rule_kind {
-	RULE_TWO_WAY, RULE_ALWAYS, RULE_PREFER_UNLESS_BLANK, RULE_NEWEST,
-	RULE_UNION, RULE_PREFER_VALID, RULE_STICKY_TRUE, RULE_NONE,
-};
-
-struct merge_rule {
-	enum rule_kind kind;
-	int system;             /* for always:/prefer:, else -1 */
-	char text[64];          /* as configured, for reports */
-};
+#include "../core/rule.h"
 
 struct merge_input {
 	enum field_kind kind;
@@ -57,12 +47,6 @@ struct merge_result {
 	bool conflict;
 	const char *reason;     /* static text */
 };
-
-/* Parses a rule ("two-way", "always:ghl", "prefer:ghl-unless-blank",
- * "newest", "union", "prefer-valid", "sticky-true", "none"); systems names
- * the configured systems in order. Returns -1 and fills why on error. */
-int merge_rule_parse(const char *text, const char *const *systems, int nsys,
-		     struct merge_rule *out, char *why, size_t whylen);
 
 void merge_field(const struct merge_rule *rule, const struct merge_input *in,
 		 struct merge_result *out);

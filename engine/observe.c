@@ -22,7 +22,7 @@ const char *observe_normalize(const struct run *r, int s, struct record *rec)
 		const char *why = NULL;
 		char *v;
 
-		if (!connector_carries(sr->conn, sr->conf, f)) {
+		if (!sys_carries(sr, f)) {
 			record_take(rec, f, NULL);
 			continue;
 		}
@@ -97,10 +97,10 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 	bool partial = false, gone = false;
 
 	for (int f = 0; f < fields_count(); f++)
-		partial |= rec->value[f] == NULL && connector_carries(sr->conn, sr->conf, f);
+		partial |= rec->value[f] == NULL && sys_carries(sr, f);
 	/* A full run reads every partial record whole: drift in what the
 	 * listing leaves unsaid is found too, whatever the snapshot says. */
-	if (!partial || !sr->conn->listing_partial || sr->conn->fetch == NULL ||
+	if (!partial || !connector_has(sr->conn, CAP_LISTING_PARTIAL) || sr->conn->fetch == NULL ||
 	    (found && rec->updated_ms == old->updated_ms && !r->opt->full))
 		return;
 	record_init(&full);

@@ -63,12 +63,13 @@ static int plan_update(struct run *r, long long person, int s, const struct reco
 	int want[DF_MAX_FIELDS], n = 0;
 
 	for (int f = 0; f < fields_count(); f++) {
-		if (r->cfg->rule[f].kind == RULE_NONE || !connector_carries(sr->conn, sr->conf, f) ||
+		if (r->cfg->rule[f].kind == RULE_NONE || !sys_carries(sr, f) ||
 		    (r->optouts_only && !field_is_optout(f)) ||
 		    agreed->value[f] == NULL || value_same(field_get(f)->kind, cur->value[f], agreed->value[f]))
 			continue;
 		if (connector_can_write(sr->conn, sr->conf, f) &&
-		    !(field_is_optout(f) && sr->conn->optouts_one_way && !str_eq(agreed->value[f], "true"))) {
+		    !(field_is_optout(f) && connector_has(sr->conn, CAP_OPTOUTS_ONE_WAY) &&
+		      !str_eq(agreed->value[f], "true"))) {
 			want[n++] = f;
 		} else {
 			char msg[512];
@@ -130,8 +131,8 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	bool deleted, ambiguous = false;
 	char why[512];
 
-	if (!sr->conf->create || (sr->conn->optouts_only ? !any_optout(agreed) : !from_contacts) ||
-	    (r->optouts_only && !sr->conn->optouts_only))
+	if (!sr->conf->create || (connector_has(sr->conn, CAP_OPTOUTS_ONLY) ? !any_optout(agreed) : !from_contacts) ||
+	    (r->optouts_only && !connector_has(sr->conn, CAP_OPTOUTS_ONLY)))
 		return 0;
 	/* Deleted there: not created again (the tombstone link says so). */
 	if (state_link_deleted(r->st, person, sr->conf->name, &deleted, &r->err))
@@ -140,9 +141,9 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 		return 0;
 	/* The lookup before a create would link a record through the key;
 	 * the opt-out register takes a number's opt-outs whoever shares it. */
-	if (!sr->conn->optouts_only && key_ambiguous(r, person, agreed, &ambiguous, why, sizeof(why)))
+	if (!connector_has(sr->conn, CAP_OPTOUTS_ONLY) && key_ambiguous(r, person, agreed, &ambiguous, why, sizeof(why)))
 		return -1;
-	if (!sr->conn->optouts_only && ambiguous)
+	if (!connector_has(sr->conn, CAP_OPTOUTS_ONLY) && ambiguous)
 		return notice(r, person, s, NULL, "ambiguous", why);
 	if (!phone_is_e164(agreed->value[F_PHONE]) && !email_is_valid(agreed->value[F_EMAIL]))
 		return notice(r, person, s, NULL, "cannot-create",
@@ -156,7 +157,7 @@ static int plan_create(struct run *r, long long person, int s, const struct reco
 	/* A create may set what an update cannot (Aloware's phone); a new
 	 * record starts without opt-outs, so only those in force are sent. */
 	for (int f = 0; f < fields_count(); f++)
-		if (r->cfg->rule[f].kind != RULE_NONE && connector_carries(sr->conn, sr->conf, f) &&
+		if (r->cfg->rule[f].kind != RULE_NONE && sys_carries(sr, f) &&
 		    !str_blank(agreed->value[f]) &&
 		    !(field_is_optout(f) && (!str_eq(agreed->value[f], "true") ||
 					     !connector_can_write(sr->conn, sr->conf, f))))
@@ -170,7 +171,7 @@ int plan_person(struct run *r, long long person, const struct record *agreed,
 	bool from_contacts = false;
 
 	for (int s = 0; s < r->nsys; s++)
-		from_contacts |= present[s] && !r->sys[s].conn->optouts_only;
+		from_contacts |= present[s] && !connector_has(r->sys[s].conn, CAP_OPTOUTS_ONLY);
 	for (int s = 0; s < r->nsys; s++) {
 		/* An opt-out sent while the valve holds replaces nothing. */
 		if (!r->optouts_only && state_outbox_supersede(r->st, person, r->sys[s].conf->name, &r->err))

@@ -40,6 +40,43 @@ static int open_systems(struct run *r)
 	return 0;
 }
 
+/* Each system's custom fields as it names them this run (resolve_fields),
+ * before anything is read. A field a system cannot carry this run is
+ * reported and left alone there; the other fields go on. */
+static int resolve_fields(struct run *r)
+{
+	for (int s = 0; s < r->nsys; s++) {
+		struct system_run *sr = &r->sys[s];
+		char *why[DF_MAX_FIELDS] = { 0 };
+		struct df_err e = { 0 };
+		int rc = 0;
+
+		if (sr->conn->resolve_fields == NULL)
+			continue;
+		/* A failure the connector could not put on fields stops the run. */
+		if (sr->conn->resolve_fields(sr->handle, why, &e)) {
+			for (int f = 0; f < DF_MAX_FIELDS; f++)
+				free(why[f]);
+			return df_fail(&r->err, e.fail, "%s", e.msg);
+		}
+		for (int f = F_NBUILTIN; f < fields_count(); f++) {
+			if (why[f] == NULL)
+				continue;
+			sr->unusable |= 1ULL << f;
+			r->notices++;
+			log_warn("event=custom-field system=%s field=%s reason=\"%s\"", sr->conf->name,
+				 field_get(f)->name, why[f]);
+			if (rc == 0)
+				rc = state_notice_add(r->st, r->id, 0, sr->conf->name, NULL, "custom-field", why[f],
+						      &r->err);
+			free(why[f]);
+		}
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
 static void close_systems(struct run *r)
 {
 	for (int s = 0; s < r->nsys; s++)
@@ -333,7 +370,7 @@ static int run_stages(struct run *r)
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
 	sb_init(&valve_why);
-	if (prepare(r) || reopen_refused(r) || poll_all(r) || sweep_all(r) ||
+	if (prepare(r) || reopen_refused(r) || resolve_fields(r) || poll_all(r) || sweep_all(r) ||
 	    safety_valve(r, &valve_why, &tripped, &gone, &share) ||
 	    (!tripped && deletes_apply(r)) || reconcile_and_write(r, tripped)) {
 		sb_free(&valve_why);

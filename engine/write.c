@@ -348,6 +348,13 @@ static int record_failure(struct run *r, int s, const struct outbox_item *it, co
 				time_now_ms() + wait, e->msg, &r->err);
 }
 
+/* The lists to keep matter only to a system that removes from every list
+ * at once (CAP_LISTS_REMOVE_ALL): it re-adds them. */
+static int nkeep_for(const struct system_run *sr, int nkeep)
+{
+	return connector_has(sr->conn, CAP_LISTS_REMOVE_ALL) ? nkeep : 0;
+}
+
 static const char *item_value(const struct outbox_item *it, const char *name, bool old)
 {
 	for (int i = 0; i < it->nfields; i++)
@@ -385,7 +392,7 @@ static int write_list(struct run *r, int s, const struct outbox_item *it, const 
 	if (nlists == 0 || sr->conn->list_change == NULL) {
 		rc = state_outbox_failed(r->st, it->id, 0, true, "list write without a list system", &r->err);
 	} else if (sr->conn->list_change(sr->handle, cur, (const char *const *)lists, add ? 1 : nlists, add,
-					 (const char *const *)keep, nkeep, &note, &e)) {
+					 (const char *const *)keep, nkeep_for(sr, nkeep), &note, &e)) {
 		rc = record_failure(r, s, it, &e);
 	} else if (state_begin(r->st, &r->err) == 0) {
 		rc = state_outbox_done(r->st, it->id, r->id, NULL, &r->err);
@@ -443,7 +450,7 @@ bool write_is_optout(const struct run *r, int s, const char *op, const int *fiel
 		return true;
 	if (strcmp(op, "create") != 0 && strcmp(op, "update") != 0)
 		return false;
-	if (r->sys[s].conn->optouts_only)
+	if (connector_has(r->sys[s].conn, CAP_OPTOUTS_ONLY))
 		return true;
 	for (int i = 0; i < n; i++)
 		if (fields[i] < 0 || !field_is_optout(fields[i]))

@@ -114,7 +114,7 @@ static const struct { const char *name; const char *sql; } queries[] = {
 	 * records), then what stopped a run (the valve, a failure) or cut it
 	 * short (the deadline), from the run's own message. */
 	{ "problems", "SELECT run_id, system, kind, message AS cause FROM notice "
-		      "WHERE run_id BETWEEN ?1 AND ?2 AND kind IN ('unreadable', 'credentials', 'quota') "
+		      "WHERE run_id BETWEEN ?1 AND ?2 AND kind IN ('unreadable', 'credentials', 'quota', 'custom-field') "
 		      "UNION ALL SELECT id, '', CASE status WHEN 'safety-valve' THEN 'valve' "
 		      "WHEN 'ok' THEN 'deadline' WHEN 'partial' THEN 'deadline' ELSE status END, message FROM run "
 		      "WHERE id BETWEEN ?1 AND ?2 AND message IS NOT NULL AND (status IN ('safety-valve', 'failed', 'locked') "

@@ -13,13 +13,48 @@ def binary(*args, cwd=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def connector_settings() -> dict:
+    """{system: {setting: help}} from each connector's settings table
+    (struct setting, core/config.h): what the loader reads for it."""
+    tables = {}
+    for path in sorted((REPO / "connectors").glob("*.c")):
+        text = path.read_text()
+        for system, body in re.findall(r'static const struct setting (\w+)_settings\[\] = \{(.*?)\n\};',
+                                       text, re.S):
+            tables[system] = dict(re.findall(
+                r'\{ "([a-z_]+)", SETTING_\w+,.*?\n?\s*"([^"]+)" \}', body, re.S))
+    return tables
+
+
 def accepted_settings() -> set:
-    """Every setting name core/config.c accepts (its known-key lists)."""
+    """Every setting name the binary accepts: core/config.c's known-key
+    lists (the generic settings) and the connectors' tables."""
     text = (REPO / "core" / "config.c").read_text()
     names = set()
     for block in re.findall(r'keys\[\] = \{(.*?)\};', text, re.S):
         names.update(re.findall(r'"([a-z_]+)"', block))
+    for table in connector_settings().values():
+        names.update(table)
+    # The members of a call_lists rule that the lists system declares.
+    for path in (REPO / "connectors").glob("*.c"):
+        for block in re.findall(r'_list_keys\[\] = \{(.*?)\};', path.read_text(), re.S):
+            names.update(re.findall(r'"([a-z_]+)"', block))
     return names
+
+
+def test_every_connector_setting_is_in_the_example_and_check_config(tmp_path):
+    # Setup: the connectors' tables; the example configuration.
+    tables = connector_settings()
+    assert {"location_id", "conversation_provider_id"} <= set(tables["ghl"]), tables
+    example = (REPO / "etc" / "dfreconcile.conf").read_text()
+
+    # Expected: each connector's own setting appears in the example (set,
+    # or commented out with its explanation) inside that system's group.
+    for system, table in tables.items():
+        group = re.search(rf"^  {system} = \{{(.*?)^  \}};", example, re.S | re.M)
+        assert group, system
+        for name in table:
+            assert re.search(rf"^\s*#?\s*{name} = ", group.group(1), re.M), (system, name)
 
 
 def test_example_config_is_accepted_as_shipped(tmp_path):
@@ -40,6 +75,11 @@ def test_example_config_is_accepted_as_shipped(tmp_path):
     for system in ("ghl", "aloware", "verity", "texting"):
         assert re.search(rf"^system \d: {system} ", out, re.M), out
     assert "example-token" not in out
+    # check-config names each connector's own settings with their help.
+    for system, table in connector_settings().items():
+        for name, help_text in table.items():
+            assert re.search(rf"^system \d {system}: {name} = .* \({re.escape(help_text)}\)$", out,
+                             re.M), (name, out)
 
 
 def test_help_names_every_command():

@@ -1047,6 +1047,51 @@ GHL_RANGE_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt,
 GHL_DATE_FIELDS = ("dateAdded", "dateUpdated")
 GHL_DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
 GHL_DND_STATUSES = ("active", "inactive", "permanent")
+# The suite's own custom field (tests/e2e/conftest.py: investor_tier, cf_tier).
+DEFAULT_CUSTOM_FIELD = {"id": "cf_tier", "name": "Investor tier", "fieldKey": "contact.investor_tier",
+                        "dataType": "TEXT"}
+# dataTypes whose value is a number, a list of options, one option, a date.
+GHL_NUMBER_TYPES = ("NUMERICAL", "MONETORY", "FLOAT")
+GHL_LIST_TYPES = ("CHECKBOX", "MULTIPLE_OPTIONS")
+GHL_OPTION_TYPES = ("SINGLE_OPTIONS", "RADIO")
+
+
+def custom_value_problem(definition: dict, value) -> str | None:
+    """Why value does not fit the custom field's dataType (None if it does).
+
+    GHL's spec types field_value as a string, a string[] (multiple options,
+    checkbox) or an object (file); which goes with which dataType, and the
+    date and number formats, are our contract (tests/sim/README.md)."""
+    kind = definition.get("dataType")
+    options = definition.get("picklistOptions") or []
+    if value is None or value == "":
+        return None
+    if kind in GHL_NUMBER_TYPES:
+        # The spec's field_value is a string, a string[] or an object: a
+        # number travels as its text.
+        if not isinstance(value, str) or not re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", value):
+            return f"field_value must be a number (as a string) for {kind}"
+    elif kind in GHL_LIST_TYPES:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"field_value must be an array of strings for {kind}"
+        unknown = [v for v in value if options and v not in options]
+        if unknown:
+            return f"{', '.join(unknown)} is not an option ({', '.join(options)})"
+    elif kind == "DATE":
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return "field_value must be a date YYYY-MM-DD for DATE"
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            return f"{value} is not a date"
+    elif kind == "FILE_UPLOAD":
+        if not isinstance(value, dict):
+            return "field_value must be an object for FILE_UPLOAD"
+    elif not isinstance(value, str):
+        return f"field_value must be a string for {kind}"
+    elif kind in GHL_OPTION_TYPES and options and value not in options:
+        return f"{value} is not an option ({', '.join(options)})"
+    return None
 # The messageType enum in the order of the older spec (before TYPE_RCS was
 # inserted); the numeric `type` of a message is the 1-based position, which
 # matches the spec's note that types 1 and 10 are Call and (campaign) voicemail.
@@ -1118,6 +1163,7 @@ class GhlSystem(System):
         ("POST", "/conversations/messages/inbound", "add_inbound_message"),
         ("POST", "/conversations/messages/outbound", "add_outbound_call"),
         ("POST", "/oauth/token", "oauth_token"),
+        ("GET", "/locations/{locationId}/customFields", "list_custom_fields"),
     ))
     CONTROL_ROUTES = System.CONTROL_ROUTES + make_routes((
         ("GET", "/_sim/oauth", "ctl_oauth"),
@@ -1170,6 +1216,10 @@ class GhlSystem(System):
         self.notes = self.collections["notes"]
         self.conversations = self.collections["conversations"]
         self.messages = self.collections["messages"]
+        # The location's custom field definitions; the suite's own field
+        # (investor_tier, id cf_tier) is defined from the start, as text.
+        self.custom_fields = self.collections["customFields"]
+        self.seed([DEFAULT_CUSTOM_FIELD], coll=self.custom_fields)
 
     def make_collections(self) -> list[Collection]:
         return super().make_collections() + [
@@ -1180,6 +1230,8 @@ class GhlSystem(System):
                        created="dateAdded", updated="dateUpdated"),
             Collection("messages", blank=self.blank_message, format_id=lambda n: f"msg{n:017d}",
                        created="dateAdded", derive=self.derive_message),
+            Collection("customFields", blank=self.blank_custom_field,
+                       format_id=lambda n: f"cfd{n:017d}"),
         ]
 
     # ----- hooks -----------------------------------------------------------
@@ -1204,6 +1256,12 @@ class GhlSystem(System):
     def blank_note() -> dict:
         return {"id": None, "body": None, "userId": None, "dateAdded": None,
                 "contactId": None, "title": None, "color": None, "pinned": False}
+
+    def blank_custom_field(self) -> dict:
+        """A definition as GET /locations/{locationId}/customFields answers it."""
+        return {"id": None, "name": None, "fieldKey": None, "placeholder": "",
+                "dataType": "TEXT", "position": 0, "picklistOptions": [],
+                "locationId": self.location_id, "model": "contact"}
 
     def blank_conversation(self) -> dict:
         return {"id": None, "locationId": self.location_id, "contactId": None,
@@ -1474,10 +1532,8 @@ class GhlSystem(System):
                 errors.append(f"{field} must be {self.TYPE_WORDS[wanted]}")
             elif field == "tags" and not all(isinstance(tag, str) for tag in value):
                 errors.append("each value in tags must be a string")
-            elif field == "customFields" and not all(
-                    isinstance(entry, dict) and (entry.get("id") or entry.get("key"))
-                    for entry in value):
-                errors.append("each value in customFields must be an object with an id or key")
+            elif field == "customFields":
+                errors += self._custom_field_errors(value)
             elif field == "dndSettings":
                 errors += self._dnd_settings_errors(value)
         if location_required and not is_nonempty_str(body.get("locationId")):
@@ -1513,13 +1569,41 @@ class GhlSystem(System):
                 merged[channel] = setting
         return merged
 
-    @staticmethod
-    def _merge_custom_fields(stored, written: list) -> list:
-        """Write shape [{id, key?, field_value}] merged into read shape [{id, value}]."""
+    def _definition(self, entry: dict):
+        """The definition a written entry names by id or by fieldKey."""
+        for definition in self.custom_fields.records.values():
+            if (entry.get("id") and definition.get("id") == entry.get("id")) or \
+                    (not entry.get("id") and entry.get("key")
+                     and definition.get("fieldKey") == entry.get("key")):
+                return definition
+        return None
+
+    def _custom_field_errors(self, value: list) -> list[str]:
+        """Each entry names a defined field (id, or key in the string
+        variant) and carries a value of the field's dataType (ours: see
+        tests/sim/README.md, "Custom fields"). "" or null clears any type."""
+        errors = []
+        for entry in value:
+            if not isinstance(entry, dict) or not (entry.get("id") or entry.get("key")):
+                errors.append("each value in customFields must be an object with an id or key")
+                continue
+            definition = self._definition(entry)
+            name = entry.get("id") or entry.get("key")
+            if definition is None:
+                errors.append(f"customFields: no custom field {name} in this location")
+                continue
+            problem = custom_value_problem(definition, entry.get("field_value"))
+            if problem:
+                errors.append(f"customFields: {definition['fieldKey']}: {problem}")
+        return errors
+
+    def _merge_custom_fields(self, stored, written: list) -> list:
+        """Write shape [{id | key, field_value}] merged into read shape [{id, value}]."""
         merged = [dict(entry) for entry in (stored if isinstance(stored, list) else [])
                   if isinstance(entry, dict)]
         for entry in written:
-            field_id = entry.get("id") or entry.get("key")
+            definition = self._definition(entry)
+            field_id = definition["id"] if definition else entry.get("id") or entry.get("key")
             value = entry.get("field_value")
             merged = [old for old in merged if old.get("id") != field_id]
             if value is not None and value != "":
@@ -1734,6 +1818,16 @@ class GhlSystem(System):
 
     def get_contact(self, req: Request, id: str) -> Response:
         return Response(200, {"contact": self.records[self._existing(id)]})
+
+    def list_custom_fields(self, req: Request, locationId: str) -> Response:
+        """GET /locations/{locationId}/customFields (Version 2021-07-28):
+        {customFields: [{id, name, fieldKey, dataType, ...}]}; ?model=
+        contact|opportunity|all narrows it."""
+        self._check_location(locationId)
+        model = req.query.get("model")
+        fields = [d for _, d in self.sorted_items(self.custom_fields)
+                  if model in (None, "", "all") or d.get("model") in (model, "all")]
+        return Response(200, {"customFields": fields})
 
     def create_contact(self, req: Request) -> Response:
         body = req.json()

@@ -22,6 +22,7 @@
 
 #include "check.h"
 
+#include "../../connectors/connector.h"
 #include "../../core/config.h"
 #include "../../core/str.h"
 
@@ -219,9 +220,9 @@ static void test_minimal_defaults(void **state)
 		assert_string_equal(sc->token, sys[i].token);
 		assert_string_equal(sc->token_source, "inline");
 		if (sys[i].location)
-			assert_string_equal(sc->location_id, sys[i].location);
+			assert_string_equal(config_own(sc, "location_id"), sys[i].location);
 		else
-			assert_null(sc->location_id);
+			assert_null(config_own(sc, "location_id"));
 		assert_int_equal(sc->rate_limit, sys[i].rate_limit);
 		assert_true(sc->rate_window == 10.0);
 		assert_int_equal(sc->page_size, 100);
@@ -264,7 +265,7 @@ static void test_source_order(void **state)
 	assert_string_equal(names[1], "ghl");
 	assert_string_equal(names[2], "aloware");
 	assert_string_equal(cfg->sys[0].token, "verity-test-token");
-	assert_string_equal(cfg->sys[1].location_id, "loc-demo");
+	assert_string_equal(config_own(&cfg->sys[1], "location_id"), "loc-demo");
 	assert_int_equal(cfg->rule[F_ADDRESS1].system, 1);
 	assert_int_equal(cfg->rule[F_TIMEZONE].system, 1);
 	config_free(cfg);
@@ -895,11 +896,70 @@ static void test_sweep_settings(void **state)
 	config_free(cfg);
 }
 
+/* The loader reads a kind's own settings from its table alone: types,
+ * defaults, bounds and required, with no knowledge of the kind. */
+static const struct setting fake_settings[] = {
+	{ "depth", SETTING_INT, "3", 1, 9, false, true, "how deep" },
+	{ "loud", SETTING_BOOL, "false", 0, 0, false, false, "whether loud" },
+	{ "realm", SETTING_STRING, NULL, 0, 0, true, true, "the realm" },
+	{ NULL, SETTING_STRING, NULL, 0, 0, false, false, NULL },
+};
+
+static const struct system_kind fake_kind = {
+	.name = "fake", .settings = fake_settings, .max_page_size = 50, .default_rate_limit = 7,
+};
+
+static struct config *load_fake(struct fixture *fx, const char *own)
+{
+	static const struct system_kind *const fake_kinds[] = { &fake_kind, NULL };
+	char text[512];
+	struct config *cfg;
+
+	snprintf(text, sizeof(text), "state_path = \"s.db\";\nsystems = { fake = {\n"
+		 "  base_url = \"http://127.0.0.1:1\"; token = \"t\";\n%s\n}; };\n", own);
+	write_file(fx->path, text);
+	config_set_kinds(fake_kinds);
+	cfg = config_load(fx->path, &fx->err);
+	config_set_kinds(connector_kinds());
+	return cfg;
+}
+
+static void test_kind_settings_from_its_table(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *cfg = load_fake(fx, "realm = \"north\";");
+
+	assert_non_null(cfg);
+	assert_int_equal(cfg->sys[0].rate_limit, 7);
+	assert_string_equal(config_own(&cfg->sys[0], "realm"), "north");
+	assert_int_equal(config_own_num(&cfg->sys[0], "depth"), 3);
+	assert_int_equal(config_own_num(&cfg->sys[0], "loud"), 0);
+	config_free(cfg);
+	cfg = load_fake(fx, "realm = \"r\"; depth = 9; loud = true;");
+	assert_non_null(cfg);
+	assert_int_equal(config_own_num(&cfg->sys[0], "depth"), 9);
+	assert_int_equal(config_own_num(&cfg->sys[0], "loud"), 1);
+	config_free(cfg);
+
+	assert_null(load_fake(fx, "realm = \"r\"; depth = 10;"));
+	assert_non_null(strstr(fx->err.msg, "systems.fake.depth: must be between 1 and 9"));
+	assert_null(load_fake(fx, "realm = \"r\"; loud = 1;"));
+	assert_non_null(strstr(fx->err.msg, "systems.fake.loud: must be true or false"));
+	assert_null(load_fake(fx, "depth = 2;"));
+	assert_non_null(strstr(fx->err.msg, "realm is required for fake"));
+	assert_null(load_fake(fx, "realm = \"r\"; location_id = \"x\";"));
+	assert_non_null(strstr(fx->err.msg, "systems.fake.location_id: unknown setting"));
+	assert_null(load_fake(fx, "realm = \"r\"; page_size = 51;"));
+	assert_non_null(strstr(fx->err.msg, "must be between 1 and 50"));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	config_set_kinds(connector_kinds());
 	const struct CMUnitTest tests[] = {
 		T(test_minimal_defaults),
+		T(test_kind_settings_from_its_table),
 		T(test_source_order),
 		T(test_defaults_without_ghl),
 		T(test_settings_override_defaults),
