@@ -57,6 +57,9 @@ int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, const char 
 int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char *what,
 	       const char *types, ...);
 char *column_dup(sqlite3_stmt *s, int i);
+/* The (field name, value) rows statement id lists for person, into rec. */
+int person_fields(struct state *st, enum stmt_id id, long long person, struct record *rec,
+		  const char *what, struct df_err *err);
 int query_int(struct state *st, enum stmt_id id, const char *a, const char *b,
 	      long long *out, bool *found, struct df_err *err);
 int collect_ids(struct state *st, sqlite3_stmt *s, int lim, long long *ids, int max,

@@ -39,21 +39,7 @@ long long state_last_run(struct state *st)
 
 int state_agreed_get(struct state *st, long long person, struct record *agreed, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_AGREED_GET, err);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int f = field_find((const char *)sqlite3_column_text(s, 0));
-		if (f >= 0)
-			record_take(agreed, f, column_dup(s, 1));
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return db_fail(st, err, "read agreed values");
-	return 0;
+	return person_fields(st, S_AGREED_GET, person, agreed, "read agreed values", err);
 }
 
 int state_agreed_put(struct state *st, long long person, const char *field, const char *value,

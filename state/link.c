@@ -119,19 +119,7 @@ int state_match(struct state *st, const char *field, const char *value,
 
 int state_pins_get(struct state *st, long long person, struct record *pins, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_PINS_GET, err);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	sqlite3_bind_int64(s, 1, person);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int f = field_find((const char *)sqlite3_column_text(s, 0));
-		if (f >= 0)
-			record_set(pins, f, (const char *)sqlite3_column_text(s, 1));
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : db_fail(st, err, "read pins");
+	return person_fields(st, S_PINS_GET, person, pins, "read pins", err);
 }
 
 int state_pin_put(struct state *st, long long person, const char *field, const char *value,

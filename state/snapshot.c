@@ -134,10 +134,11 @@ int state_snapshot_count(struct state *st, const char *system, long long *n, str
 	return query_int(st, S_SNAP_COUNT, system, NULL, n, NULL, err);
 }
 
-int state_sweep_batch(struct state *st, const char *system, int max, long long before_ms,
-		      char ***ids, int *n, struct df_err *err)
+/* The remote ids statement id lists for (system, max, ms), in *ids. */
+static int record_batch(struct state *st, enum stmt_id id, const char *system, int max, long long ms,
+			char ***ids, int *n, const char *what, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_SWEEP_BATCH, err);
+	sqlite3_stmt *s = stmt(st, id, err);
 	int rc;
 
 	*ids = NULL;
@@ -146,15 +147,21 @@ int state_sweep_batch(struct state *st, const char *system, int max, long long b
 		return -1;
 	bind_text(s, 1, system);
 	sqlite3_bind_int(s, 2, max);
-	sqlite3_bind_int64(s, 3, before_ms);
+	sqlite3_bind_int64(s, 3, ms);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(**ids));
 		(*ids)[(*n)++] = column_dup(s, 0);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return db_fail(st, err, "choose records to sweep");
+		return db_fail(st, err, what);
 	return 0;
+}
+
+int state_sweep_batch(struct state *st, const char *system, int max, long long before_ms,
+		      char ***ids, int *n, struct df_err *err)
+{
+	return record_batch(st, S_SWEEP_BATCH, system, max, before_ms, ids, n, "choose records to sweep", err);
 }
 
 /* UPDATE/DELETE by (system, remote_id) with an optional integer third. */
@@ -203,24 +210,8 @@ int state_mark_unseen(struct state *st, const char *system, long long run, long 
 int state_missing_batch(struct state *st, const char *system, int max, long long young_after_ms,
 			char ***ids, int *n, struct df_err *err)
 {
-	sqlite3_stmt *s = stmt(st, S_MISSING_BATCH, err);
-	int rc;
-
-	*ids = NULL;
-	*n = 0;
-	if (s == NULL)
-		return -1;
-	bind_text(s, 1, system);
-	sqlite3_bind_int(s, 2, max);
-	sqlite3_bind_int64(s, 3, young_after_ms);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		*ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(**ids));
-		(*ids)[(*n)++] = column_dup(s, 0);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return db_fail(st, err, "choose missing records to check");
-	return 0;
+	return record_batch(st, S_MISSING_BATCH, system, max, young_after_ms, ids, n,
+			    "choose missing records to check", err);
 }
 
 int state_missing_clear(struct state *st, const char *system, const char *remote_id,

@@ -325,6 +325,24 @@ char *column_dup(sqlite3_stmt *s, int i)
 }
 
 /* A single integer from a query with up to two text parameters. */
+int person_fields(struct state *st, enum stmt_id id, long long person, struct record *rec,
+		  const char *what, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, id, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int f = field_find((const char *)sqlite3_column_text(s, 0));
+		if (f >= 0)
+			record_take(rec, f, column_dup(s, 1));
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_fail(st, err, what);
+}
+
 int query_int(struct state *st, enum stmt_id id, const char *a, const char *b,
 	      long long *out, bool *found, struct df_err *err)
 {
