@@ -549,21 +549,78 @@ int engine_each_due(struct run *r, enum due_kind kind, long long now_ms,
 	return 0;
 }
 
-static int write_id(struct run *r, long long id, void *arg)
+/* The outcomes of a batch's writes wait at most this long in one
+ * transaction: a crash repeats the looks of at most that many sends. */
+#define RECORD_MS 1000
+
+/* Sends the due writes ids[0..n-1] (the intents of those in marked[] are
+ * journalled) and records their outcomes in one transaction per RECORD_MS,
+ * not one per write: a commit writes every page it touched to the WAL, and
+ * consecutive writes touch the same pages. A write's own savepoint still
+ * makes its outcome whole. A marked row whose outcome was not recorded
+ * (held, deferred, out of time) is pending again at the end. On a state
+ * failure the outcomes recorded before it are committed (they happened). */
+static int write_batch(struct run *r, const long long *ids, int n, const long long *marked,
+		       const int *attempts, int nmarked, struct progress *prog)
 {
-	progress_step(r, arg, 1);
-	return write_one(r, id);
+	long long since = time_now_ms();
+	int rc = 0;
+
+	if (state_begin(r->st, &r->err))
+		return -1;
+	for (int i = 0; i < n && rc == 0 && !run_out_of_time(r); i++) {
+		progress_step(r, prog, 1);
+		rc = write_one(r, ids[i]);
+		if (rc == 0 && time_now_ms() - since >= RECORD_MS) {
+			if (state_commit(r->st, &r->err)) {
+				state_rollback(r->st);
+				return -1;
+			}
+			if (state_begin(r->st, &r->err))
+				return -1;
+			since = time_now_ms();
+		}
+	}
+	for (int j = 0; j < nmarked && rc == 0; j++)
+		rc = state_outbox_unmark(r->st, marked[j], attempts[j], &r->err);
+	if (state_commit(r->st, rc ? NULL : &r->err)) {
+		state_rollback(r->st);
+		return -1;
+	}
+	return rc;
 }
 
+/* The WRITE stage, a batch of due rows at a time: the batch's intents are
+ * journalled in one transaction (state_outbox_mark) before any of it is
+ * sent, so after a crash at any point each row is either recorded or
+ * 'unknown', and an unknown write looks before it is sent again (I2). Ids
+ * only grow, so each row is taken at most once. */
 int write_due(struct run *r)
 {
 	struct progress prog;
-	long long pending = 0;
+	long long pending = 0, ids[BATCH], marked[BATCH], after = 0, now = time_now_ms();
+	int attempts[BATCH], n, nmarked;
 
 	if (r->progress && state_outbox_count(r->st, "pending", &pending, &r->err))
 		return -1;
 	progress_start(r, &prog, "write", "all", pending);
-	return engine_each_due(r, DUE_WRITES, time_now_ms(), write_id, &prog);
+	do {
+		if (state_outbox_due(r->st, now, after, ids, BATCH, &n, &r->err))
+			return -1;
+		if (n == 0 || run_out_of_time(r))
+			break;
+		if (state_begin(r->st, &r->err))
+			return -1;
+		if (state_outbox_mark(r->st, now, after, ids[n - 1], marked, attempts, BATCH, &nmarked, &r->err) ||
+		    state_commit(r->st, &r->err)) {
+			state_rollback(r->st);
+			return -1;
+		}
+		if (write_batch(r, ids, n, marked, attempts, nmarked, &prog))
+			return -1;
+		after = ids[n - 1];
+	} while (n == BATCH);
+	return 0;
 }
 
 struct plan_out {

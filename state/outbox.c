@@ -36,6 +36,35 @@ int state_outbox_due(struct state *st, long long now_ms, long long after, long l
 	return due_ids(st, S_OUTBOX_DUE, now_ms, after, ids, max, n, err);
 }
 
+int state_outbox_mark(struct state *st, long long now_ms, long long after, long long last,
+		      long long *ids, int *attempts, int max, int *n, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_MARK, err);
+	int rc;
+
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, after);
+	sqlite3_bind_int64(s, 3, last);
+	/* Stepped to the end: the update is whole only then. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (*n < max) {
+			ids[*n] = sqlite3_column_int64(s, 0);
+			attempts[(*n)++] = sqlite3_column_int(s, 1);
+		}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, err, "journal the intent to send writes");
+	return 0;
+}
+
+int state_outbox_unmark(struct state *st, long long id, int attempts, struct df_err *err)
+{
+	return write_stmt(st, S_OUTBOX_UNMARK, err, "unmark an unsent write", "ib", id, attempts);
+}
+
 void outbox_item_clear(struct outbox_item *it)
 {
 	free(it->system);

@@ -175,6 +175,17 @@ static const char *const sql[S_COUNT] = {
 	 * a sent request. */
 	[S_OUTBOX_SET] = "UPDATE outbox SET status = ?2, attempts = attempts + ?3, next_attempt_ms = ?4, "
 			 "last_error = ?5 WHERE id = ?1",
+	/* I2: the intent of a batch of due writes, journalled in one
+	 * transaction before any of them is sent: a pending row becomes
+	 * 'unknown' (its next attempt looks first) until its outcome is
+	 * recorded. The range is the batch's (ids after ?2 up to ?3, due at
+	 * ?1), along the status index. */
+	[S_OUTBOX_MARK] = "UPDATE outbox SET status = 'unknown' WHERE status = 'pending' AND next_attempt_ms <= ?1 "
+			  "AND id > ?2 AND id <= ?3 RETURNING id, attempts",
+	/* A marked row nothing was recorded for (every recorded outcome
+	 * counts an attempt) was not sent: pending again. */
+	[S_OUTBOX_UNMARK] = "UPDATE outbox SET status = 'pending' WHERE id = ?1 AND status = 'unknown' "
+			    "AND attempts = ?2",
 	[S_OUTBOX_REFUSED] = "UPDATE outbox SET status = 'refused', attempts = attempts + 1, last_error = ?2, "
 			     "config = ?3 WHERE id = ?1",
 	[S_DELIVERY_REFUSED] = "UPDATE delivery SET status = 'refused', attempts = attempts + 1, last_error = ?2, "

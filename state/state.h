@@ -264,6 +264,18 @@ struct outbox_item {
 /* Pending writes due at now_ms with id > after, lowest id first. */
 int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
 		     int max, int *n, struct df_err *err);
+/* Journals the intent to send the due writes with ids after `after` up to
+ * `last` (a batch state_outbox_due gave), in the caller's transaction:
+ * their pending rows become "unknown" (a run killed before their outcomes
+ * are recorded leaves them so, and their next attempt looks first, I2).
+ * ids and attempts receive up to max of the marked rows (*n), for
+ * state_outbox_unmark. */
+int state_outbox_mark(struct state *st, long long now_ms, long long after, long long last,
+		      long long *ids, int *attempts, int max, int *n, struct df_err *err);
+/* The marked row id was not sent after all (no outcome recorded: its
+ * attempts still at `attempts`): pending again. Any recorded outcome
+ * stands. */
+int state_outbox_unmark(struct state *st, long long id, int attempts, struct df_err *err);
 int state_outbox_load(struct state *st, long long id, struct outbox_item *it,
 		      struct df_err *err);
 void outbox_item_clear(struct outbox_item *it);
