@@ -2,17 +2,21 @@
  * write.c - the WRITE stage: send each due outbox row, then record what the
  * system answered.
  *
- * Order per row: the row is already journalled (plan.c); the request is
- * sent; on success one transaction marks the row done, links a created
+ * Order per batch of due rows: the rows are already journalled (plan.c);
+ * one transaction marks them 'unknown' (the intent to send); then per row
+ * the request is sent and, on success, one savepoint marks the row done,
+ * links a created
  * record and sets the snapshot to the system's copy, so the echo of our own
  * write on the next poll equals the snapshot and costs nothing (I3). Only
  * the fields we sent join the merge base (the snapshot's merged copy): a
  * user may have edited the record while we wrote it, and any other
  * difference in the answer is journalled as an observation and merged like
- * a polled change, so it reaches the other systems (I2). A crash
- * between send and record leaves the row pending: the next run either sees
- * the written record on poll (and supersedes the row) or retries it, and a
- * retried create looks the record up by its natural key first (I2).
+ * a polled change, so it reaches the other systems (I2). The outcomes are
+ * committed once a second (write_batch), not per row. A crash between
+ * send and commit leaves the row 'unknown': the next run either sees the
+ * written record on poll (own echo; a newer plan supersedes the row) or
+ * retries it, and a retried create looks the record up by its natural key
+ * first (I2).
  *
  * A failed write is classified (I11, http.h): a temporary failure stays
  * pending with exponential backoff across runs until writes.max_attempts,
