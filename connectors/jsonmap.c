@@ -139,25 +139,25 @@ static char *quote_big_ints(const char *text, size_t len, size_t *n)
 
 json_object *jm_parse_text(const char *text, size_t len)
 {
-	struct json_tokener *tok;
+	/* One tokener for the process, reset per answer: a new one zeroes
+	 * its JM_MAX_DEPTH levels each time, which cost as much as parsing
+	 * a contact (the binary is single-threaded). */
+	static struct json_tokener *tok;
 	json_object *o;
 	size_t n = 0;
 	char *quoted;
 
 	if (text == NULL || len > INT_MAX)
 		return NULL;
-	quoted = quote_big_ints(text, len, &n);
-	tok = json_tokener_new_ex(JM_MAX_DEPTH);
-	if (tok == NULL) {
-		free(quoted);
+	if (tok == NULL && (tok = json_tokener_new_ex(JM_MAX_DEPTH)) == NULL)
 		return NULL;
-	}
+	json_tokener_reset(tok);
+	quoted = quote_big_ints(text, len, &n);
 	o = json_tokener_parse_ex(tok, quoted ? quoted : text, (int)(quoted ? n : len));
 	if (json_tokener_get_error(tok) != json_tokener_success) {
 		json_object_put(o);
 		o = NULL;
 	}
-	json_tokener_free(tok);
 	free(quoted);
 	return o;
 }

@@ -301,7 +301,7 @@ int state_schema_version(struct state *st)
 
 int state_begin(struct state *st, struct df_err *err)
 {
-	if (exec(st, "SAVEPOINT work", err))
+	if (write_stmt(st, S_SAVEPOINT, err, "begin", ""))
 		return -1;
 	st->depth++;
 	return 0;
@@ -309,7 +309,7 @@ int state_begin(struct state *st, struct df_err *err)
 
 int state_commit(struct state *st, struct df_err *err)
 {
-	if (exec(st, "RELEASE work", err))
+	if (write_stmt(st, S_RELEASE, err, "commit", ""))
 		return -1;
 	st->depth--;
 	return 0;
