@@ -99,8 +99,10 @@ void record_init(struct record *r)
 void record_clear(struct record *r)
 {
 	free(r->remote_id);
+	/* Most of the DF_MAX_FIELDS slots are empty; free(NULL) is a call. */
 	for (int f = 0; f < DF_MAX_FIELDS; f++)
-		free(r->value[f]);
+		if (r->value[f] != NULL)
+			free(r->value[f]);
 	free(r->problem);
 	record_init(r);
 }

@@ -312,7 +312,9 @@ int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, const char 
 }
 
 /* Binds the arguments by types ('t' text, 'i' long long, 'b' int) to the
- * statement id and runs it to completion (a write). */
+ * statement id and runs it to completion (a write). The texts are bound
+ * without a copy (SQLITE_STATIC): they outlive the step, which ends here,
+ * and stmt() clears the bindings before the statement's next use. */
 int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char *what,
 	       const char *types, ...)
 {
@@ -323,8 +325,14 @@ int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char
 		return -1;
 	va_start(ap, types);
 	for (int i = 0; types[i]; i++) {
+		const char *t;
 		switch (types[i]) {
-		case 't': bind_text(s, i + 1, va_arg(ap, const char *)); break;
+		case 't':
+			if ((t = va_arg(ap, const char *)) != NULL)
+				sqlite3_bind_text(s, i + 1, t, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(s, i + 1);
+			break;
 		case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, long long)); break;
 		default: sqlite3_bind_int(s, i + 1, va_arg(ap, int)); break;
 		}
