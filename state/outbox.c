@@ -81,6 +81,7 @@ void outbox_item_clear(struct outbox_item *it)
 int state_outbox_load(struct state *st, long long id, struct outbox_item *it, struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_OUTBOX_GET, err);
+	long long rows[DF_MAX_FIELDS];
 	int rc;
 
 	memset(it, 0, sizeof(*it));
@@ -102,11 +103,18 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
-		it->f[it->nfields].field = field_find((const char *)sqlite3_column_text(s, 0));
-		it->f[it->nfields].name = column_dup(s, 0);
-		it->f[it->nfields].old_value = column_dup(s, 1);
-		it->f[it->nfields].new_value = column_dup(s, 2);
-		it->nfields++;
+		/* Inserted at its place by rowid: the order journalled. */
+		long long row = sqlite3_column_int64(s, 3);
+		int i = it->nfields++;
+		for (; i > 0 && rows[i - 1] > row; i--) {
+			rows[i] = rows[i - 1];
+			it->f[i] = it->f[i - 1];
+		}
+		rows[i] = row;
+		it->f[i].field = field_find((const char *)sqlite3_column_text(s, 0));
+		it->f[i].name = column_dup(s, 0);
+		it->f[i].old_value = column_dup(s, 1);
+		it->f[i].new_value = column_dup(s, 2);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)

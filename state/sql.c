@@ -92,7 +92,10 @@ static const char *const sql[S_COUNT] = {
 			 "UNION ALL SELECT id FROM outbox WHERE status = 'unknown' AND next_attempt_ms <= ?1 "
 			 "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
-	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value FROM outbox_field WHERE outbox_id = ?1 ORDER BY rowid",
+	/* In the key's order; state_outbox_load puts them back in the order
+	 * they were journalled (rowid): an ORDER BY here would build a sorter
+	 * for every write sent. */
+	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, rowid FROM outbox_field WHERE outbox_id = ?1",
 	[S_OUTBOX_DONE] = "UPDATE outbox SET status = 'done', done_run = ?2, attempts = attempts + 1, "
 			  "remote_id = coalesce(?3, remote_id), last_error = NULL WHERE id = ?1",
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "

@@ -627,6 +627,63 @@ static void test_outbox_supersede(void **state)
 
 /* I11: unknown writes are due; refused ones wait for a newer plan, another
  * configuration or retry; retry also reopens given-up writes. */
+/* The fields come back in the order they were journalled, whatever their
+ * names (the write and the dry run's plan list them so). */
+static void test_outbox_field_order(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_item it;
+	long long p = state_person_new(fx->st, fx->run, &fx->err);
+	long long w = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", &fx->err);
+	static const char *const names[] = { "phone", "city", "last_name", "email", "first_name" };
+
+	for (int i = 0; i < N(names); i++)
+		OK(state_outbox_field_add(fx->st, w, names[i], NULL, names[i], "two-way", "new", &fx->err));
+	OK(state_outbox_load(fx->st, w, &it, &fx->err));
+	assert_int_equal(it.nfields, N(names));
+	for (int i = 0; i < N(names); i++) {
+		assert_string_equal(it.f[i].name, names[i]);
+		assert_string_equal(it.f[i].new_value, names[i]);
+	}
+	outbox_item_clear(&it);
+}
+
+/* I2: a batch's intents are journalled before it is sent (pending ->
+ * unknown, due rows of the id range only); a row nothing was recorded for
+ * is pending again, any recorded outcome stands. */
+static void test_outbox_mark(void **state)
+{
+	struct fixture *fx = *state;
+	long long p = state_person_new(fx->st, fx->run, &fx->err);
+	long long w1 = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", &fx->err);
+	long long w2 = state_outbox_add(fx->st, fx->run, p, "verity", "v1", "update", &fx->err);
+	long long w3 = state_outbox_add(fx->st, fx->run, p, "aloware", NULL, "create", &fx->err);
+	long long w4 = state_outbox_add(fx->st, fx->run, p, "texting", NULL, "create", &fx->err);
+	long long w5 = state_outbox_add(fx->st, fx->run, p, "ghl", "c2", "update", &fx->err);
+	long long ids[8];
+	int attempts[8], n = -1;
+
+	OK(state_outbox_failed(fx->st, w2, 5000, false, "HTTP 503", &fx->err));   /* not due */
+	OK(state_outbox_set(fx->st, w3, "unknown", true, 0, "no answer", &fx->err)); /* not pending */
+	OK(state_outbox_mark(fx->st, 1000, 0, w4, ids, attempts, N(ids), &n, &fx->err));
+	assert_int_equal(n, 2);
+	assert_true((ids[0] == w1 && ids[1] == w4) || (ids[0] == w4 && ids[1] == w1));
+	assert_true(attempts[0] == 0 && attempts[1] == 0);
+	expect_peek(fx->path, "SELECT group_concat(status || ' ' || attempts, ', ') FROM (SELECT * FROM outbox "
+		    "ORDER BY id)", "unknown 0, pending 1, unknown 1, unknown 0, pending 0");
+	/* w1 sent and answered, w4 not sent: w4 is pending again. */
+	OK(state_outbox_done(fx->st, w1, fx->run, NULL, &fx->err));
+	OK(state_outbox_unmark(fx->st, w1, 0, &fx->err));
+	OK(state_outbox_unmark(fx->st, w4, 0, &fx->err));
+	/* A marked write sent without an answer stays unknown. */
+	OK(state_outbox_mark(fx->st, 1000, w4, w5, ids, attempts, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == w5 && attempts[0] == 0);
+	OK(state_outbox_set(fx->st, w5, "unknown", true, 0, "no answer", &fx->err));
+	OK(state_outbox_unmark(fx->st, w5, 0, &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(status || ' ' || attempts, ', ') FROM (SELECT * FROM outbox "
+		    "ORDER BY id)", "done 1, pending 1, unknown 1, pending 0, unknown 1");
+}
+
 static void test_outbox_failure_classes(void **state)
 {
 	struct fixture *fx = *state;
@@ -1421,6 +1478,8 @@ int main(void)
 		T(test_dirty_batch),
 		T(test_outbox),
 		T(test_outbox_supersede),
+		T(test_outbox_field_order),
+		T(test_outbox_mark),
 		T(test_outbox_failure_classes),
 		T(test_nested_transactions),
 		T(test_agreed_values),
