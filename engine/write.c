@@ -55,7 +55,8 @@ static void item_record(const struct outbox_item *it, struct record *rec)
 }
 
 /* Sends a create: look up first, so a create repeated after a crash finds
- * the record it made. *existed says the record was already there. */
+ * the record it made (it->unknown says when an earlier attempt may have
+ * made it). *existed says the record was already there. */
 static int send_create(struct run *r, int s, const struct outbox_item *it, struct record *out,
 		       bool *existed, struct df_err *err)
 {
@@ -472,7 +473,9 @@ static bool item_is_optout(const struct run *r, int s, const struct outbox_item 
 	return write_is_optout(r, s, it->op, fields, strncmp(it->op, "list-", 5) == 0 ? 0 : it->nfields);
 }
 
-static int write_one(struct run *r, long long id)
+/* unknown: the outcome of an earlier attempt of the row is unknown (it was
+ * not among those its batch marked). */
+static int write_one(struct run *r, long long id, bool unknown)
 {
 	struct outbox_item it;
 	struct record cur, got;
@@ -484,6 +487,7 @@ static int write_one(struct run *r, long long id)
 	record_init(&got);
 	if (state_outbox_load(r->st, id, &it, &r->err))
 		goto out;
+	it.unknown = unknown;
 	create = strcmp(it.op, "create") == 0;
 	s = run_system_index(r, it.system);
 	if (s < 0) {
@@ -573,8 +577,12 @@ static int write_batch(struct run *r, const long long *ids, int n, const long lo
 	if (state_begin(r->st, &r->err))
 		return -1;
 	for (int i = 0; i < n && rc == 0 && !run_out_of_time(r); i++) {
+		bool fresh = false;     /* marked by this batch: it was pending */
+
+		for (int j = 0; j < nmarked && !fresh; j++)
+			fresh = marked[j] == ids[i];
 		progress_step(r, prog, 1);
-		rc = write_one(r, ids[i]);
+		rc = write_one(r, ids[i], !fresh);
 		if (rc == 0 && time_now_ms() - since >= RECORD_MS) {
 			if (state_commit(r->st, &r->err)) {
 				state_rollback(r->st);

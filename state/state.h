@@ -255,6 +255,11 @@ struct outbox_item {
 	long long id, person;
 	char *system, *remote_id, *op;
 	int attempts;
+	/* Set by the write stage, not loaded: an earlier attempt's outcome is
+	 * unknown (the row was 'unknown' before its batch marked it), so a
+	 * create must look before it sends. Every row of a batch being sent
+	 * reads 'unknown' in the state (state_outbox_mark). */
+	bool unknown;
 	int nfields;
 	struct {
 		int field;              /* index in the field table, -1 if unknown */
