@@ -5,9 +5,9 @@
  * Order per batch of due rows: the rows are already journalled (plan.c);
  * one transaction marks them 'unknown' (the intent to send); then per row
  * the request is sent and, on success, one savepoint marks the row done,
- * links a created
- * record and sets the snapshot to the system's copy, so the echo of our own
- * write on the next poll equals the snapshot and costs nothing (I3). Only
+ * links a created record and sets the snapshot to the system's copy, so
+ * the echo of our own write on the next poll equals the snapshot and costs
+ * nothing (I3). Only
  * the fields we sent join the merge base (the snapshot's merged copy): a
  * user may have edited the record while we wrote it, and any other
  * difference in the answer is journalled as an observation and merged like
