@@ -148,12 +148,13 @@ static int post_form(struct conn *a, const char *phone, const struct field_chang
 }
 
 static int aloware_create(void *self, const struct record *rec, struct record *created,
-			  struct df_err *err)
+			  bool *existed, struct df_err *err)
 {
 	struct conn *a = self;
 	struct field_change ch[DF_MAX_FIELDS];
 	int n = 0;
 
+	(void)existed;
 	if (str_blank(rec->value[F_PHONE]))
 		return df_fail(err, DF_FAIL_REMOTE, "%s: a contact needs a phone number", a->sc->name);
 	for (int f = 0; f < fields_count(); f++)

@@ -79,6 +79,11 @@ enum connector_cap {
 	/* It can only remove a contact from every call list at once: the
 	 * engine hands list_change the lists to keep, for it to re-add. */
 	CAP_LISTS_REMOVE_ALL = 1u << 3,
+	/* Its create never makes a second record holding the same natural key:
+	 * it answers with the one that holds it and says so (create's
+	 * *existed). A create is then sent without a lookup first, even one
+	 * repeated after a crash or an unknown outcome (I2). */
+	CAP_CREATE_BY_KEY = 1u << 4,
 };
 
 struct connector {
@@ -106,9 +111,12 @@ struct connector {
 	int (*lookup)(void *self, const struct record *want, struct record *found,
 		      struct df_err *err);
 
-	/* Creates rec; fills created (remote_id at least). */
+	/* Creates rec; fills created (remote_id at least). A connector with
+	 * CAP_CREATE_BY_KEY sets *existed when the system answered with the
+	 * record already holding rec's natural keys instead of making one;
+	 * the others leave it alone. */
 	int (*create)(void *self, const struct record *rec, struct record *created,
-		      struct df_err *err);
+		      bool *existed, struct df_err *err);
 
 	/* Changes only the given fields of the record current (its snapshot).
 	 * Fills updated with the system's copy when the answer carries one

@@ -480,7 +480,8 @@ static int changes_of(const struct record *rec, struct field_change *ch)
 	return n;
 }
 
-static int ghl_create(void *self, const struct record *rec, struct record *created, struct df_err *err)
+static int ghl_create(void *self, const struct record *rec, struct record *created, bool *existed,
+		      struct df_err *err)
 {
 	struct conn *g = self;
 	struct field_change ch[DF_MAX_FIELDS];
@@ -489,6 +490,7 @@ static int ghl_create(void *self, const struct record *rec, struct record *creat
 	char *text;
 	int rc;
 
+	(void)existed;
 	if (body == NULL)
 		return -1;
 	json_object_object_add(body, "locationId", json_object_new_string(config_own(g->sc, "location_id")));

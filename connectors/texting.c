@@ -128,10 +128,11 @@ static int texting_update(void *self, const struct record *current, const struct
 }
 
 static int texting_create(void *self, const struct record *rec, struct record *created,
-			  struct df_err *err)
+			  bool *existed, struct df_err *err)
 {
 	struct conn *t = self;
 
+	(void)existed;
 	for (int f = F_OPTOUT_SMS; f <= F_OPTOUT_EMAIL; f++)
 		if (str_eq(rec->value[f], "true") && post_optout(t, rec->value[F_PHONE], f, err))
 			return -1;

@@ -5,6 +5,12 @@
  * documented in tests/sim/README.md: a changed-since listing keyed by
  * (updatedAt, id) with an opaque cursor, lookup by phone or email, create
  * (409 names the existing record) and PATCH of the changed fields only.
+ *
+ * The create is idempotent by natural key (CAP_CREATE_BY_KEY): a POST
+ * whose phone or email a contact already holds creates nothing and answers
+ * 409 with that contact's id, which is then read. So a create is one POST
+ * and no lookup, even when it repeats one whose answer was lost: the
+ * repeat finds what the first made.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -164,8 +170,10 @@ static json_object *contact_body(struct conn *v, const struct record *current,
 	return body;
 }
 
+/* *existed (may be NULL) is set when the answer is a 409 naming the
+ * contact that holds the key, read into out. */
 static int send_contact(struct conn *v, const char *method, const char *path,
-			json_object *body, struct record *out, struct df_err *err)
+			json_object *body, struct record *out, bool *existed, struct df_err *err)
 {
 	struct http_response resp;
 	char *text = jm_to_string(body);
@@ -184,6 +192,8 @@ static int send_contact(struct conn *v, const char *method, const char *path,
 			rc = http_request(v->http, "GET", get, NULL, NULL, &resp, err);
 			if (rc == 0)
 				rc = read_contact(v, &resp, out, err);
+			if (rc == 0 && existed != NULL)
+				*existed = true;
 			free(get);
 		}
 		json_object_put(o);
@@ -193,7 +203,7 @@ static int send_contact(struct conn *v, const char *method, const char *path,
 }
 
 static int verity_create(void *self, const struct record *rec, struct record *created,
-			 struct df_err *err)
+			 bool *existed, struct df_err *err)
 {
 	struct conn *v = self;
 	struct field_change ch[DF_MAX_FIELDS];
@@ -204,7 +214,7 @@ static int verity_create(void *self, const struct record *rec, struct record *cr
 		if (rec->value[f] != NULL)
 			ch[n++] = (struct field_change){ f, NULL, rec->value[f] };
 	body = contact_body(v, NULL, ch, n);
-	rc = send_contact(v, "POST", "/api/v1/contacts", body, created, err);
+	rc = send_contact(v, "POST", "/api/v1/contacts", body, created, existed, err);
 	json_object_put(body);
 	return rc;
 }
@@ -215,7 +225,7 @@ static int verity_update(void *self, const struct record *current, const struct 
 	struct conn *v = self;
 	json_object *body = contact_body(v, current, ch, nch);
 	char *path = http_path("/api/v1/contacts/", current->remote_id, NULL);
-	int rc = send_contact(v, "PATCH", path, body, updated, err);
+	int rc = send_contact(v, "PATCH", path, body, updated, NULL, err);
 
 	json_object_put(body);
 	free(path);
@@ -264,7 +274,7 @@ static const struct system_kind verity_kind = {
 const struct connector verity_connector = {
 	.name = "verity",
 	.kind = &verity_kind,
-	.caps = 0,
+	.caps = CAP_CREATE_BY_KEY,
 	.fields = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.writable = CONTACT_FIELDS | FIELD_BIT(F_TAGS) | OPTOUT_FIELDS,
 	.required_for_create = -1,

@@ -342,6 +342,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 		"base_url", "token", "token_file", "rate_limit", "rate_window",
 		"page_size", "lookback", "timeout", "max_attempts", "max_retry_after", "max_requests",
 		"tls_verify", "create", "listing", "events", "sweep", "sweep_interval", "propagate_deletes",
+		"recheck_after",
 		"delete_checks", "quota_reserve", "oauth_client_id", "oauth_client_secret",
 		"oauth_client_secret_file", "oauth_token_file", NULL,
 	};
@@ -382,6 +383,7 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	sc->sweep_interval = -1;
 	sc->delete_checks = 100;
 	sc->quota_reserve = 2000;
+	sc->recheck_after = 60;
 	if (get_string(ld, grp, "base_url", &sc->base_url) ||
 	    get_int(ld, grp, "quota_reserve", &sc->quota_reserve, 0, 100000000) ||
 	    get_string(ld, grp, "oauth_client_id", &sc->oauth_client_id) ||
@@ -401,7 +403,8 @@ static int load_system(struct loader *ld, const config_setting_t *grp, struct sy
 	    get_int(ld, grp, "sweep", &sc->sweep, 0, 100000) ||
 	    get_int(ld, grp, "sweep_interval", &sc->sweep_interval, 0, 30 * 86400) ||
 	    get_bool(ld, grp, "propagate_deletes", &sc->propagate_deletes) ||
-	    get_int(ld, grp, "delete_checks", &sc->delete_checks, 0, 100000))
+	    get_int(ld, grp, "delete_checks", &sc->delete_checks, 0, 100000) ||
+	    get_int(ld, grp, "recheck_after", &sc->recheck_after, 0, 3600))
 		return -1;
 	/* Without a listing the sweep is the only way to see changes; with
 	 * one it is a slow drift check. */

@@ -88,6 +88,10 @@ struct system_conf {
 	bool propagate_deletes;         /* a delete here deletes elsewhere */
 	int delete_checks;              /* missing records confirmed per run */
 	int quota_reserve;              /* daily requests kept for reads and opt-outs */
+	/* s: an update of a record known as of less than this long ago in
+	 * this run is sent without reading the record again; 0 = always read
+	 * (engine/write.c, known_recently). */
+	int recheck_after;
 	/* OAuth instead of a static token (GHL): the app's client id and
 	 * secret, and the file holding the refresh (and access) token, which
 	 * the connector rewrites when it renews them. token is NULL then. */

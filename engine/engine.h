@@ -60,6 +60,8 @@ struct system_run {
 	char auth_why[512];     /* the first such refusal, token-free */
 	unsigned noted;         /* problems already noted this run (engine_note_problem) */
 	bool listed_all;        /* a full run read every page of its contacts */
+	bool listed;            /* its contacts' changed-since listing was read to the end */
+	long long read_from_ms; /* when this run began to read its records (its poll) */
 	long long delete_checks; /* missing records read by their endpoint */
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */

@@ -168,10 +168,15 @@ static int poll_system(struct run *r, int s)
 	struct system_run *sr = &r->sys[s];
 	bool complete;
 
+	/* Every read of its records this run comes after this moment; a
+	 * changed-since listing read to the end has shown each record changed
+	 * before it (write.c: known_recently). */
+	sr->read_from_ms = time_now_ms();
 	if (sr->conf->listing) {
 		if (poll_stream(r, s, "contacts", &complete))
 			return -1;
 		sr->listed_all = complete && r->opt->full;
+		sr->listed = complete && !sr->poll_failed;
 	}
 	/* A system that refused our credentials is asked nothing more (I11). */
 	for (int i = 0; sr->conf->events && sr->conn->streams && sr->conn->streams[i] && !sr->auth_failed; i++)

@@ -56,38 +56,72 @@ static void item_record(const struct outbox_item *it, struct record *rec)
 
 /* Sends a create: look up first, so a create repeated after a crash finds
  * the record it made (it->unknown says when an earlier attempt may have
- * made it). *existed says the record was already there. */
+ * made it) - unless the system's create does that itself
+ * (CAP_CREATE_BY_KEY) and no earlier attempt may have: one request instead
+ * of two. After an unknown outcome the lookup most likely finds the
+ * record, which costs less than a 409 and a read. *existed says the
+ * record was already there. */
 static int send_create(struct run *r, int s, const struct outbox_item *it, struct record *out,
 		       bool *existed, struct df_err *err)
 {
 	const struct system_run *sr = &r->sys[s];
 	struct record want;
-	int rc;
+	int rc = 0;
 
 	record_init(&want);
 	item_record(it, &want);
-	rc = sr->conn->lookup(sr->handle, &want, out, err);
-	*existed = rc == 0 && out->remote_id != NULL;
+	*existed = false;
+	if (!connector_has(sr->conn, CAP_CREATE_BY_KEY) || it->unknown) {
+		rc = sr->conn->lookup(sr->handle, &want, out, err);
+		*existed = rc == 0 && out->remote_id != NULL;
+	}
 	if (rc == 0 && !*existed) {
 		record_clear(out);
-		rc = sr->conn->create(sr->handle, &want, out, err);
+		rc = sr->conn->create(sr->handle, &want, out, existed, err);
 	}
 	record_clear(&want);
 	return rc;
 }
 
-/* Reads the record before an update where the system can (fetch): a
- * user's edit of a field we are about to send, made since we last read the
- * record, would be overwritten - lost in every system. Returns 1 and the
- * record as read in out when such an edit is there (nothing is sent), 0 to
- * go on (out cleared), -1 when the read failed. */
+/* Whether this run knows the record as it was less than recheck_after
+ * seconds ago, so an update may go without reading it again. Counted from
+ * when the run began to read the system (its poll): every read of it this
+ * run came later. What the run knows: with its changed-since listing read
+ * to the end, every record (one a user changed before then was listed and
+ * observed); without a listing, a record read this run (found or created
+ * by its keys, swept, or read before an earlier write). A listing cut
+ * short says nothing of what it did not reach, so its records are read. */
+static bool known_recently(const struct run *r, int s, const struct outbox_item *it)
+{
+	const struct system_run *sr = &r->sys[s];
+	long long seen = 0;
+	struct df_err e = { 0 };
+
+	if (sr->conf->recheck_after <= 0 || sr->read_from_ms <= 0 ||
+	    time_now_ms() - sr->read_from_ms >= sr->conf->recheck_after * 1000LL)
+		return false;
+	if (sr->listed)
+		return true;
+	/* A state error reads the record, the safe way; it shows again at
+	 * the run's next statement. */
+	if (sr->conf->listing || state_snapshot_seen_run(r->st, sr->conf->name, it->remote_id, &seen, &e))
+		return false;
+	return seen == r->id;
+}
+
+/* Reads the record before an update where the system can (fetch), unless
+ * the run knows it recently (known_recently): a user's edit of a field we
+ * are about to send, made since we last read the record, would be
+ * overwritten - lost in every system. Returns 1 and the record as read in
+ * out when such an edit is there (nothing is sent), 0 to go on (out
+ * cleared), -1 when the read failed. */
 static int edited_since_read(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
 			     struct record *out, struct df_err *err)
 {
 	const struct system_run *sr = &r->sys[s];
 	bool gone = false;
 
-	if (sr->conn->fetch == NULL)
+	if (sr->conn->fetch == NULL || known_recently(r, s, it))
 		return 0;
 	if (sr->conn->fetch(sr->handle, cur, out, &gone, err))
 		return -1;

@@ -75,6 +75,12 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 	return rc;
 }
 
+int state_snapshot_seen_run(struct state *st, const char *system, const char *remote_id,
+			    long long *run, struct df_err *err)
+{
+	return query_int(st, S_SNAP_SEEN_RUN, system, remote_id, run, NULL, err);
+}
+
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
 			long long updated_ms, long long run, struct df_err *err)
 {

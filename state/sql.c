@@ -37,6 +37,7 @@ static const char *const sql[S_COUNT] = {
 		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
 			"gone_run = NULL WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_SEEN_RUN] = "SELECT seen_run FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",

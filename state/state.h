@@ -71,6 +71,10 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 		       long long run, struct df_err *err);
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
 			long long updated_ms, long long run, struct df_err *err);
+/* The last run that read the record or wrote it with the system's answer
+ * (seen_run); 0 when there is no snapshot. */
+int state_snapshot_seen_run(struct state *st, const char *system, const char *remote_id,
+			    long long *run, struct df_err *err);
 /* Notes that the system still lists the record (quarantined input is
  * still there: a full listing must not take it for deleted). */
 int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,
