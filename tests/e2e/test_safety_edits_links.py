@@ -84,7 +84,10 @@ def test_a_user_edit_of_the_field_we_are_about_to_write_is_not_overwritten(env):
     # Setup: Ann converged; Verity's user changes her first name, so the
     # next run updates GHL's. Between that run's poll and its update, a GHL
     # user changes the same field (the `edit` fault applies it as the
-    # update's read of the record arrives).
+    # update's read of the record arrives). recheck_after = 0: that read is
+    # sent even though the run listed GHL a moment ago
+    # (test_scale_req.py tests the window).
+    env.write_config(system_options={"ghl": {"recheck_after": 0}})
     ghl_id = env.seed("ghl", **ANN_AS_TYPED)
     env.converge()
     env.edit("verity", env.only("verity")["id"], first_name="Anna")
