@@ -16,7 +16,13 @@
  * send and commit leaves the row 'unknown': the next run either sees the
  * written record on poll (own echo; a newer plan supersedes the row) or
  * retries it, and a retried create looks the record up by its natural key
- * first (I2).
+ * first, or is sent to a system whose create answers with the record
+ * holding the key (CAP_CREATE_BY_KEY: Verity's 409), so it finds what it
+ * made (I2).
+ *
+ * An update reads the record first (a user's edit of a field about to be
+ * sent would be lost), unless the run knows the record from less than the
+ * system's recheck_after seconds ago (known_recently).
  *
  * A failed write is classified (I11, http.h): a temporary failure stays
  * pending with exponential backoff across runs until writes.max_attempts,
