@@ -1,7 +1,7 @@
 """The Verity and texting contracts (ours, tests/sim/README.md) as the
 simulators enforce them: a page cursor expires (410) and the stream starts
 again from its durable cursor next run; a create answered 5xx after it took
-effect is looked up, never made twice."""
+effect is never made twice (sent again, it is answered 409 naming the first)."""
 from conftest import ANN_AS_TYPED
 
 PEOPLE = [{"first_name": f"V{i}", "last_name": "Cursor", "phone": f"+1555301{i:04d}"} for i in range(1, 4)]
@@ -41,9 +41,11 @@ def test_a_verity_create_answered_500_after_it_took_effect_is_not_made_twice(env
     env.run("run")
     env.converge()
 
-    # Expected: one Verity contact, linked; no second create was sent.
+    # Expected: one Verity contact, linked. The create was sent again (no
+    # lookup first: Verity's create is idempotent by key) and answered 409
+    # naming the contact the first made, which created nothing.
     (rec,) = env.sim.records("verity")
     assert rec["firstName"] == "Ann"
     assert env.query("SELECT remote_id FROM link WHERE system = 'verity'") == [(rec["id"],)]
     posts = [r for r in env.sim.requests("verity")["log"] if r["method"] == "POST"]
-    assert [r["status"] for r in posts] == [500]
+    assert [r["status"] for r in posts] == [500, 409]
