@@ -47,6 +47,11 @@ struct state {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	int depth;              /* open savepoints */
+	char *path;             /* the file, for its check record (open.c) */
+	bool writer;            /* opened by state_open, not a reader */
+	bool failed;            /* a statement failed: the close records no check */
+	long long checked_s;    /* when quick_check last passed on this file (Unix s) */
+	const char *check_why;  /* why this open ran quick_check; NULL: skipped */
 };
 
 /* A state failure: what was being done and SQLite's message. */

@@ -275,6 +275,7 @@ static const char *const sql[S_COUNT] = {
 
 int db_fail(struct state *st, struct df_err *err, const char *what)
 {
+	st->failed = true;
 	return df_fail(err, DF_FAIL_STATE, "state: %s: %s", what, sqlite3_errmsg(st->db));
 }
 

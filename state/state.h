@@ -25,9 +25,12 @@ struct state;
 
 /* Opens the state file, creating it only when it does not exist. An
  * existing file must be ours (application_id, or our schema from before
- * the id) and pass PRAGMA quick_check; an empty, foreign or damaged file is
- * refused (DF_FAIL_STATE, the message names the file and init-state) and
- * left exactly as it is. */
+ * the id) and pass PRAGMA quick_check, which runs unless the file is what
+ * our last clean close left, checked within a day (open.c: the record in
+ * <path>-checked); an empty, foreign or damaged file is refused
+ * (DF_FAIL_STATE, the message names the file and init-state) and left
+ * exactly as it is. state_close of a writer with no failed statement
+ * records the file for the next open. */
 struct state *state_open(const char *path, struct df_err *err);
 /* Read-only, for a file that exists at the current schema (report,
  * status, explain): auditors need no write access. Refuses what
@@ -40,6 +43,10 @@ struct state *state_open_reader(const char *path, struct df_err *err);
  * the run lock. */
 int state_init(const char *path, char **aside, struct df_err *err);
 void state_close(struct state *st);
+/* Why the open ran quick_check (a constant), or NULL when the file was what
+ * our last clean close left and was skipped; *checked_s: when the last
+ * check passed (Unix seconds). */
+const char *state_checked(const struct state *st, long long *checked_s);
 int state_schema_version(struct state *st);
 
 int state_begin(struct state *st, struct df_err *err);

@@ -154,6 +154,8 @@ static void no_scans(void **state)
 		unlink(side);
 		snprintf(side, sizeof(side), "%s-shm", path);
 		unlink(side);
+		snprintf(side, sizeof(side), "%s-checked", path);
+		unlink(side);
 	}
 	assert_int_equal(bad, 0);
 }

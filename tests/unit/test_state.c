@@ -83,6 +83,8 @@ static int teardown(void **state)
 	unlink(side);
 	snprintf(side, sizeof(side), "%s-shm", fx->path);
 	unlink(side);
+	snprintf(side, sizeof(side), "%s-checked", fx->path);
+	unlink(side);
 	free(fx);
 	return 0;
 }
