@@ -208,6 +208,13 @@ static const char *const migrations[] = {
 	"  at TEXT NOT NULL, who TEXT NOT NULL,"
 	"  PRIMARY KEY (person_id, field));"
 	"CREATE INDEX quarantine_record ON quarantine(system, remote_id);",
+	/* 10: an idle run asks each system for its gone and missing records;
+	 * these partial indexes hold only those rows, so the question no
+	 * longer walks every snapshot of the system. */
+	"DROP INDEX snapshot_gone;"
+	"CREATE INDEX snapshot_gone ON snapshot(system, remote_id) WHERE gone_run IS NOT NULL;"
+	"CREATE INDEX snapshot_missing ON snapshot(system, missing_run, remote_id) "
+	"WHERE missing_run IS NOT NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
