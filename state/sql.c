@@ -34,9 +34,15 @@ static const char *const sql[S_COUNT] = {
 		       "ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
-		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL",
+		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL, listed_digest = NULL",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
-			"gone_run = NULL WHERE system = ?1 AND remote_id = ?2",
+			"gone_run = NULL, listed_digest = ?5 WHERE system = ?1 AND remote_id = ?2",
+	/* A listed record's digest against its snapshot, and its person. */
+	[S_SNAP_QUICK] = "SELECT s.listed_digest, s.missing_run IS NULL AND s.gone_run IS NULL, "
+			 "coalesce(l.person_id, 0) FROM snapshot s LEFT JOIN link l ON l.system = s.system "
+			 "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
+			 "WHERE s.system = ?1 AND s.remote_id = ?2",
+	[S_SNAP_DIGEST] = "UPDATE snapshot SET listed_digest = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
@@ -339,6 +345,14 @@ int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char
 				sqlite3_bind_null(s, i + 1);
 			break;
 		case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, long long)); break;
+		case 'd': {     /* a digest, STATE_DIGEST bytes, or NULL */
+			const unsigned char *d = va_arg(ap, const unsigned char *);
+			if (d)
+				sqlite3_bind_blob(s, i + 1, d, STATE_DIGEST, SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(s, i + 1);
+			break;
+		}
 		default: sqlite3_bind_int(s, i + 1, va_arg(ap, int)); break;
 		}
 	}

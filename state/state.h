@@ -74,10 +74,29 @@ int state_cursor_set(struct state *st, const char *system, const char *stream,
 /* Snapshots of remote records (canonical values) and their links. */
 int state_snapshot_get(struct state *st, const char *system, const char *remote_id,
 		       struct record *rec, bool *found, struct df_err *err);
+/* Stores rec as the record's snapshot; its listed digest becomes unknown
+ * (a write's answer is not what a listing shows). */
 int state_snapshot_put(struct state *st, const char *system, const struct record *rec,
 		       long long run, struct df_err *err);
+/* The record was read again, unchanged: its update time, run and listed
+ * digest (STATE_DIGEST bytes, or NULL: unknown). */
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
-			long long updated_ms, long long run, struct df_err *err);
+			long long updated_ms, const unsigned char *digest, long long run, struct df_err *err);
+/* Digest of a record as a listing showed it (engine/observe.c), to tell a
+ * record listed again unchanged before it is parsed into values. */
+#define STATE_DIGEST 16
+int state_snapshot_digest(struct state *st, const char *system, const char *remote_id,
+			  const unsigned char *digest, struct df_err *err);
+struct snapshot_quick {
+	bool found;             /* a snapshot exists */
+	bool has_digest;        /* digest holds the listed digest (else unknown) */
+	bool present;           /* marked neither missing nor gone */
+	long long person;       /* its link, 0 when not linked */
+	unsigned char digest[STATE_DIGEST];
+};
+/* One read of what tells a record listed again unchanged. */
+int state_snapshot_quick(struct state *st, const char *system, const char *remote_id,
+			 struct snapshot_quick *q, struct df_err *err);
 /* Notes that the system still lists the record (quarantined input is
  * still there: a full listing must not take it for deleted). */
 int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,
