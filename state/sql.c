@@ -133,13 +133,16 @@ static const char *const sql[S_COUNT] = {
 	[S_MARK_UNSEEN] = "UPDATE snapshot SET missing_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
 			   "AND gone_run IS NULL AND missing_run IS NULL",
 	/* What seems gone: confirmed, or missing and old enough to be checked. */
-	[S_GONE_COUNT] = "SELECT (SELECT count(*) FROM snapshot WHERE system = ?1 AND gone_run IS NOT NULL) + "
-			 "(SELECT count(*) FROM snapshot WHERE system = ?1 AND missing_run IS NOT NULL "
-			 "AND gone_run IS NULL AND first_seen_ms <= ?2)",
+	/* INDEXED BY: without statistics the planner may take another index
+	 * on system and walk every record of the system. */
+	[S_GONE_COUNT] = "SELECT (SELECT count(*) FROM snapshot INDEXED BY snapshot_gone "
+			 "WHERE system = ?1 AND gone_run IS NOT NULL) + "
+			 "(SELECT count(*) FROM snapshot INDEXED BY snapshot_missing WHERE system = ?1 "
+			 "AND missing_run IS NOT NULL AND gone_run IS NULL AND first_seen_ms <= ?2)",
 	[S_GONE_NEXT] = "SELECT s.system, s.remote_id, coalesce(l.person_id, 0) FROM snapshot s "
 			 "LEFT JOIN link l ON l.system = s.system AND l.remote_id = s.remote_id "
 			 "WHERE s.gone_run IS NOT NULL ORDER BY s.system, s.remote_id LIMIT 1",
-	[S_MISSING_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
+	[S_MISSING_BATCH] = "SELECT s.remote_id FROM snapshot s INDEXED BY snapshot_missing JOIN link l ON l.system = s.system "
 			     "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
 			     "WHERE s.system = ?1 AND s.missing_run IS NOT NULL AND s.gone_run IS NULL "
 			     "AND s.first_seen_ms <= ?3 ORDER BY s.missing_run, s.remote_id LIMIT ?2",
