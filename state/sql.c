@@ -325,7 +325,8 @@ int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, const char 
 	return 0;
 }
 
-/* Binds the arguments by types ('t' text, 'i' long long, 'b' int) to the
+/* Binds the arguments by types ('t' text, 'i' long long, 'b' int, 'd' a
+ * STATE_DIGEST-byte digest or NULL) to the
  * statement id and runs it to completion (a write). The texts are bound
  * without a copy (SQLITE_STATIC): they outlive the step, which ends here,
  * and stmt() clears the bindings before the statement's next use. */
