@@ -85,6 +85,18 @@ void observe_fill(struct record *rec, const struct record *old)
 			record_set(rec, f, old->value[f]);
 }
 
+/* True when the listing left carried fields of rec unsaid and the record
+ * itself can be read for them. */
+static bool completable(const struct run *r, int s, const struct record *rec)
+{
+	const struct system_run *sr = &r->sys[s];
+	bool partial = false;
+
+	for (int f = 0; f < fields_count(); f++)
+		partial |= rec->value[f] == NULL && sys_carries(sr, f);
+	return partial && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL;
+}
+
 /* A listing that leaves carried fields unsaid (GHL search has no per-channel
  * DND) is completed by reading the record itself, when it is new or changed
  * since its snapshot, or in a full run; a failure leaves the snapshot's
@@ -94,14 +106,11 @@ static void complete(struct run *r, int s, struct record *rec, const struct reco
 	const struct system_run *sr = &r->sys[s];
 	struct record full;
 	struct df_err e = { 0 };
-	bool partial = false, gone = false;
+	bool gone = false;
 
-	for (int f = 0; f < fields_count(); f++)
-		partial |= rec->value[f] == NULL && sys_carries(sr, f);
 	/* A full run reads every partial record whole: drift in what the
 	 * listing leaves unsaid is found too, whatever the snapshot says. */
-	if (!partial || !connector_has(sr->conn, CAP_LISTING_PARTIAL) || sr->conn->fetch == NULL ||
-	    (found && rec->updated_ms == old->updated_ms && !r->opt->full))
+	if (!completable(r, s, rec) || (found && rec->updated_ms == old->updated_ms && !r->opt->full))
 		return;
 	record_init(&full);
 	if (sr->conn->fetch(sr->handle, rec, &full, &gone, &e) == 0 && !gone) {
@@ -190,15 +199,89 @@ static int own_echo(struct run *r, int s, const struct record *rec)
 	return rc;
 }
 
+/*
+ * The digest of rec as read, before anything completes or normalises it:
+ * its update time, and for each field whether the system carries it, its
+ * kind and its value (NULL apart from ""), and the default country phones
+ * are read in. Equal digests mean the same record read the same way. Two
+ * different 64-bit hashes (FNV-1a, and a multiply-xorshift): not
+ * cryptographic, so a value crafted to collide could at worst hide an edit
+ * until the record changes again or the sweep reads it whole.
+ */
+static void digest_add(unsigned long long h[2], const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h[0] = (h[0] ^ p[i]) * 1099511628211ULL;
+		h[1] = (h[1] ^ p[i]) * 0x9E3779B97F4A7C15ULL;
+		h[1] ^= h[1] >> 29;
+	}
+}
+
+static void digest_of(const struct run *r, int s, const struct record *rec, unsigned char out[STATE_DIGEST])
+{
+	unsigned long long h[2] = { 1469598103934665603ULL, 0x243F6A8885A308D3ULL };
+	const char *country = r->cfg->default_country ? r->cfg->default_country : "";
+
+	digest_add(h, &rec->updated_ms, sizeof(rec->updated_ms));
+	digest_add(h, country, strlen(country) + 1);
+	for (int f = 0; f < fields_count(); f++) {
+		unsigned char head[2] = { (unsigned char)((rec->value[f] ? 1 : 0) | (sys_carries(&r->sys[s], f) ? 2 : 0)),
+					  (unsigned char)field_get(f)->kind };
+		digest_add(h, head, sizeof(head));
+		if (rec->value[f])
+			digest_add(h, rec->value[f], strlen(rec->value[f]) + 1);
+	}
+	for (int i = 0; i < 2; i++)
+		for (int b = 0; b < 8; b++)
+			out[i * 8 + b] = (unsigned char)(h[i] >> (8 * b));
+}
+
+/* A linked record listed again as the last run that took it in read it
+ * (the same digest) changed in nothing: it is not normalised, compared or
+ * written again, which keeps a quiet minute and a converged full run
+ * cheap. A full run still marks it seen (what it does not list becomes
+ * missing) and its person for the merge (drift repair), and reads a record
+ * whose listing leaves fields unsaid whole (complete), so that one goes the
+ * long way. A record with a problem, marked missing or gone, or not linked
+ * goes the long way too. 1: done; 0: go the long way; -1: failure. */
+static int observe_unchanged(struct run *r, int s, const struct record *rec, const unsigned char *digest)
+{
+	const char *name = r->sys[s].conf->name;
+	struct snapshot_quick q;
+
+	if (rec->problem || (r->opt->full && completable(r, s, rec)))
+		return 0;
+	if (state_snapshot_quick(r->st, name, rec->remote_id, &q, &r->err))
+		return -1;
+	if (!q.found || !q.has_digest || !q.present || q.person == 0 || memcmp(q.digest, digest, STATE_DIGEST) != 0)
+		return 0;
+	if (r->opt->full && (state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, digest, r->id,
+						 &r->err) ||
+			     state_person_dirty(r->st, q.person, true, &r->err)))
+		return -1;
+	return 1;
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
+	unsigned char digest[STATE_DIGEST];
+	const unsigned char *listed;
 	struct record old;
 	long long person = 0;
 	bool found, changed;
 	int rc = -1;
 
 	r->sys[s].counts.polled++;
+	digest_of(r, s, rec, digest);
+	/* A record read with a problem is looked at again each time. */
+	listed = rec->problem ? NULL : digest;
+	switch (observe_unchanged(r, s, rec, digest)) {
+	case -1: return -1;
+	case 1: return 0;
+	}
 	record_init(&old);
 	if (state_snapshot_get(r->st, name, rec->remote_id, &old, &found, &r->err) ||
 	    state_link_get(r->st, name, rec->remote_id, &person, &r->err))
@@ -220,7 +303,8 @@ int observe_record(struct run *r, int s, struct record *rec)
 			/* A full run repairs drift: the person is merged and planned
 			 * again, so every system that disagrees with the agreed value
 			 * is written whatever its snapshot says. */
-			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, r->id, &r->err) ||
+			rc = state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, listed, r->id,
+						 &r->err) ||
 			     (r->opt->full && state_person_dirty(r->st, person, true, &r->err)) ? -1 : 0;
 			goto out;
 		}
@@ -255,6 +339,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 	}
 	r->sys[s].counts.changed++;
 	rc = state_snapshot_put(r->st, name, rec, r->id, &r->err) ||
+	     (listed && state_snapshot_digest(r->st, name, rec->remote_id, listed, &r->err)) ||
 	     state_person_dirty(r->st, person, true, &r->err) ? -1 : 0;
 out:
 	record_clear(&old);

@@ -354,6 +354,19 @@ static int prepare(struct run *r)
 	return state_commit(r->st, &r->err);
 }
 
+/* Whether the open read the whole file (quick_check) and why, or skipped
+ * it: state/open.c says when it runs. */
+static void log_state_check(const struct run *r)
+{
+	long long checked_s;
+	const char *why = state_checked(r->st, &checked_s);
+	char when[32];
+
+	time_format_iso(checked_s * 1000, when, sizeof(when));
+	log_info("event=state-check result=%s checked=%s reason=\"%s\"", why ? "ok" : "skipped", when,
+		 why ? why : "unchanged since the last clean close");
+}
+
 static int run_stages(struct run *r)
 {
 	char valve[512] = "", why[1024] = "", quota[768] = "";
@@ -369,6 +382,7 @@ static int run_stages(struct run *r)
 		return EXIT_FATAL;
 	log_info("event=run-start run=%lld mode=%s", r->id,
 		 r->opt->dry_run ? "dry-run" : r->opt->full ? "full" : "run");
+	log_state_check(r);
 	sb_init(&valve_why);
 	if (prepare(r) || reopen_refused(r) || resolve_fields(r) || poll_all(r) || sweep_all(r) ||
 	    safety_valve(r, &valve_why, &tripped, &gone, &share) ||

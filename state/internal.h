@@ -19,7 +19,7 @@
 enum stmt_id {
 	S_RUN_START, S_RUN_FINISH, S_RUN_SYSTEM, S_LAST_RUN,
 	S_CURSOR_GET, S_CURSOR_SET,
-	S_SNAP_GET, S_SNAP_PUT, S_SNAP_SEEN, S_SNAP_SEEN_RUN, S_SNAP_COUNT,
+	S_SNAP_GET, S_SNAP_PUT, S_SNAP_SEEN, S_SNAP_SEEN_RUN, S_SNAP_COUNT, S_SNAP_QUICK, S_SNAP_DIGEST,
 	S_LINK_GET, S_LINK_OF, S_LINK_PUT,
 	S_PERSON_NEW, S_PERSON_DIRTY, S_PERSON_MERGED, S_DIRTY_BATCH, S_DIRTY_AFTER,
 	S_MATCH_PHONE, S_MATCH_EMAIL,
@@ -47,6 +47,11 @@ struct state {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	int depth;              /* open savepoints */
+	char *path;             /* the file, for its check record (open.c) */
+	bool writer;            /* opened by state_open, not a reader */
+	bool failed;            /* a statement failed: the close records no check */
+	long long checked_s;    /* when quick_check last passed on this file (Unix s) */
+	const char *check_why;  /* why this open ran quick_check; NULL: skipped */
 };
 
 /* A state failure: what was being done and SQLite's message. */

@@ -6,6 +6,8 @@
  * init-state, closing, and the savepoints a run's transactions use.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,6 +24,7 @@ static int exec(struct state *st, const char *text, struct df_err *err)
 	char *msg = NULL;
 
 	if (sqlite3_exec(st->db, text, NULL, NULL, &msg) != SQLITE_OK) {
+		st->failed = true;
 		df_fail(err, DF_FAIL_STATE, "state: %s", msg ? msg : "statement failed");
 		sqlite3_free(msg);
 		return -1;
@@ -73,10 +76,10 @@ static int migrate(struct state *st, struct df_err *err)
  * migrated or repaired: a zero-length file (an emptied state would silently
  * forget the opt-out registry and the tombstones), another program's SQLite
  * file, and a file that fails PRAGMA quick_check. quick_check reads every
- * page but skips the index cross-checks of integrity_check: milliseconds
- * for a demo-sized file, about a second per few hundred MB, paid by every
- * open (run and readers alike) because a damaged file must never reach a
- * write. The admin's way out is `dfreconcile init-state` (state_init).
+ * page but skips the index cross-checks of integrity_check; it runs when
+ * the file may not be what our last clean close left (check_needed), so a
+ * damaged file never reaches a write, and a quiet minute does not read the
+ * whole file. The admin's way out is `dfreconcile init-state` (state_init).
  */
 static const char refuse_hint[] =
 	"restore it from a backup, or move it aside and start a new state with "
@@ -121,10 +124,114 @@ static int quick_check(struct state *st, char *why, size_t n)
 	return rc;
 }
 
-/* Decides whether the open file st at path is ours and sound. *legacy is
- * set for a file of ours written before the application_id existed. Returns
- * 0, or -1 with *refused and the reason in err. */
-static int identify(struct state *st, const char *path, bool *legacy, bool *refused, struct df_err *err)
+/*
+ * When quick_check runs. It reads every page of the file (0.2 s at 10,000
+ * contacts, seconds at 100,000), so paid at every open it made each quiet
+ * minute cost what the file weighs. A writer's clean close (state_close:
+ * every statement succeeded and the write-ahead log was checkpointed away)
+ * records what the file then looks like in <path>-checked (0600): device,
+ * inode, size, modification and change times to the nanosecond, and when
+ * quick_check last passed. An open checks the file again when
+ *  - there is no such record, or it cannot be read;
+ *  - a write-ahead log with frames in it is there: a run or an admin
+ *    command did not close cleanly (killed, crashed, power lost), or
+ *    another process has the file open;
+ *  - the file is not the one the record describes: something wrote it,
+ *    replaced or restored it since (the change time cannot be set back);
+ *  - the last check that passed is CHECK_EVERY_S old: damage that leaves
+ *    the times alone (a failing disk) is found within a day.
+ * Readers (report, status, explain) use the record too; they never write it.
+ */
+#define CHECK_EVERY_S (24 * 3600LL)
+
+struct check_record {
+	long long dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns, checked_s;
+};
+
+static char *check_path(const char *path)
+{
+	return xasprintf("%s-checked", path);
+}
+
+static void describe(const struct stat *sb, struct check_record *c)
+{
+	c->dev = (long long)sb->st_dev;
+	c->ino = (long long)sb->st_ino;
+	c->size = (long long)sb->st_size;
+	c->mtime_s = (long long)sb->st_mtim.tv_sec;
+	c->mtime_ns = sb->st_mtim.tv_nsec;
+	c->ctime_s = (long long)sb->st_ctim.tv_sec;
+	c->ctime_ns = sb->st_ctim.tv_nsec;
+}
+
+static bool same_file(const struct check_record *a, const struct check_record *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+/* NULL when the file at path (sb) is what our last clean close left and
+ * was checked within CHECK_EVERY_S (*checked_s: when); else why to check. */
+static const char *check_needed(const char *path, const struct stat *sb, long long *checked_s)
+{
+	char *name = check_path(path), *wal = xasprintf("%s-wal", path);
+	struct check_record rec = { 0 }, now = { 0 };
+	struct stat wb;
+	const char *why = NULL;
+	FILE *f = fopen(name, "r");
+
+	describe(sb, &now);
+	if (f == NULL || fscanf(f, "dfreconcile-checked 1 %lld %lld %lld %lld %lld %lld %lld %lld",
+				&rec.dev, &rec.ino, &rec.size, &rec.mtime_s, &rec.mtime_ns, &rec.ctime_s,
+				&rec.ctime_ns, &rec.checked_s) != 8)
+		why = "no record of a clean close";
+	else if (stat(wal, &wb) == 0 && wb.st_size > 0)
+		why = "a write-ahead log is left: the last run did not close cleanly, or one is running";
+	else if (!same_file(&rec, &now))
+		why = "the file changed since the last clean close";
+	else if (time(NULL) - rec.checked_s >= CHECK_EVERY_S || rec.checked_s > time(NULL))
+		why = "the last check is a day old";
+	if (f)
+		fclose(f);
+	free(name);
+	free(wal);
+	*checked_s = rec.checked_s;
+	return why;
+}
+
+/* After a writer's clean close: records the file as it is now. A log
+ * still holding frames (a reader kept it open) leaves no record. */
+static void check_record_write(const char *path, long long checked_s)
+{
+	char *name = check_path(path), *wal = xasprintf("%s-wal", path);
+	struct check_record rec = { 0 };
+	struct stat sb, wb;
+	int fd;
+
+	if (stat(path, &sb) == 0 && !(stat(wal, &wb) == 0 && wb.st_size > 0) &&
+	    (fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR)) >= 0) {
+		char line[256];
+		int n;
+
+		describe(&sb, &rec);
+		n = snprintf(line, sizeof(line), "dfreconcile-checked 1 %lld %lld %lld %lld %lld %lld %lld %lld\n",
+			     rec.dev, rec.ino, rec.size, rec.mtime_s, rec.mtime_ns, rec.ctime_s, rec.ctime_ns,
+			     checked_s);
+		/* A short write leaves a record that does not parse: checked. */
+		if (write(fd, line, (size_t)n) != n)
+			(void)ftruncate(fd, 0);
+		close(fd);
+	}
+	free(name);
+	free(wal);
+}
+
+/* Decides whether the open file st at path is ours and sound (quick_check
+ * only when check says why). *legacy is set for a file of ours written
+ * before the application_id existed. Returns 0, or -1 with *refused and the
+ * reason in err. */
+static int identify(struct state *st, const char *path, const char *check, bool *legacy, bool *refused,
+		    struct df_err *err)
 {
 	long long app, version, ours = 0;
 	char why[200], problem[100];
@@ -145,7 +252,7 @@ static int identify(struct state *st, const char *path, bool *legacy, bool *refu
 			 "expected %d)", app, STATE_APPLICATION_ID);
 		return refuse(err, path, why);
 	}
-	if (quick_check(st, problem, sizeof(problem))) {
+	if (check && quick_check(st, problem, sizeof(problem))) {
 		snprintf(why, sizeof(why), "is damaged (quick_check: %s)", problem);
 		return refuse(err, path, why);
 	}
@@ -163,6 +270,7 @@ static struct state *open_file(const char *path, bool reader, bool *refused, str
 	char *wal = xasprintf("%s-wal", path);
 	struct stat sb, wb;
 	bool exists, legacy = false, no = false;
+	const char *check = NULL;
 	int flags = reader ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
 
 	/* dfreconcile has one thread: SQLite's mutexes and allocation counters
@@ -184,6 +292,10 @@ static struct state *open_file(const char *path, bool reader, bool *refused, str
 		return NULL;
 	}
 	free(wal);
+	if (exists)
+		check = check_needed(path, &sb, &st->checked_s);
+	else
+		st->checked_s = time(NULL);     /* a new file is sound */
 	if (!exists && !reader)
 		flags |= SQLITE_OPEN_CREATE;
 	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
@@ -193,12 +305,19 @@ static struct state *open_file(const char *path, bool reader, bool *refused, str
 		return NULL;
 	}
 	sqlite3_busy_timeout(st->db, 5000);
-	if (exists && identify(st, path, &legacy, refused, err)) {
+	if (exists && identify(st, path, check, &legacy, refused, err)) {
 		state_close(st);
 		return NULL;
 	}
-	if (!reader && exists)
-		(void)chmod(path, S_IRUSR | S_IWUSR);   /* files made 0644 by earlier versions */
+	if (exists && check)
+		st->checked_s = time(NULL);
+	st->check_why = exists ? check : "a new file";
+	if (!reader && exists) {
+		/* Files made 0644 by earlier versions; only then: a chmod
+		 * moves the change time, which the check record compares. */
+		if ((sb.st_mode & 0777) != (S_IRUSR | S_IWUSR))
+			(void)chmod(path, S_IRUSR | S_IWUSR);
+	}
 	if (reader) {
 		/* A reader (report, explain) changes nothing, not even the schema. */
 		long long v = -1;
@@ -209,8 +328,11 @@ static struct state *open_file(const char *path, bool reader, bool *refused, str
 			return st;
 	} else if ((exists && !legacy) || exec(st, "PRAGMA application_id = " STR(STATE_APPLICATION_ID), err) == 0) {
 		if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-			 err) == 0 && migrate(st, err) == 0)
+			 err) == 0 && migrate(st, err) == 0) {
+			st->path = xstrdup(path);
+			st->writer = true;
 			return st;
+		}
 	}
 	df_wrap(err, "%s", path);
 	state_close(st);
@@ -227,10 +349,12 @@ struct state *state_open_reader(const char *path, struct df_err *err)
 	return open_file(path, true, NULL, err);
 }
 
-/* Moves path and its -wal and -shm files to path.refused-<UTC time>. */
+/* Moves path and its -wal and -shm files to path.refused-<UTC time>; the
+ * check record, which describes the file no longer there, is removed. */
 static int move_aside(const char *path, char **aside, struct df_err *err)
 {
 	static const char *const tails[] = { "-wal", "-shm" };
+	char *record = check_path(path);
 	char stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -243,8 +367,11 @@ static int move_aside(const char *path, char **aside, struct df_err *err)
 			errno ? strerror(errno) : "the name is taken");
 		free(*aside);
 		*aside = NULL;
+		free(record);
 		return -1;
 	}
+	(void)unlink(record);
+	free(record);
 	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
 		char *from = xasprintf("%s%s", path, tails[i]), *to = xasprintf("%s%s", *aside, tails[i]);
 		if (rename(from, to) != 0 && errno != ENOENT)
@@ -287,8 +414,18 @@ void state_close(struct state *st)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
-	sqlite3_close(st->db);
+	/* The last connection's close checkpoints the log into the file and
+	 * removes it: only then is the file what the next open compares. */
+	if (sqlite3_close(st->db) == SQLITE_OK && st->writer && !st->failed)
+		check_record_write(st->path, st->checked_s);
+	free(st->path);
 	free(st);
+}
+
+const char *state_checked(const struct state *st, long long *checked_s)
+{
+	*checked_s = st->checked_s;
+	return st->check_why;
 }
 
 int state_schema_version(struct state *st)

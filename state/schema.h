@@ -208,6 +208,20 @@ static const char *const migrations[] = {
 	"  at TEXT NOT NULL, who TEXT NOT NULL,"
 	"  PRIMARY KEY (person_id, field));"
 	"CREATE INDEX quarantine_record ON quarantine(system, remote_id);",
+	/* 10: an idle run asks each system for its gone and missing records;
+	 * these partial indexes hold only those rows, so the question no
+	 * longer walks every snapshot of the system. And a record listed
+	 * again unchanged is known by its digest. */
+	"DROP INDEX snapshot_gone;"
+	"CREATE INDEX snapshot_gone ON snapshot(system, remote_id) WHERE gone_run IS NOT NULL;"
+	"CREATE INDEX snapshot_missing ON snapshot(system, missing_run, remote_id) "
+	"WHERE missing_run IS NOT NULL;"
+	/* A digest of a linked record as a run last took it in from a listing
+	 * (its values as read, its update time, what the configuration makes
+	 * of them): a record listed again with the same digest is unchanged,
+	 * compared before it is normalised (engine/observe.c). NULL: unknown,
+	 * as after a write stored the system's answer. */
+	"ALTER TABLE snapshot ADD COLUMN listed_digest BLOB;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

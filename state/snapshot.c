@@ -82,10 +82,40 @@ int state_snapshot_seen_run(struct state *st, const char *system, const char *re
 }
 
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
-			long long updated_ms, long long run, struct df_err *err)
+			long long updated_ms, const unsigned char *digest, long long run, struct df_err *err)
 {
-	return write_stmt(st, S_SNAP_SEEN, err, "touch snapshot", "ttii", system, remote_id,
-			  updated_ms, run);
+	return write_stmt(st, S_SNAP_SEEN, err, "touch snapshot", "ttiid", system, remote_id,
+			  updated_ms, run, digest);
+}
+
+int state_snapshot_digest(struct state *st, const char *system, const char *remote_id,
+			  const unsigned char *digest, struct df_err *err)
+{
+	return write_stmt(st, S_SNAP_DIGEST, err, "note listed digest", "ttd", system, remote_id, digest);
+}
+
+int state_snapshot_quick(struct state *st, const char *system, const char *remote_id,
+			 struct snapshot_quick *q, struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_QUICK, err);
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		q->found = true;
+		q->has_digest = sqlite3_column_bytes(s, 0) == STATE_DIGEST;
+		if (q->has_digest)
+			memcpy(q->digest, sqlite3_column_blob(s, 0), STATE_DIGEST);
+		q->present = sqlite3_column_int(s, 1) != 0;
+		q->person = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(st, err, "read snapshot digest");
 }
 
 int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,

@@ -34,9 +34,15 @@ static const char *const sql[S_COUNT] = {
 		       "ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
-		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL",
+		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL, listed_digest = NULL",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
-			"gone_run = NULL WHERE system = ?1 AND remote_id = ?2",
+			"gone_run = NULL, listed_digest = ?5 WHERE system = ?1 AND remote_id = ?2",
+	/* A listed record's digest against its snapshot, and its person. */
+	[S_SNAP_QUICK] = "SELECT s.listed_digest, s.missing_run IS NULL AND s.gone_run IS NULL, "
+			 "coalesce(l.person_id, 0) FROM snapshot s LEFT JOIN link l ON l.system = s.system "
+			 "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
+			 "WHERE s.system = ?1 AND s.remote_id = ?2",
+	[S_SNAP_DIGEST] = "UPDATE snapshot SET listed_digest = ?3 WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_SEEN_RUN] = "SELECT seen_run FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
@@ -128,12 +134,16 @@ static const char *const sql[S_COUNT] = {
 	[S_MARK_UNSEEN] = "UPDATE snapshot SET missing_run = ?2 WHERE system = ?1 AND seen_run < ?2 "
 			   "AND gone_run IS NULL AND missing_run IS NULL",
 	/* What seems gone: confirmed, or missing and old enough to be checked. */
-	[S_GONE_COUNT] = "SELECT count(*) FROM snapshot WHERE system = ?1 AND (gone_run IS NOT NULL "
-			 "OR (missing_run IS NOT NULL AND first_seen_ms <= ?2))",
+	/* INDEXED BY: without statistics the planner may take another index
+	 * on system and walk every record of the system. */
+	[S_GONE_COUNT] = "SELECT (SELECT count(*) FROM snapshot INDEXED BY snapshot_gone "
+			 "WHERE system = ?1 AND gone_run IS NOT NULL) + "
+			 "(SELECT count(*) FROM snapshot INDEXED BY snapshot_missing WHERE system = ?1 "
+			 "AND missing_run IS NOT NULL AND gone_run IS NULL AND first_seen_ms <= ?2)",
 	[S_GONE_NEXT] = "SELECT s.system, s.remote_id, coalesce(l.person_id, 0) FROM snapshot s "
 			 "LEFT JOIN link l ON l.system = s.system AND l.remote_id = s.remote_id "
 			 "WHERE s.gone_run IS NOT NULL ORDER BY s.system, s.remote_id LIMIT 1",
-	[S_MISSING_BATCH] = "SELECT s.remote_id FROM snapshot s JOIN link l ON l.system = s.system "
+	[S_MISSING_BATCH] = "SELECT s.remote_id FROM snapshot s INDEXED BY snapshot_missing JOIN link l ON l.system = s.system "
 			     "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
 			     "WHERE s.system = ?1 AND s.missing_run IS NOT NULL AND s.gone_run IS NULL "
 			     "AND s.first_seen_ms <= ?3 ORDER BY s.missing_run, s.remote_id LIMIT ?2",
@@ -276,6 +286,7 @@ static const char *const sql[S_COUNT] = {
 
 int db_fail(struct state *st, struct df_err *err, const char *what)
 {
+	st->failed = true;
 	return df_fail(err, DF_FAIL_STATE, "state: %s: %s", what, sqlite3_errmsg(st->db));
 }
 
@@ -315,7 +326,8 @@ int step_done(struct state *st, sqlite3_stmt *s, struct df_err *err, const char 
 	return 0;
 }
 
-/* Binds the arguments by types ('t' text, 'i' long long, 'b' int) to the
+/* Binds the arguments by types ('t' text, 'i' long long, 'b' int, 'd' a
+ * STATE_DIGEST-byte digest or NULL) to the
  * statement id and runs it to completion (a write). The texts are bound
  * without a copy (SQLITE_STATIC): they outlive the step, which ends here,
  * and stmt() clears the bindings before the statement's next use. */
@@ -338,6 +350,14 @@ int write_stmt(struct state *st, enum stmt_id id, struct df_err *err, const char
 				sqlite3_bind_null(s, i + 1);
 			break;
 		case 'i': sqlite3_bind_int64(s, i + 1, va_arg(ap, long long)); break;
+		case 'd': {     /* a digest, STATE_DIGEST bytes, or NULL */
+			const unsigned char *d = va_arg(ap, const unsigned char *);
+			if (d)
+				sqlite3_bind_blob(s, i + 1, d, STATE_DIGEST, SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(s, i + 1);
+			break;
+		}
 		default: sqlite3_bind_int(s, i + 1, va_arg(ap, int)); break;
 		}
 	}

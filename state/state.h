@@ -25,9 +25,12 @@ struct state;
 
 /* Opens the state file, creating it only when it does not exist. An
  * existing file must be ours (application_id, or our schema from before
- * the id) and pass PRAGMA quick_check; an empty, foreign or damaged file is
- * refused (DF_FAIL_STATE, the message names the file and init-state) and
- * left exactly as it is. */
+ * the id) and pass PRAGMA quick_check, which runs unless the file is what
+ * our last clean close left, checked within a day (open.c: the record in
+ * <path>-checked); an empty, foreign or damaged file is refused
+ * (DF_FAIL_STATE, the message names the file and init-state) and left
+ * exactly as it is. state_close of a writer with no failed statement
+ * records the file for the next open. */
 struct state *state_open(const char *path, struct df_err *err);
 /* Read-only, for a file that exists at the current schema (report,
  * status, explain): auditors need no write access. Refuses what
@@ -40,6 +43,10 @@ struct state *state_open_reader(const char *path, struct df_err *err);
  * the run lock. */
 int state_init(const char *path, char **aside, struct df_err *err);
 void state_close(struct state *st);
+/* Why the open ran quick_check (a constant), or NULL when the file was what
+ * our last clean close left and was skipped; *checked_s: when the last
+ * check passed (Unix seconds). */
+const char *state_checked(const struct state *st, long long *checked_s);
 int state_schema_version(struct state *st);
 
 int state_begin(struct state *st, struct df_err *err);
@@ -67,14 +74,33 @@ int state_cursor_set(struct state *st, const char *system, const char *stream,
 /* Snapshots of remote records (canonical values) and their links. */
 int state_snapshot_get(struct state *st, const char *system, const char *remote_id,
 		       struct record *rec, bool *found, struct df_err *err);
+/* Stores rec as the record's snapshot; its listed digest becomes unknown
+ * (a write's answer is not what a listing shows). */
 int state_snapshot_put(struct state *st, const char *system, const struct record *rec,
 		       long long run, struct df_err *err);
+/* The record was read again, unchanged: its update time, run and listed
+ * digest (STATE_DIGEST bytes, or NULL: unknown). */
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
-			long long updated_ms, long long run, struct df_err *err);
+			long long updated_ms, const unsigned char *digest, long long run, struct df_err *err);
 /* The last run that read the record or wrote it with the system's answer
  * (seen_run); 0 when there is no snapshot. */
 int state_snapshot_seen_run(struct state *st, const char *system, const char *remote_id,
 			    long long *run, struct df_err *err);
+/* Digest of a record as a listing showed it (engine/observe.c), to tell a
+ * record listed again unchanged before it is parsed into values. */
+#define STATE_DIGEST 16
+int state_snapshot_digest(struct state *st, const char *system, const char *remote_id,
+			  const unsigned char *digest, struct df_err *err);
+struct snapshot_quick {
+	bool found;             /* a snapshot exists */
+	bool has_digest;        /* digest holds the listed digest (else unknown) */
+	bool present;           /* marked neither missing nor gone */
+	long long person;       /* its link, 0 when not linked */
+	unsigned char digest[STATE_DIGEST];
+};
+/* One read of what tells a record listed again unchanged. */
+int state_snapshot_quick(struct state *st, const char *system, const char *remote_id,
+			 struct snapshot_quick *q, struct df_err *err);
 /* Notes that the system still lists the record (quarantined input is
  * still there: a full listing must not take it for deleted). */
 int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,

@@ -709,6 +709,8 @@ static int teardown_state(void **state)
 	unlink(side);
 	snprintf(side, sizeof(side), "%s-shm", fx->path);
 	unlink(side);
+	snprintf(side, sizeof(side), "%s-checked", fx->path);
+	unlink(side);
 	free(fx);
 	return 0;
 }

@@ -83,6 +83,8 @@ static int teardown(void **state)
 	unlink(side);
 	snprintf(side, sizeof(side), "%s-shm", fx->path);
 	unlink(side);
+	snprintf(side, sizeof(side), "%s-checked", fx->path);
+	unlink(side);
 	free(fx);
 	return 0;
 }
@@ -136,9 +138,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 8);
+	assert_int_equal(SCHEMA_VERSION, 9);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "8");
+	expect_peek(fx->path, "PRAGMA user_version", "9");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -315,7 +317,7 @@ static void test_snapshot_round_trip(void **state)
 	free(got_json);
 	record_clear(&got);
 
-	OK(state_snapshot_seen(fx->st, "ghl", "c1", 1709647700000LL, 3, &fx->err));
+	OK(state_snapshot_seen(fx->st, "ghl", "c1", 1709647700000LL, NULL, 3, &fx->err));
 	OK(state_snapshot_get(fx->st, "ghl", "c1", &got, &found, &fx->err));
 	assert_int_equal(got.updated_ms, 1709647700000LL);
 	record_clear(&got);
@@ -335,6 +337,60 @@ static void test_snapshot_round_trip(void **state)
 }
 
 /* Only a valid E.164 phone and a well-formed email become matching keys. */
+/* The listed digest: what tells a record listed again unchanged
+ * (engine/observe.c). Seen stores it, a put (a write's answer) forgets it,
+ * and the quick read gives it with the record's person and marks. */
+static void test_snapshot_listed_digest(void **state)
+{
+	struct fixture *fx = *state;
+	struct snapshot_quick q;
+	struct record put;
+	unsigned char d1[STATE_DIGEST], d2[STATE_DIGEST];
+	long long person;
+
+	memset(d1, 0xa5, sizeof(d1));
+	memset(d2, 0x5a, sizeof(d2));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_false(q.found);
+
+	record_init(&put);
+	put.remote_id = xstrdup("c1");
+	put.updated_ms = 1000;
+	record_set(&put, F_FIRST_NAME, "Ann");
+	OK(state_snapshot_put(fx->st, "ghl", &put, fx->run, &fx->err));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_true(q.found && q.present);
+	assert_false(q.has_digest);
+	assert_int_equal(q.person, 0);
+
+	/* Seen unchanged with its digest, then linked. */
+	OK(state_snapshot_seen(fx->st, "ghl", "c1", 1000, d1, fx->run, &fx->err));
+	person = state_person_new(fx->st, fx->run, &fx->err);
+	assert_true(person > 0);
+	OK(state_link_put(fx->st, "ghl", "c1", person, "new", fx->run, &fx->err));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_true(q.found && q.present && q.has_digest);
+	assert_memory_equal(q.digest, d1, STATE_DIGEST);
+	assert_int_equal(q.person, person);
+
+	/* A changed record's new digest replaces it. */
+	OK(state_snapshot_digest(fx->st, "ghl", "c1", d2, &fx->err));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_memory_equal(q.digest, d2, STATE_DIGEST);
+
+	/* Missing or gone is not present: such a record goes the long way. */
+	OK(state_mark_gone(fx->st, "ghl", "c1", fx->run, 2000, &fx->err));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_false(q.present);
+
+	/* A write's answer stored: the digest is unknown again. */
+	OK(state_snapshot_put(fx->st, "ghl", &put, fx->run, &fx->err));
+	OK(state_snapshot_quick(fx->st, "ghl", "c1", &q, &fx->err));
+	assert_true(q.present);
+	assert_false(q.has_digest);
+	record_clear(&put);
+}
+
 static void test_snapshot_matching_columns(void **state)
 {
 	struct fixture *fx = *state;
@@ -921,7 +977,7 @@ static void test_sweep_batch(void **state)
 	record_clear(&rec);
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r1", "r5", "r2"));
 	/* A record read again is not gone: due again. */
-	OK(state_snapshot_seen(fx->st, "ghl", "r4", 1, fx->run, &fx->err));
+	OK(state_snapshot_seen(fx->st, "ghl", "r4", 1, NULL, fx->run, &fx->err));
 	expect_sweep(fx, "ghl", 10, 1000, IDS("r4", "r1", "r5", "r2"));
 }
 
@@ -1024,7 +1080,7 @@ static void test_mark_unseen(void **state)
 	run2 = state_run_start(fx->st, "full", &fx->err);
 	assert_int_equal(run2, fx->run + 1);
 	/* Run 2 lists g1 unchanged and g2 changed; the sweep found g3 gone. */
-	OK(state_snapshot_seen(fx->st, "ghl", "g1", 5000, run2, &fx->err));
+	OK(state_snapshot_seen(fx->st, "ghl", "g1", 5000, NULL, run2, &fx->err));
 	record_init(&rec);
 	rec.remote_id = xstrdup("g2");
 	record_set(&rec, F_FIRST_NAME, "changed");
@@ -1058,7 +1114,7 @@ static void test_mark_unseen(void **state)
 	assert_int_equal(n, 0);
 
 	/* Its endpoint still has it: no longer missing. */
-	OK(state_snapshot_seen(fx->st, "ghl", "g4", 5000, run2, &fx->err));
+	OK(state_snapshot_seen(fx->st, "ghl", "g4", 5000, NULL, run2, &fx->err));
 	OK(state_gone_count(fx->st, "ghl", ALL_OLD, &n, &fx->err));
 	assert_int_equal(n, 1);
 	/* A young record its endpoint calls gone is only missing. */
@@ -1472,6 +1528,7 @@ int main(void)
 		T(test_cursor_round_trip),
 		T(test_query_is_typed_and_read_only),
 		T(test_snapshot_round_trip),
+		T(test_snapshot_listed_digest),
 		T(test_snapshot_matching_columns),
 		T(test_match_needs_link),
 		T(test_links),
