@@ -257,9 +257,14 @@ static int observe_unchanged(struct run *r, int s, const struct record *rec, con
 		return -1;
 	if (!q.found || !q.has_digest || !q.present || q.person == 0 || memcmp(q.digest, digest, STATE_DIGEST) != 0)
 		return 0;
-	if (r->opt->full && (state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, digest, r->id,
-						 &r->err) ||
-			     state_person_dirty(r->st, q.person, true, &r->err)))
+	/* A system without a listing is read record by record (the sweep, a
+	 * lookup): the run that read it tells a later update of it that it
+	 * need not be read again (write.c, known_recently). Such reads are few
+	 * a run, unlike a listing's. */
+	if ((r->opt->full || !r->sys[s].conf->listing) &&
+	    state_snapshot_seen(r->st, name, rec->remote_id, rec->updated_ms, digest, r->id, &r->err))
+		return -1;
+	if (r->opt->full && state_person_dirty(r->st, q.person, true, &r->err))
 		return -1;
 	return 1;
 }
