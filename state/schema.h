@@ -222,6 +222,35 @@ static const char *const migrations[] = {
 	 * compared before it is normalised (engine/observe.c). NULL: unknown,
 	 * as after a write stored the system's answer. */
 	"ALTER TABLE snapshot ADD COLUMN listed_digest BLOB;",
+	/* 9: a smaller file (issue 9: <= 2 kB per contact). A record's merged
+	 * copy is most often its fields: it is then 'same' rather than a
+	 * second copy of the JSON (NULL still means never merged). The agreed
+	 * values and the links are kept in their primary key's b-tree
+	 * (WITHOUT ROWID), so no second index repeats every key; only phone
+	 * and e-mail values are indexed for linking, not every field's value.
+	 * A record's first sight is no longer journalled in observed (its
+	 * fields are its snapshot and its link's run); existing rows stay. */
+	"UPDATE snapshot SET merged = 'same' WHERE merged = fields;"
+	"CREATE TABLE field_value_9 ("
+	"  person_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+	"  system TEXT, rule TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  run_id INTEGER NOT NULL, beaten TEXT,"
+	"  PRIMARY KEY (person_id, field)) WITHOUT ROWID;"
+	"INSERT INTO field_value_9 SELECT person_id, field, value, system, rule, reason, run_id, beaten "
+	"  FROM field_value;"
+	"DROP TABLE field_value;"
+	"ALTER TABLE field_value_9 RENAME TO field_value;"
+	"CREATE INDEX field_value_phone ON field_value(value) WHERE field = 'phone';"
+	"CREATE INDEX field_value_email ON field_value(value) WHERE field = 'email';"
+	"CREATE TABLE link_9 ("
+	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
+	"  person_id INTEGER NOT NULL REFERENCES person(id),"
+	"  how TEXT NOT NULL, run_id INTEGER NOT NULL, deleted_run INTEGER,"
+	"  PRIMARY KEY (system, remote_id),"
+	"  UNIQUE (person_id, system)) WITHOUT ROWID;"
+	"INSERT INTO link_9 SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link;"
+	"DROP TABLE link;"
+	"ALTER TABLE link_9 RENAME TO link;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -34,6 +34,10 @@ static const char *const sql[S_COUNT] = {
 		       "ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
+		       /* A merged copy that was the same as the fields keeps
+		        * the fields it was the same as. */
+		       "merged = CASE WHEN merged = 'same' AND fields IS NOT excluded.fields THEN fields "
+		       "ELSE merged END, "
 		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL, listed_digest = NULL",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
 			"gone_run = NULL, listed_digest = ?5 WHERE system = ?1 AND remote_id = ?2",
@@ -222,10 +226,14 @@ static const char *const sql[S_COUNT] = {
 			       "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2)))",
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3, missing_run = NULL, gone_run = NULL "
 			  "WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2 "
-			"AND merged IS NOT fields",
-	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
+	/* merged is 'same' when it is the record's fields (schema 9): one
+	 * copy of the JSON, not two. */
+	[S_SNAP_MERGED] = "SELECT CASE WHEN merged = 'same' THEN fields ELSE merged END FROM snapshot "
+			  "WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_MARK] = "UPDATE snapshot SET merged = 'same' WHERE system = ?1 AND remote_id = ?2 "
+			"AND merged IS NOT 'same'",
+	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = CASE WHEN fields = ?3 THEN 'same' ELSE ?3 END "
+			      "WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
 	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
 			 "VALUES (?1,?2,?3,?4,?5,?6, strftime('%Y-%m-%dT%H:%M:%fZ','now')) "

@@ -208,6 +208,138 @@ static void test_migrate_counts_snapshots(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* Migration 9 (a smaller file) keeps every row a version 8 file holds: a
+ * merged copy equal to the fields becomes 'same', the others stay; agreed
+ * values and links move to WITHOUT ROWID tables whole, and still match. */
+static void test_migrate_9_keeps_rows(void **state)
+{
+	struct fixture *fx = *state;
+	struct record prev;
+	long long ids[4], person = 0;
+	bool known = false;
+	int n = -1;
+
+	for (int v = 0; v < 8; v++)
+		raw_exec(fx->path, migrations[v]);
+	raw_exec(fx->path, "PRAGMA user_version = 8;"
+		 "INSERT INTO run (id, started_at, mode, status) VALUES (1, 'x', 'run', 'ok');"
+		 "INSERT INTO person (id, created_run) VALUES (1, 1), (2, 1);"
+		 "INSERT INTO snapshot (system, remote_id, fields, phone, email, seen_run, merged) VALUES "
+		 "('ghl', 'g1', '{\"first_name\":\"Ann\",\"phone\":\"+15550102030\"}', '+15550102030', '', 1, "
+		 " '{\"first_name\":\"Ann\",\"phone\":\"+15550102030\"}'),"
+		 "('ghl', 'g2', '{\"first_name\":\"Bob\"}', '', '', 1, '{\"first_name\":\"Rob\"}'),"
+		 "('ghl', 'g3', '{\"first_name\":\"Cy\"}', '', '', 1, NULL);"
+		 "INSERT INTO link (system, remote_id, person_id, how, run_id, deleted_run) VALUES "
+		 "('ghl', 'g1', 1, 'new', 1, NULL), ('ghl', 'g2', 2, 'new', 1, NULL), ('verity', 'old', 2, 'new', 1, 1);"
+		 "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) VALUES "
+		 "(1, 'phone', '+15550102030', 'ghl', 'prefer-valid', 'changed in one system', 1, NULL),"
+		 "(1, 'first_name', 'Ann', 'ghl', 'two-way', 'changed in one system', 1, '{\"verity\":\"\"}'),"
+		 "(2, 'email', 'bob@example.com', NULL, 'two-way', 'unchanged', 1, NULL);");
+	fx->st = state_open(fx->path, &fx->err);
+	if (fx->st == NULL)
+		fail_msg("state_open: %s", fx->err.msg);
+	assert_int_equal(state_schema_version(fx->st), 9);
+	expect_peek(fx->path, "SELECT group_concat(remote_id || '=' || coalesce(merged, 'NULL'), ' ') FROM "
+		    "(SELECT * FROM snapshot ORDER BY remote_id)",
+		    "g1=same g2={\"first_name\":\"Rob\"} g3=NULL");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT person_id || ':' || field || '=' || value "
+		    "|| ':' || coalesce(system, '-') || ':' || rule || ':' || reason || ':' || run_id || ':' || "
+		    "coalesce(beaten, '-') AS x FROM field_value ORDER BY person_id, field)",
+		    "1:first_name=Ann:ghl:two-way:changed in one system:1:{\"verity\":\"\"} "
+		    "1:phone=+15550102030:ghl:prefer-valid:changed in one system:1:- "
+		    "2:email=bob@example.com:-:two-way:unchanged:1:-");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT system || ':' || remote_id || '=' || person_id "
+		    "|| ':' || how || ':' || run_id || ':' || coalesce(deleted_run, '-') AS x FROM link ORDER BY remote_id)",
+		    "ghl:g1=1:new:1:- ghl:g2=2:new:1:- verity:old=2:new:1:1");
+	/* The merged copy reads as before. */
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g2", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Rob");
+	record_clear(&prev);
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g3", &prev, &known, &fx->err));
+	assert_false(known);
+	record_clear(&prev);
+	/* Links and agreed values still find their persons. */
+	OK(state_link_get(fx->st, "ghl", "g2", &person, &fx->err));
+	assert_int_equal(person, 2);
+	OK(state_match(fx->st, "email", "bob@example.com", ids, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == 2);
+	OK(state_match(fx->st, "phone", "+15550102030", ids, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == 1);
+}
+
+/* Issue 9 (<= 2 kB a contact): no b-tree repeats another's keys - agreed
+ * values and links are kept in their primary key's, and only the phone and
+ * e-mail values are indexed for matching. */
+static void test_compact_tables(void **state)
+{
+	struct fixture *fx = *state;
+
+	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
+		    "WHERE tbl_name IN ('field_value', 'link') ORDER BY name)",
+		    "field_value field_value_email field_value_phone link sqlite_autoindex_link_2");
+	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', 'link') "
+		    "AND sql LIKE '%WITHOUT ROWID'", "2");
+}
+
+/* A record's merged copy is stored once when it is its fields ('same'),
+ * and keeps the values merged when the fields change. */
+static void test_merged_copy_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct record rec, prev;
+	bool known = true;
+
+	record_init(&rec);
+	rec.remote_id = xstrdup("g1");
+	record_set(&rec, F_FIRST_NAME, "Ann");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, fx->run, &fx->err));
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_false(known);
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", NULL);
+
+	OK(state_snapshot_mark_merged(fx->st, "ghl", "g1", &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+
+	/* An edit read: the merged copy keeps what was merged. */
+	record_set(&rec, F_FIRST_NAME, "Anna");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, 2, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Ann\"}");
+	expect_peek(fx->path, "SELECT fields FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Anna\"}");
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+	/* The same put again changes nothing. */
+	OK(state_snapshot_put(fx->st, "ghl", &rec, 3, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Ann\"}");
+
+	/* A merge base set to the fields is 'same'; another is kept whole. */
+	OK(state_snapshot_set_merged(fx->st, "ghl", "g1", &rec, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	record_init(&prev);
+	record_set(&prev, F_FIRST_NAME, "Annie");
+	OK(state_snapshot_set_merged(fx->st, "ghl", "g1", &prev, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Annie\"}");
+	record_clear(&prev);
+	OK(state_snapshot_mark_merged(fx->st, "ghl", "g1", &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	record_clear(&rec);
+}
+
 static void test_newer_version_refused(void **state)
 {
 	struct fixture *fx = *state;
@@ -1523,6 +1655,9 @@ int main(void)
 		T(test_open_creates_schema),
 		T_FILE(test_migrate_from_version_1),
 		T_FILE(test_migrate_counts_snapshots),
+		T_FILE(test_migrate_9_keeps_rows),
+		T(test_compact_tables),
+		T(test_merged_copy_once),
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
