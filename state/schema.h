@@ -227,7 +227,8 @@ static const char *const migrations[] = {
 	 * second copy of the JSON (NULL still means never merged). The agreed
 	 * values and the links are kept in their primary key's b-tree
 	 * (WITHOUT ROWID), so no second index repeats every key; only phone
-	 * and e-mail values are indexed for linking, not every field's value.
+	 * and e-mail values are indexed for linking, not every field's value;
+	 * a write's fields likewise, numbered in the order planned.
 	 * A record's first sight is no longer journalled in observed (its
 	 * fields are its snapshot and its link's run); existing rows stay. */
 	"UPDATE snapshot SET merged = 'same' WHERE merged = fields;"
@@ -250,7 +251,17 @@ static const char *const migrations[] = {
 	"  UNIQUE (person_id, system)) WITHOUT ROWID;"
 	"INSERT INTO link_9 SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link;"
 	"DROP TABLE link;"
-	"ALTER TABLE link_9 RENAME TO link;",
+	"ALTER TABLE link_9 RENAME TO link;"
+	/* A write's fields, kept in their key's b-tree, with their order as
+	 * planned (seq: a migrated row's former rowid, the same order). */
+	"CREATE TABLE outbox_field_9 ("
+	"  outbox_id INTEGER NOT NULL REFERENCES outbox(id), field TEXT NOT NULL,"
+	"  old_value TEXT, new_value TEXT, rule TEXT, reason TEXT, seq INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (outbox_id, field)) WITHOUT ROWID;"
+	"INSERT INTO outbox_field_9 SELECT outbox_id, field, old_value, new_value, rule, reason, rowid "
+	"  FROM outbox_field;"
+	"DROP TABLE outbox_field;"
+	"ALTER TABLE outbox_field_9 RENAME TO outbox_field;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

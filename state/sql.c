@@ -96,17 +96,20 @@ static const char *const sql[S_COUNT] = {
 			       "AND (status = 'pending' OR status = 'unknown' OR status = 'refused' "
 			       "OR status = 'failed') AND op <> 'delete'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
-	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
-			       "VALUES (?1,?2,?3,?4,?5,?6)",
+	/* seq numbers the write's fields in the order planned (the table is
+	 * kept by its key, outbox_id and field): the write's last plus one. */
+	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) "
+			       "VALUES (?1,?2,?3,?4,?5,?6, "
+			       "coalesce((SELECT max(seq) FROM outbox_field WHERE outbox_id = ?1), 0) + 1)",
 	/* One arm per due status, merged in id order along the status index. */
 	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 AND id > ?2 "
 			 "UNION ALL SELECT id FROM outbox WHERE status = 'unknown' AND next_attempt_ms <= ?1 "
 			 "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
-	/* In the key's order; state_outbox_load puts them back in the order
-	 * they were journalled (rowid): an ORDER BY here would build a sorter
-	 * for every write sent. */
-	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, rowid FROM outbox_field WHERE outbox_id = ?1",
+	/* In the key's order (outbox_id, field); state_outbox_load puts them
+	 * back in the order they were journalled (seq): an ORDER BY here
+	 * would build a sorter for every write sent. */
+	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, seq FROM outbox_field WHERE outbox_id = ?1",
 	[S_OUTBOX_DONE] = "UPDATE outbox SET status = 'done', done_run = ?2, attempts = attempts + 1, "
 			  "remote_id = coalesce(?3, remote_id), last_error = NULL WHERE id = ?1",
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
@@ -282,7 +285,7 @@ static const char *const sql[S_COUNT] = {
 		"FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
 		"LEFT JOIN field_value v ON v.person_id = o.person_id AND v.field = f.field "
 		"WHERE o.run_id = ?1 AND o.op = 'update' AND o.status = 'done' "
-		"AND f.rowid = (SELECT min(f2.rowid) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
+		"AND f.outbox_id = (SELECT min(f2.outbox_id) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
 		"WHERE o2.run_id = ?1 AND o2.op = 'update' AND o2.status = 'done' AND o2.person_id = o.person_id "
 		"AND f2.field = f.field) ORDER BY o.person_id, f.field",
 	[S_RUN_CREATES] = "SELECT count(*) FROM outbox WHERE run_id = ?1 AND op = 'create' AND status = 'done'",

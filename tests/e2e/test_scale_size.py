@@ -41,6 +41,14 @@ CREATE TABLE link_8 (
 INSERT INTO link_8 SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link;
 DROP TABLE link;
 ALTER TABLE link_8 RENAME TO link;
+CREATE TABLE outbox_field_8 (
+  outbox_id INTEGER NOT NULL REFERENCES outbox(id), field TEXT NOT NULL,
+  old_value TEXT, new_value TEXT, rule TEXT, reason TEXT,
+  PRIMARY KEY (outbox_id, field));
+INSERT INTO outbox_field_8 SELECT outbox_id, field, old_value, new_value, rule, reason
+  FROM outbox_field ORDER BY outbox_id, seq;
+DROP TABLE outbox_field;
+ALTER TABLE outbox_field_8 RENAME TO outbox_field;
 PRAGMA user_version = 8;
 """
 
@@ -54,9 +62,12 @@ KEPT = {
     "link": "SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link ORDER BY system, remote_id",
     "person": "SELECT * FROM person ORDER BY id",
     "outbox": "SELECT * FROM outbox ORDER BY id",
-    "outbox_field": "SELECT * FROM outbox_field ORDER BY rowid",
+    "outbox_field": "SELECT outbox_id, field, old_value, new_value, rule, reason FROM outbox_field "
+                    "ORDER BY outbox_id, field",
     "observed": "SELECT * FROM observed ORDER BY rowid",
 }
+COMPACT = "('field_value_match', 'sqlite_autoindex_field_value_1', 'sqlite_autoindex_link_1', " \
+          "'sqlite_autoindex_outbox_field_1')"
 
 
 def old_run(env, *args):
@@ -70,7 +81,11 @@ def run_with(env, old, *args):
 
 
 def rows(env):
-    return {name: env.query(sql) for name, sql in KEPT.items()}
+    out = {name: env.query(sql) for name, sql in KEPT.items()}
+    # Each write's fields in the order planned: rowid before, seq after.
+    order = "seq" if env.query("PRAGMA user_version") >= [(9,)] else "rowid"
+    out["field_order"] = env.query(f"SELECT outbox_id, field FROM outbox_field ORDER BY outbox_id, {order}")
+    return out
 
 
 def explain_all(env, old, keys):
@@ -153,8 +168,7 @@ def test_a_schema_8_state_is_migrated_in_place(env):
     assert env.query("SELECT count(*) FROM snapshot WHERE merged = 'same'")[0][0] >= merged_copies
     assert rows(env) == before
     assert explain_all(env, False, keys) == explained
-    assert env.query("SELECT name FROM sqlite_master WHERE name IN "
-                     "('field_value_match', 'sqlite_autoindex_field_value_1', 'sqlite_autoindex_link_1')") == []
+    assert env.query(f"SELECT name FROM sqlite_master WHERE name IN {COMPACT}") == []
     for args in (("run",), ("run", "--full")):
         env.reset_requests()
         code, _, err = env.run(*args)
@@ -163,5 +177,5 @@ def test_a_schema_8_state_is_migrated_in_place(env):
     after = rows(env)
     # The runs re-read and swept records: only seen_run and swept_ms move.
     assert [r[:6] + r[8:] for r in after["snapshot"]] == [r[:6] + r[8:] for r in before["snapshot"]]
-    for name in ("merged", "field_value", "link", "outbox", "outbox_field", "observed"):
+    for name in ("merged", "field_value", "link", "outbox", "outbox_field", "field_order", "observed"):
         assert after[name] == before[name], name

@@ -234,7 +234,12 @@ static void test_migrate_9_keeps_rows(void **state)
 		 "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) VALUES "
 		 "(1, 'phone', '+15550102030', 'ghl', 'prefer-valid', 'changed in one system', 1, NULL),"
 		 "(1, 'first_name', 'Ann', 'ghl', 'two-way', 'changed in one system', 1, '{\"verity\":\"\"}'),"
-		 "(2, 'email', 'bob@example.com', NULL, 'two-way', 'unchanged', 1, NULL);");
+		 "(2, 'email', 'bob@example.com', NULL, 'two-way', 'unchanged', 1, NULL);"
+		 "INSERT INTO outbox (id, run_id, person_id, system, remote_id, op) VALUES "
+		 "(1, 1, 1, 'ghl', 'g1', 'update'), (2, 1, 2, 'ghl', 'g2', 'update');"
+		 "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) VALUES "
+		 "(1, 'tags', NULL, 'vip', 'union', NULL), (2, 'city', 'A', 'B', 'two-way', NULL),"
+		 "(1, 'city', 'Austin', 'Dallas', 'two-way', 'why');");
 	fx->st = state_open(fx->path, &fx->err);
 	if (fx->st == NULL)
 		fail_msg("state_open: %s", fx->err.msg);
@@ -251,6 +256,10 @@ static void test_migrate_9_keeps_rows(void **state)
 	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT system || ':' || remote_id || '=' || person_id "
 		    "|| ':' || how || ':' || run_id || ':' || coalesce(deleted_run, '-') AS x FROM link ORDER BY remote_id)",
 		    "ghl:g1=1:new:1:- ghl:g2=2:new:1:- verity:old=2:new:1:1");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT outbox_id || ':' || seq || ':' || field || "
+		    "':' || coalesce(old_value, '-') || ':' || new_value || ':' || rule || ':' || coalesce(reason, '-') "
+		    "AS x FROM outbox_field ORDER BY outbox_id, seq)",
+		    "1:1:tags:-:vip:union:- 1:3:city:Austin:Dallas:two-way:why 2:2:city:A:B:two-way:-");
 	/* The merged copy reads as before. */
 	record_init(&prev);
 	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
@@ -283,10 +292,34 @@ static void test_compact_tables(void **state)
 	struct fixture *fx = *state;
 
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
-		    "WHERE tbl_name IN ('field_value', 'link') ORDER BY name)",
-		    "field_value field_value_email field_value_phone link sqlite_autoindex_link_2");
-	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', 'link') "
-		    "AND sql LIKE '%WITHOUT ROWID'", "2");
+		    "WHERE tbl_name IN ('field_value', 'link', 'outbox_field') ORDER BY name)",
+		    "field_value field_value_email field_value_phone link outbox_field sqlite_autoindex_link_2");
+	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', 'link', "
+		    "'outbox_field') AND sql LIKE '%WITHOUT ROWID'", "3");
+}
+
+/* A write's fields load in the order they were planned, not by name. */
+static void test_outbox_fields_keep_their_order(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_item it;
+	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
+	long long w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
+	long long w2 = state_outbox_add(fx->st, fx->run, p1, "verity", "v1", "update", &fx->err);
+
+	OK(state_outbox_field_add(fx->st, w1, "tags", NULL, "vip", "union", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w2, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w1, "city", "Austin", "Dallas", "two-way", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w1, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
+	OK(state_outbox_load(fx->st, w1, &it, &fx->err));
+	assert_int_equal(it.nfields, 3);
+	assert_string_equal(it.f[0].name, "tags");
+	assert_string_equal(it.f[1].name, "city");
+	assert_string_equal(it.f[2].name, "email");
+	outbox_item_clear(&it);
+	expect_peek(fx->path, "SELECT group_concat(outbox_id || ':' || seq || ':' || field, ' ') FROM "
+		    "(SELECT * FROM outbox_field ORDER BY outbox_id, seq)",
+		    "1:1:tags 1:2:city 1:3:email 2:1:email");
 }
 
 /* A record's merged copy is stored once when it is its fields ('same'),
@@ -1658,6 +1691,7 @@ int main(void)
 		T_FILE(test_migrate_9_keeps_rows),
 		T(test_compact_tables),
 		T(test_merged_copy_once),
+		T(test_outbox_fields_keep_their_order),
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
