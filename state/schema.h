@@ -225,10 +225,12 @@ static const char *const migrations[] = {
 	/* 9: a smaller file (issue 9: <= 2 kB per contact). A record's merged
 	 * copy is most often its fields: it is then 'same' rather than a
 	 * second copy of the JSON (NULL still means never merged). The agreed
-	 * values and the links are kept in their primary key's b-tree
-	 * (WITHOUT ROWID), so no second index repeats every key; only phone
-	 * and e-mail values are indexed for linking, not every field's value;
-	 * a write's fields likewise, numbered in the order planned.
+	 * values are kept in their primary key's b-tree (WITHOUT ROWID), so
+	 * no second index repeats every key; only phone and e-mail values are
+	 * indexed for linking, not every field's value; a write's fields
+	 * likewise, numbered in the order planned. (link stays a rowid table:
+	 * its tombstone lookup, by person or by record, is an OR that SQLite
+	 * answers from two indexes only on a rowid table.)
 	 * A record's first sight is no longer journalled in observed (its
 	 * fields are its snapshot and its link's run); existing rows stay. */
 	"UPDATE snapshot SET merged = 'same' WHERE merged = fields;"
@@ -243,15 +245,6 @@ static const char *const migrations[] = {
 	"ALTER TABLE field_value_9 RENAME TO field_value;"
 	"CREATE INDEX field_value_phone ON field_value(value) WHERE field = 'phone';"
 	"CREATE INDEX field_value_email ON field_value(value) WHERE field = 'email';"
-	"CREATE TABLE link_9 ("
-	"  system TEXT NOT NULL, remote_id TEXT NOT NULL,"
-	"  person_id INTEGER NOT NULL REFERENCES person(id),"
-	"  how TEXT NOT NULL, run_id INTEGER NOT NULL, deleted_run INTEGER,"
-	"  PRIMARY KEY (system, remote_id),"
-	"  UNIQUE (person_id, system)) WITHOUT ROWID;"
-	"INSERT INTO link_9 SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link;"
-	"DROP TABLE link;"
-	"ALTER TABLE link_9 RENAME TO link;"
 	/* A write's fields, kept in their key's b-tree, with their order as
 	 * planned (seq: a migrated row's former rowid, the same order). */
 	"CREATE TABLE outbox_field_9 ("

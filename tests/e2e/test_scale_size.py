@@ -19,8 +19,9 @@ import demo  # noqa: E402  (tests/demo.py, on the path test_reports_summary sets
 
 OLD_BIN = os.environ.get("DFRECONCILE_OLD_BIN")
 
-# Schema 8's agreed values and links (rowid tables keyed by an index) and
-# its merged copies (a second copy of the JSON): migration 9 undone.
+# Schema 8's agreed values and write fields (rowid tables keyed by an
+# index) and its merged copies (a second copy of the JSON): migration 9
+# undone.
 TO_SCHEMA_8 = """
 UPDATE snapshot SET merged = fields WHERE merged = 'same';
 CREATE TABLE field_value_8 (
@@ -32,15 +33,6 @@ INSERT INTO field_value_8 SELECT * FROM field_value;
 DROP TABLE field_value;
 ALTER TABLE field_value_8 RENAME TO field_value;
 CREATE INDEX field_value_match ON field_value(field, value);
-CREATE TABLE link_8 (
-  system TEXT NOT NULL, remote_id TEXT NOT NULL,
-  person_id INTEGER NOT NULL REFERENCES person(id),
-  how TEXT NOT NULL, run_id INTEGER NOT NULL, deleted_run INTEGER,
-  PRIMARY KEY (system, remote_id),
-  UNIQUE (person_id, system));
-INSERT INTO link_8 SELECT system, remote_id, person_id, how, run_id, deleted_run FROM link;
-DROP TABLE link;
-ALTER TABLE link_8 RENAME TO link;
 CREATE TABLE outbox_field_8 (
   outbox_id INTEGER NOT NULL REFERENCES outbox(id), field TEXT NOT NULL,
   old_value TEXT, new_value TEXT, rule TEXT, reason TEXT,
@@ -66,8 +58,7 @@ KEPT = {
                     "ORDER BY outbox_id, field",
     "observed": "SELECT * FROM observed ORDER BY rowid",
 }
-COMPACT = "('field_value_match', 'sqlite_autoindex_field_value_1', 'sqlite_autoindex_link_1', " \
-          "'sqlite_autoindex_outbox_field_1')"
+COMPACT = "('field_value_match', 'sqlite_autoindex_field_value_1', 'sqlite_autoindex_outbox_field_1')"
 
 
 def old_run(env, *args):
