@@ -225,12 +225,12 @@ static const char *const migrations[] = {
 	/* 9: a smaller file (issue 9: <= 2 kB per contact). A record's merged
 	 * copy is most often its fields: it is then 'same' rather than a
 	 * second copy of the JSON (NULL still means never merged). The agreed
-	 * values are kept in their primary key's b-tree (WITHOUT ROWID), so
-	 * no second index repeats every key; only phone and e-mail values are
-	 * indexed for linking, not every field's value; a write's fields
-	 * likewise, numbered in the order planned. (link stays a rowid table:
-	 * its tombstone lookup, by person or by record, is an OR that SQLite
-	 * answers from two indexes only on a rowid table.)
+	 * values and a write's fields are kept in their primary key's b-tree
+	 * (WITHOUT ROWID), so no second index repeats every key; only phone
+	 * and e-mail values are indexed for linking, not every field's value.
+	 * (link stays a rowid table: its tombstone lookup, by person or by
+	 * record, is an OR that SQLite answers from two indexes only on a
+	 * rowid table.)
 	 * A record's first sight is no longer journalled in observed (its
 	 * fields are its snapshot and its link's run); existing rows stay. */
 	"UPDATE snapshot SET merged = 'same' WHERE merged = fields;"
