@@ -43,9 +43,9 @@ static int user_version(struct state *st, int *v, struct df_err *err)
 	return 0;
 }
 
-/* The migration that copies the largest tables into smaller ones (9,
- * issue 9): the file they leave behind is mostly free pages. */
-#define MIGRATION_COMPACTS 9
+/* The schema version whose migration copies the largest tables into
+ * smaller ones (issue 9): the file they leave behind is mostly free pages. */
+#define MIGRATION_COMPACTS 10
 
 static int migrate(struct state *st, struct df_err *err)
 {

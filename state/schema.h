@@ -222,7 +222,7 @@ static const char *const migrations[] = {
 	 * compared before it is normalised (engine/observe.c). NULL: unknown,
 	 * as after a write stored the system's answer. */
 	"ALTER TABLE snapshot ADD COLUMN listed_digest BLOB;",
-	/* 9: a smaller file (issue 9: <= 2 kB per contact). A record's merged
+	/* 10: a smaller file (issue 9: <= 2 kB per contact). A record's merged
 	 * copy is most often its fields: it is then 'same' rather than a
 	 * second copy of the JSON (NULL still means never merged). The agreed
 	 * values and a write's fields are kept in their primary key's b-tree

@@ -229,7 +229,7 @@ static const char *const sql[S_COUNT] = {
 			       "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2)))",
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3, missing_run = NULL, gone_run = NULL "
 			  "WHERE system = ?1 AND remote_id = ?2",
-	/* merged is 'same' when it is the record's fields (schema 9): one
+	/* merged is 'same' when it is the record's fields (schema 10): one
 	 * copy of the JSON, not two. */
 	[S_SNAP_MERGED] = "SELECT CASE WHEN merged = 'same' THEN fields ELSE merged END FROM snapshot "
 			  "WHERE system = ?1 AND remote_id = ?2",

@@ -138,9 +138,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 9);
+	assert_int_equal(SCHEMA_VERSION, 10);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "9");
+	expect_peek(fx->path, "PRAGMA user_version", "10");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -208,7 +208,7 @@ static void test_migrate_counts_snapshots(void **state)
 	assert_int_equal(n, 1);
 }
 
-/* Migration 9 (a smaller file) keeps every row a version 8 file holds: a
+/* Migration 10 (a smaller file) keeps every row a version 8 file holds: a
  * merged copy equal to the fields becomes 'same', the others stay; agreed
  * values and a write's fields move to WITHOUT ROWID tables whole (in the
  * same order), and still match. */
@@ -244,7 +244,7 @@ static void test_migrate_9_keeps_rows(void **state)
 	fx->st = state_open(fx->path, &fx->err);
 	if (fx->st == NULL)
 		fail_msg("state_open: %s", fx->err.msg);
-	assert_int_equal(state_schema_version(fx->st), 9);
+	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
 	/* The old tables' pages went back to the file system (VACUUM). */
 	expect_peek(fx->path, "PRAGMA freelist_count", "0");
 	expect_peek(fx->path, "SELECT group_concat(remote_id || '=' || coalesce(merged, 'NULL'), ' ') FROM "
