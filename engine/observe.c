@@ -336,9 +336,12 @@ int observe_record(struct run *r, int s, struct record *rec)
 			     quarantine(r, s, rec->remote_id, "ambiguous", msg) ? -1 : 0;
 			goto out;
 		}
+		/* A first sight is not a change: its values are the snapshot
+		 * written below and the link says when (no observed rows: a
+		 * row per field of every record was a seventh of the state
+		 * file, issue 9). */
 		if (state_link_put(r->st, name, rec->remote_id, person, how, r->id, &r->err) ||
-		    state_hold_drop(r->st, name, rec->remote_id, &r->err) ||
-		    record_changes(r, s, person, NULL, rec, &changed))
+		    state_hold_drop(r->st, name, rec->remote_id, &r->err))
 			goto out;
 		log_info("event=link system=%s record=%s person=%lld how=%s", name, rec->remote_id, person, how);
 	}

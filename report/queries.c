@@ -23,7 +23,7 @@ static const struct { const char *name; const char *sql; } queries[] = {
 		    "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id" },
 	{ "write_fields", "SELECT f.outbox_id, f.field, f.old_value, f.new_value, coalesce(f.rule, '-') AS rule, "
 			  "coalesce(f.reason, '') AS reason FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
-			  "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id, f.rowid" },
+			  "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id, f.seq" },
 	{ "quarantine", "SELECT run_id, system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
 			"WHERE run_id BETWEEN ?1 AND ?2 ORDER BY id" },
 	{ "notices", "SELECT run_id, system, nullif(person_id, 0) AS person_id, coalesce(remote_id, '') AS remote_id, "

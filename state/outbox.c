@@ -103,7 +103,7 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
-		/* Inserted at its place by rowid: the order journalled. */
+		/* Inserted at its place by seq: the order journalled. */
 		long long row = sqlite3_column_int64(s, 3);
 		int i = it->nfields++;
 		for (; i > 0 && rows[i - 1] > row; i--) {

@@ -222,6 +222,39 @@ static const char *const migrations[] = {
 	 * compared before it is normalised (engine/observe.c). NULL: unknown,
 	 * as after a write stored the system's answer. */
 	"ALTER TABLE snapshot ADD COLUMN listed_digest BLOB;",
+	/* 10: a smaller file (issue 9: <= 2 kB per contact). A record's merged
+	 * copy is most often its fields: it is then 'same' rather than a
+	 * second copy of the JSON (NULL still means never merged). The agreed
+	 * values and a write's fields are kept in their primary key's b-tree
+	 * (WITHOUT ROWID), so no second index repeats every key; only phone
+	 * and e-mail values are indexed for linking, not every field's value.
+	 * (link stays a rowid table: its tombstone lookup, by person or by
+	 * record, is an OR that SQLite answers from two indexes only on a
+	 * rowid table.)
+	 * A record's first sight is no longer journalled in observed (its
+	 * fields are its snapshot and its link's run); existing rows stay. */
+	"UPDATE snapshot SET merged = 'same' WHERE merged = fields;"
+	"CREATE TABLE field_value_9 ("
+	"  person_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+	"  system TEXT, rule TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  run_id INTEGER NOT NULL, beaten TEXT,"
+	"  PRIMARY KEY (person_id, field)) WITHOUT ROWID;"
+	"INSERT INTO field_value_9 SELECT person_id, field, value, system, rule, reason, run_id, beaten "
+	"  FROM field_value;"
+	"DROP TABLE field_value;"
+	"ALTER TABLE field_value_9 RENAME TO field_value;"
+	"CREATE INDEX field_value_phone ON field_value(value) WHERE field = 'phone';"
+	"CREATE INDEX field_value_email ON field_value(value) WHERE field = 'email';"
+	/* A write's fields, kept in their key's b-tree, with their order as
+	 * planned (seq: a migrated row's former rowid, the same order). */
+	"CREATE TABLE outbox_field_9 ("
+	"  outbox_id INTEGER NOT NULL REFERENCES outbox(id), field TEXT NOT NULL,"
+	"  old_value TEXT, new_value TEXT, rule TEXT, reason TEXT, seq INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (outbox_id, field)) WITHOUT ROWID;"
+	"INSERT INTO outbox_field_9 SELECT outbox_id, field, old_value, new_value, rule, reason, rowid "
+	"  FROM outbox_field;"
+	"DROP TABLE outbox_field;"
+	"ALTER TABLE outbox_field_9 RENAME TO outbox_field;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -34,6 +34,10 @@ static const char *const sql[S_COUNT] = {
 		       "ON CONFLICT (system, remote_id) DO UPDATE SET "
 		       "fields = excluded.fields, phone = excluded.phone, email = excluded.email, "
 		       "remote_updated_ms = coalesce(excluded.remote_updated_ms, remote_updated_ms), "
+		       /* A merged copy that was the same as the fields keeps
+		        * the fields it was the same as. */
+		       "merged = CASE WHEN merged = 'same' AND fields IS NOT excluded.fields THEN fields "
+		       "ELSE merged END, "
 		       "seen_run = excluded.seen_run, missing_run = NULL, gone_run = NULL, listed_digest = NULL",
 	[S_SNAP_SEEN] = "UPDATE snapshot SET remote_updated_ms = ?3, seen_run = ?4, missing_run = NULL, "
 			"gone_run = NULL, listed_digest = ?5 WHERE system = ?1 AND remote_id = ?2",
@@ -92,17 +96,20 @@ static const char *const sql[S_COUNT] = {
 			       "AND (status = 'pending' OR status = 'unknown' OR status = 'refused' "
 			       "OR status = 'failed') AND op <> 'delete'",
 	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
-	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) "
-			       "VALUES (?1,?2,?3,?4,?5,?6)",
+	/* seq numbers the write's fields in the order planned (the table is
+	 * kept by its key, outbox_id and field): the write's last plus one. */
+	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) "
+			       "VALUES (?1,?2,?3,?4,?5,?6, "
+			       "coalesce((SELECT max(seq) FROM outbox_field WHERE outbox_id = ?1), 0) + 1)",
 	/* One arm per due status, merged in id order along the status index. */
 	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 AND id > ?2 "
 			 "UNION ALL SELECT id FROM outbox WHERE status = 'unknown' AND next_attempt_ms <= ?1 "
 			 "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
-	/* In the key's order; state_outbox_load puts them back in the order
-	 * they were journalled (rowid): an ORDER BY here would build a sorter
-	 * for every write sent. */
-	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, rowid FROM outbox_field WHERE outbox_id = ?1",
+	/* In the key's order (outbox_id, field); state_outbox_load puts them
+	 * back in the order they were journalled (seq): an ORDER BY here
+	 * would build a sorter for every write sent. */
+	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, seq FROM outbox_field WHERE outbox_id = ?1",
 	[S_OUTBOX_DONE] = "UPDATE outbox SET status = 'done', done_run = ?2, attempts = attempts + 1, "
 			  "remote_id = coalesce(?3, remote_id), last_error = NULL WHERE id = ?1",
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "
@@ -222,10 +229,14 @@ static const char *const sql[S_COUNT] = {
 			       "(SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2)))",
 	[S_SNAP_LISTED] = "UPDATE snapshot SET seen_run = ?3, missing_run = NULL, gone_run = NULL "
 			  "WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_MERGED] = "SELECT merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_MARK] = "UPDATE snapshot SET merged = fields WHERE system = ?1 AND remote_id = ?2 "
-			"AND merged IS NOT fields",
-	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = ?3 WHERE system = ?1 AND remote_id = ?2",
+	/* merged is 'same' when it is the record's fields (schema 10): one
+	 * copy of the JSON, not two. */
+	[S_SNAP_MERGED] = "SELECT CASE WHEN merged = 'same' THEN fields ELSE merged END FROM snapshot "
+			  "WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_MARK] = "UPDATE snapshot SET merged = 'same' WHERE system = ?1 AND remote_id = ?2 "
+			"AND merged IS NOT 'same'",
+	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = CASE WHEN fields = ?3 THEN 'same' ELSE ?3 END "
+			      "WHERE system = ?1 AND remote_id = ?2",
 	[S_OPTOUT_GET] = "SELECT status, source FROM optout WHERE phone = ?1 AND channel = ?2",
 	[S_OPTOUT_SET] = "INSERT INTO optout (phone, channel, status, source, reason, run_id, changed_at) "
 			 "VALUES (?1,?2,?3,?4,?5,?6, strftime('%Y-%m-%dT%H:%M:%fZ','now')) "
@@ -274,7 +285,7 @@ static const char *const sql[S_COUNT] = {
 		"FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
 		"LEFT JOIN field_value v ON v.person_id = o.person_id AND v.field = f.field "
 		"WHERE o.run_id = ?1 AND o.op = 'update' AND o.status = 'done' "
-		"AND f.rowid = (SELECT min(f2.rowid) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
+		"AND f.outbox_id = (SELECT min(f2.outbox_id) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
 		"WHERE o2.run_id = ?1 AND o2.op = 'update' AND o2.status = 'done' AND o2.person_id = o.person_id "
 		"AND f2.field = f.field) ORDER BY o.person_id, f.field",
 	[S_RUN_CREATES] = "SELECT count(*) FROM outbox WHERE run_id = ?1 AND op = 'create' AND status = 'done'",

@@ -138,9 +138,9 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 9);
+	assert_int_equal(SCHEMA_VERSION, 10);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "9");
+	expect_peek(fx->path, "PRAGMA user_version", "10");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
@@ -206,6 +206,174 @@ static void test_migrate_counts_snapshots(void **state)
 	assert_int_equal(n, 1);
 	OK(state_snapshot_count(fx->st, "verity", &n, &fx->err));
 	assert_int_equal(n, 1);
+}
+
+/* Migration 10 (a smaller file) keeps every row a version 8 file holds: a
+ * merged copy equal to the fields becomes 'same', the others stay; agreed
+ * values and a write's fields move to WITHOUT ROWID tables whole (in the
+ * same order), and still match. */
+static void test_migrate_9_keeps_rows(void **state)
+{
+	struct fixture *fx = *state;
+	struct record prev;
+	long long ids[4], person = 0;
+	bool known = false;
+	int n = -1;
+
+	for (int v = 0; v < 8; v++)
+		raw_exec(fx->path, migrations[v]);
+	raw_exec(fx->path, "PRAGMA user_version = 8;"
+		 "INSERT INTO run (id, started_at, mode, status) VALUES (1, 'x', 'run', 'ok');"
+		 "INSERT INTO person (id, created_run) VALUES (1, 1), (2, 1);"
+		 "INSERT INTO snapshot (system, remote_id, fields, phone, email, seen_run, merged) VALUES "
+		 "('ghl', 'g1', '{\"first_name\":\"Ann\",\"phone\":\"+15550102030\"}', '+15550102030', '', 1, "
+		 " '{\"first_name\":\"Ann\",\"phone\":\"+15550102030\"}'),"
+		 "('ghl', 'g2', '{\"first_name\":\"Bob\"}', '', '', 1, '{\"first_name\":\"Rob\"}'),"
+		 "('ghl', 'g3', '{\"first_name\":\"Cy\"}', '', '', 1, NULL);"
+		 "INSERT INTO link (system, remote_id, person_id, how, run_id, deleted_run) VALUES "
+		 "('ghl', 'g1', 1, 'new', 1, NULL), ('ghl', 'g2', 2, 'new', 1, NULL), ('verity', 'old', 2, 'new', 1, 1);"
+		 "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) VALUES "
+		 "(1, 'phone', '+15550102030', 'ghl', 'prefer-valid', 'changed in one system', 1, NULL),"
+		 "(1, 'first_name', 'Ann', 'ghl', 'two-way', 'changed in one system', 1, '{\"verity\":\"\"}'),"
+		 "(2, 'email', 'bob@example.com', NULL, 'two-way', 'unchanged', 1, NULL);"
+		 "INSERT INTO outbox (id, run_id, person_id, system, remote_id, op) VALUES "
+		 "(1, 1, 1, 'ghl', 'g1', 'update'), (2, 1, 2, 'ghl', 'g2', 'update');"
+		 "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason) VALUES "
+		 "(1, 'tags', NULL, 'vip', 'union', NULL), (2, 'city', 'A', 'B', 'two-way', NULL),"
+		 "(1, 'city', 'Austin', 'Dallas', 'two-way', 'why');");
+	fx->st = state_open(fx->path, &fx->err);
+	if (fx->st == NULL)
+		fail_msg("state_open: %s", fx->err.msg);
+	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
+	/* The old tables' pages went back to the file system (VACUUM). */
+	expect_peek(fx->path, "PRAGMA freelist_count", "0");
+	expect_peek(fx->path, "SELECT group_concat(remote_id || '=' || coalesce(merged, 'NULL'), ' ') FROM "
+		    "(SELECT * FROM snapshot ORDER BY remote_id)",
+		    "g1=same g2={\"first_name\":\"Rob\"} g3=NULL");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT person_id || ':' || field || '=' || value "
+		    "|| ':' || coalesce(system, '-') || ':' || rule || ':' || reason || ':' || run_id || ':' || "
+		    "coalesce(beaten, '-') AS x FROM field_value ORDER BY person_id, field)",
+		    "1:first_name=Ann:ghl:two-way:changed in one system:1:{\"verity\":\"\"} "
+		    "1:phone=+15550102030:ghl:prefer-valid:changed in one system:1:- "
+		    "2:email=bob@example.com:-:two-way:unchanged:1:-");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT system || ':' || remote_id || '=' || person_id "
+		    "|| ':' || how || ':' || run_id || ':' || coalesce(deleted_run, '-') AS x FROM link ORDER BY remote_id)",
+		    "ghl:g1=1:new:1:- ghl:g2=2:new:1:- verity:old=2:new:1:1");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT outbox_id || ':' || seq || ':' || field || "
+		    "':' || coalesce(old_value, '-') || ':' || new_value || ':' || rule || ':' || coalesce(reason, '-') "
+		    "AS x FROM outbox_field ORDER BY outbox_id, seq)",
+		    "1:1:tags:-:vip:union:- 1:3:city:Austin:Dallas:two-way:why 2:2:city:A:B:two-way:-");
+	/* The merged copy reads as before. */
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g2", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Rob");
+	record_clear(&prev);
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g3", &prev, &known, &fx->err));
+	assert_false(known);
+	record_clear(&prev);
+	/* Links and agreed values still find their persons. */
+	OK(state_link_get(fx->st, "ghl", "g2", &person, &fx->err));
+	assert_int_equal(person, 2);
+	OK(state_match(fx->st, "email", "bob@example.com", ids, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == 2);
+	OK(state_match(fx->st, "phone", "+15550102030", ids, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == 1);
+}
+
+/* Issue 9 (<= 2 kB a contact): no b-tree repeats another's keys - agreed
+ * values and a write's fields are kept in their primary key's, and only
+ * the phone and e-mail values are indexed for matching. */
+static void test_compact_tables(void **state)
+{
+	struct fixture *fx = *state;
+
+	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
+		    "WHERE tbl_name IN ('field_value', 'outbox_field') ORDER BY name)",
+		    "field_value field_value_email field_value_phone outbox_field");
+	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', "
+		    "'outbox_field') AND sql LIKE '%WITHOUT ROWID'", "2");
+}
+
+/* A write's fields load in the order they were planned, not by name. */
+static void test_outbox_fields_keep_their_order(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_item it;
+	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
+	long long w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
+	long long w2 = state_outbox_add(fx->st, fx->run, p1, "verity", "v1", "update", &fx->err);
+
+	OK(state_outbox_field_add(fx->st, w1, "tags", NULL, "vip", "union", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w2, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w1, "city", "Austin", "Dallas", "two-way", NULL, &fx->err));
+	OK(state_outbox_field_add(fx->st, w1, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
+	OK(state_outbox_load(fx->st, w1, &it, &fx->err));
+	assert_int_equal(it.nfields, 3);
+	assert_string_equal(it.f[0].name, "tags");
+	assert_string_equal(it.f[1].name, "city");
+	assert_string_equal(it.f[2].name, "email");
+	outbox_item_clear(&it);
+	expect_peek(fx->path, "SELECT group_concat(outbox_id || ':' || seq || ':' || field, ' ') FROM "
+		    "(SELECT * FROM outbox_field ORDER BY outbox_id, seq)",
+		    "1:1:tags 1:2:city 1:3:email 2:1:email");
+}
+
+/* A record's merged copy is stored once when it is its fields ('same'),
+ * and keeps the values merged when the fields change. */
+static void test_merged_copy_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct record rec, prev;
+	bool known = true;
+
+	record_init(&rec);
+	rec.remote_id = xstrdup("g1");
+	record_set(&rec, F_FIRST_NAME, "Ann");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, fx->run, &fx->err));
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_false(known);
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", NULL);
+
+	OK(state_snapshot_mark_merged(fx->st, "ghl", "g1", &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+
+	/* An edit read: the merged copy keeps what was merged. */
+	record_set(&rec, F_FIRST_NAME, "Anna");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, 2, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Ann\"}");
+	expect_peek(fx->path, "SELECT fields FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Anna\"}");
+	record_init(&prev);
+	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
+	assert_true(known);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&prev);
+	/* The same put again changes nothing. */
+	OK(state_snapshot_put(fx->st, "ghl", &rec, 3, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Ann\"}");
+
+	/* A merge base set to the fields is 'same'; another is kept whole. */
+	OK(state_snapshot_set_merged(fx->st, "ghl", "g1", &rec, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	record_init(&prev);
+	record_set(&prev, F_FIRST_NAME, "Annie");
+	OK(state_snapshot_set_merged(fx->st, "ghl", "g1", &prev, &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "{\"first_name\":\"Annie\"}");
+	record_clear(&prev);
+	OK(state_snapshot_mark_merged(fx->st, "ghl", "g1", &fx->err));
+	expect_peek(fx->path, "SELECT merged FROM snapshot WHERE remote_id = 'g1'", "same");
+	record_clear(&rec);
 }
 
 static void test_newer_version_refused(void **state)
@@ -1523,6 +1691,10 @@ int main(void)
 		T(test_open_creates_schema),
 		T_FILE(test_migrate_from_version_1),
 		T_FILE(test_migrate_counts_snapshots),
+		T_FILE(test_migrate_9_keeps_rows),
+		T(test_compact_tables),
+		T(test_merged_copy_once),
+		T(test_outbox_fields_keep_their_order),
 		T_FILE(test_newer_version_refused),
 		T_FILE(test_open_fails_on_missing_directory),
 		T(test_cursor_round_trip),
