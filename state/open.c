@@ -338,8 +338,12 @@ static struct state *open_file(const char *path, bool reader, bool *refused, str
 		if (v == SCHEMA_VERSION)
 			return st;
 	} else if ((exists && !legacy) || exec(st, "PRAGMA application_id = " STR(STATE_APPLICATION_ID), err) == 0) {
-		if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-			 err) == 0 && migrate(st, err) == 0) {
+		/* cache_size: 8 MiB of pages, not SQLite's 2: past about 100,000
+		 * contacts the index pages a record's lookups touch no longer
+		 * fit in 2 MiB, and each miss is a read system call. 8 MiB keeps
+		 * the peak RSS well under issue 9's 32 MB. */
+		if (exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+			 "PRAGMA cache_size = -8192", err) == 0 && migrate(st, err) == 0) {
 			st->path = xstrdup(path);
 			st->writer = true;
 			return st;
