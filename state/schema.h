@@ -208,7 +208,7 @@ static const char *const migrations[] = {
 	"  at TEXT NOT NULL, who TEXT NOT NULL,"
 	"  PRIMARY KEY (person_id, field));"
 	"CREATE INDEX quarantine_record ON quarantine(system, remote_id);",
-	/* 10: an idle run asks each system for its gone and missing records;
+	/* 9: an idle run asks each system for its gone and missing records;
 	 * these partial indexes hold only those rows, so the question no
 	 * longer walks every snapshot of the system. And a record listed
 	 * again unchanged is known by its digest. */
