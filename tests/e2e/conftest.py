@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import signal
 import subprocess
 import sys
 import time
@@ -270,6 +271,33 @@ class Env:
     def popen(self, *args) -> subprocess.Popen:
         return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True)
+
+    def kill_run_when(self, predicate, what: str, timeout: float = 20.0, *args) -> None:
+        """Starts `run ARGS`, waits until predicate() holds, then kills the
+        binary with SIGKILL (a crash at that point); fails if the run ended
+        first."""
+        proc = self.popen("run", *args)
+        try:
+            wait_until(lambda: predicate() or proc.poll() is not None, timeout=timeout, what=what)
+            assert proc.poll() is None, "the run ended before it could be killed"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+    def run_until_converged(self, most: int = 6) -> list:
+        """Runs until one exits 0 (at most `most` runs); the exit codes."""
+        codes = []
+        for _ in range(most):
+            code, _, err = self.run("run")
+            codes.append(code)
+            assert code in (0, 1), err
+            if code == 0:
+                return codes
+        raise AssertionError(f"no converged run in {most}: {codes}")
 
     def converge(self) -> str:
         """One run that must exit 0; returns its stderr (the event log)."""

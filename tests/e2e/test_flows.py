@@ -1,11 +1,10 @@
 """Calls and texts reach GHL exactly once (notes, Call and SMS messages),
 also across a crash and for a contact linked late; GHL tags drive the
 Aloware call lists."""
-import signal
 
 import pytest
 
-from conftest import ANN, ANN_AS_TYPED, LOCATION, PROVIDER, RUN_TIMEOUT, wait_until
+from conftest import ANN, ANN_AS_TYPED, LOCATION, PROVIDER
 
 CALL_TIME = "2025-06-01T12:00:00.000Z"
 CALL = {"duration": 125, "disposition": "Interested", "status": "completed",
@@ -90,18 +89,7 @@ def test_killed_right_after_the_ghl_write_the_rerun_makes_no_second_note_or_mess
     env.sim.fault("ghl", method="POST", route=route, kind="slow", delay=20)
 
     # Action 1: a run, killed (SIGKILL) once GHL holds what it wrote.
-    proc = env.popen("run")
-    try:
-        wait_until(lambda: env.sim.records("ghl", collection=collection) or proc.poll() is not None,
-                   what=f"GHL to store the {killed_after}")
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    env.kill_run_when(lambda: env.sim.records("ghl", collection=collection), f"GHL to store the {killed_after}")
     killed_run = env.last_run_id()
     written = env.sim.records("ghl", collection=collection)
     assert len(written) == 1

@@ -12,18 +12,6 @@ CALL = {"duration": 65, "disposition": "Interested", "status": "completed", "rec
 SLOW = 3
 
 
-def run_until_converged(env, most: int = 6) -> list:
-    """Runs until one exits 0 (at most `most` runs); the exit codes."""
-    codes = []
-    for _ in range(most):
-        code, _, err = env.run("run")
-        codes.append(code)
-        assert code in (0, 1), err
-        if code == 0:
-            return codes
-    raise AssertionError(f"no converged run in {most}: {codes}")
-
-
 def test_a_slow_contact_create_makes_one_ghl_contact(env):
     # Setup: GHL allows duplicate contacts; Ann is in Aloware only; GHL
     # stores the create at once but answers after the binary's timeout.
@@ -43,7 +31,7 @@ def test_a_slow_contact_create_makes_one_ghl_contact(env):
     assert len(env.sim.records("ghl")) == 1
 
     # Action 2: runs until converged.
-    run_until_converged(env)
+    env.run_until_converged()
 
     # Expected: exactly one GHL contact, linked; no second create was sent.
     (ghl,) = env.sim.records("ghl")
@@ -79,7 +67,7 @@ def test_slow_note_and_message_posts_make_one_note_and_one_message_each(env):
     assert "unknown" in {s for (s,) in env.query("SELECT status FROM delivery")}
 
     # Action 2: runs until converged.
-    run_until_converged(env)
+    env.run_until_converged()
 
     # Expected: one note, one conversation, one Call and one SMS message.
     (note,) = env.notes()

@@ -15,9 +15,8 @@ conflict table has {"ghl": "Pending", "verity": "Newest"} won by GHL on
 source order. Fixed in engine/observe.c (own_echo): a field holding what an
 update that may have landed unrecorded sent joins that record's merge base.
 """
-import signal
 
-from conftest import ANN, RUN_TIMEOUT, view, wait_until
+from conftest import ANN, view
 
 
 def test_killed_after_ghl_applied_our_update_a_newer_user_edit_still_wins(env):
@@ -32,18 +31,8 @@ def test_killed_after_ghl_applied_our_update_a_newer_user_edit_still_wins(env):
     # holds the new name.
     env.edit("verity", ids["verity"], last_name="Pending")
     env.sim.fault("ghl", method="PUT", route="/contacts/{id}", kind="slow", delay=20)
-    proc = env.popen("run")
-    try:
-        wait_until(lambda: view("ghl", env.sim.record("ghl", ids["ghl"]))["last_name"] == "Pending"
-                   or proc.poll() is not None, what="GHL to apply the PUT")
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    env.kill_run_when(lambda: view("ghl", env.sim.record("ghl", ids["ghl"]))["last_name"] == "Pending",
+                      "GHL to apply the PUT")
     env.sim.clear_faults("ghl")
 
     # Action 2: the same user renames her again in Verity; two runs.

@@ -6,26 +6,13 @@ before any of it is sent), so a run killed at any point leaves each write
 either recorded or 'unknown', whose next attempt looks first (I2): no
 duplicate, no lost write. A write the run held back (its system refused our
 credentials) stays 'pending', with no attempt counted."""
-import signal
 
-from conftest import RUN_TIMEOUT, view, wait_until
+from conftest import view
 
 PEOPLE = [{"first_name": f"P{i}", "last_name": "Kill", "phone": f"+1555301000{i}",
            "email": f"p{i}@example.com"} for i in range(6)]
 # GHL answers the third create this late: the run is killed while it waits.
 SLOW = 60
-
-
-def run_until_converged(env, most: int = 4) -> list:
-    """Runs until one exits 0 (at most `most` runs); the exit codes."""
-    codes = []
-    for _ in range(most):
-        code, _, err = env.run("run")
-        codes.append(code)
-        assert code in (0, 1), err
-        if code == 0:
-            return codes
-    raise AssertionError(f"no converged run in {most}: {codes}")
 
 
 def phones(env, system: str) -> list:
@@ -45,18 +32,7 @@ def test_a_run_killed_between_sends_leaves_no_write_pending_and_the_next_makes_n
 
     # Action 1: a run, killed (SIGKILL) once GHL holds the third contact,
     # while the binary waits for its answer.
-    proc = env.popen("run")
-    try:
-        wait_until(lambda: len(env.sim.records("ghl")) >= 3 or proc.poll() is not None,
-                   timeout=60, what="GHL to store the third create")
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    env.kill_run_when(lambda: len(env.sim.records("ghl")) >= 3, "GHL to store the third create", 60)
     env.sim.clear_faults("ghl")
 
     # Expected: every write of the batch is recorded or 'unknown' (its
@@ -69,7 +45,7 @@ def test_a_run_killed_between_sends_leaves_no_write_pending_and_the_next_makes_n
     assert len(env.sim.records("ghl")) == 3
 
     # Action 2: runs until one converges.
-    run_until_converged(env)
+    env.run_until_converged(4)
 
     # Expected: each person exactly once in every system (the create GHL
     # applied unrecorded was found, not sent again), every write done.

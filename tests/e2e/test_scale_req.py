@@ -12,8 +12,6 @@ no more, and none of the savings gives up data safety.
 
 Every test states the exact requests per route, from the simulators' counts.
 """
-import signal
-import time
 
 from conftest import ANN, ANN_AS_TYPED, view
 
@@ -107,12 +105,7 @@ def test_a_run_killed_after_a_verity_create_took_effect_makes_no_duplicate(env):
     env.sim.fault("verity", method="POST", route="/api/v1/contacts", kind="slow", delay=3)
 
     # Action 1: the run, killed once the contact exists.
-    proc = env.popen("run")
-    deadline = time.monotonic() + 20
-    while not env.sim.records("verity") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    env.kill_run_when(lambda: env.sim.records("verity"), "Verity to store the create")
     (made,) = env.sim.records("verity")
 
     # Action 2: the next runs.
