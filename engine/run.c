@@ -230,13 +230,11 @@ static int reconcile_and_write(struct run *r, bool tripped)
 	}
 	for (int pass = 0; pass < MAX_PASSES && !run_out_of_time(r); pass++) {
 		bool dirty;
-		if (state_begin(r->st, &r->err))
-			return -1;
-		if (reconcile_dirty(r)) {
-			state_rollback(r->st);
-			return -1;
-		}
-		if (state_commit(r->st, &r->err))
+		/* reconcile_dirty commits a batch of persons at a time (their
+		 * plans with their dirty marks cleared): one transaction over
+		 * every person would grow the write-ahead log with N (3.8 GB
+		 * at 1,000,000 contacts) and lose the whole plan to a crash. */
+		if (reconcile_dirty(r))
 			return -1;
 		if (r->opt->dry_run)
 			return 0;
