@@ -19,7 +19,8 @@ A benchmark, not a test: it asserts nothing but the final agreement check.
      idle       run with nothing changed
      converged  run --full with nothing changed: must send 0 writes
 3. Prints per phase: the binary's CPU seconds (user+sys, from wait4), µs
-   per contact and per record listed, wall time, peak RSS, state file size,
+   per contact and per record listed, wall time, peak RSS, state file size
+   and the write-ahead log's peak,
    requests per system (list / read / write, from the simulators' counts)
    and the minimum needed, each next to the issue's target; and the
    simulators' CPU, to say when the wall time is theirs (simulator-bound).
