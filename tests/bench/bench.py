@@ -177,7 +177,7 @@ def start_simulators(workdir: Path, seed_path: Path):
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
         if port_file.exists():
-            sim = client.Sim(port_file)
+            sim = client.Sim(port_file, timeout=3600)
             # The real GHL paces a location at 100 requests per 10 s and
             # 200,000 a day: a first sync of 100,000 contacts takes hours of
             # wall time there whatever the binary does. The bench measures

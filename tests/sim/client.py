@@ -52,7 +52,10 @@ class SimError(Exception):
 class Sim:
     """Control-API client for one running simulator process."""
 
-    def __init__(self, port_file):
+    def __init__(self, port_file, timeout=30):
+        # timeout: seconds a control call may take; the bench's listings of
+        # a million records take minutes.
+        self.timeout = timeout
         with open(port_file, encoding="utf-8") as handle:
             info = json.load(handle)
         self.ports = {name: int(info[name]) for name in ALL_SYSTEMS if name in info}
@@ -67,7 +70,7 @@ class Sim:
             self.base_url(system) + "/_sim" + path, data=data, method=method,
             headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 # surrogateescape: a record may hold invalid UTF-8 on purpose.
                 return json.loads((response.read() or b"null").decode("utf-8", "surrogateescape"))
         except urllib.error.HTTPError as exc:
