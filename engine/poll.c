@@ -51,9 +51,14 @@ static bool cursor_repeats(unsigned long long *seen, int page_no, const char *cu
 }
 
 /* Observes one page of a stream and advances its cursor, in one
- * transaction. */
+ * transaction. The last page of a listing read to the end passes when
+ * that listing began (listed_from, else 0): every change dated before it
+ * has now been observed, save those indexed late, which the lookback
+ * behind the cursor exists for. So the cursor moves there, never back:
+ * without it, it would stay at the newest record's date and every poll
+ * would re-read the lookback before it until something newer came. */
 static int observe_page(struct run *r, int s, const char *stream, struct connector_page *page,
-			long long *pos)
+			long long *pos, long long listed_from)
 {
 	const struct system_run *sr = &r->sys[s];
 
@@ -74,6 +79,8 @@ static int observe_page(struct run *r, int s, const char *stream, struct connect
 		if (quarantine(r, s, page->bad[i].remote_id, "malformed", page->bad[i].reason))
 			goto fail;
 	}
+	if (listed_from > *pos)
+		*pos = listed_from;
 	if (state_cursor_set(r->st, sr->conf->name, stream, *pos, r->id, &r->err))
 		goto fail;
 	return state_commit(r->st, &r->err);
@@ -95,7 +102,7 @@ static int fetch_page(struct system_run *sr, const char *stream, long long since
 static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 {
 	struct system_run *sr = &r->sys[s];
-	long long pos = 0, since;
+	long long pos = 0, since, began = time_now_ms();
 	char *cursor = NULL;
 	unsigned long long seen[RECENT_CURSORS] = { 0 };
 	struct progress prog;
@@ -131,7 +138,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			connector_page_clear(&page);
 			return 0;
 		}
-		if (observe_page(r, s, stream, &page, &pos)) {
+		if (observe_page(r, s, stream, &page, &pos, cursor == NULL ? began : 0)) {
 			connector_page_clear(&page);
 			free(cursor);
 			return -1;

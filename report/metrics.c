@@ -149,8 +149,9 @@ static int state_metrics(FILE *f, struct state *st, long long now_ms, struct df_
 	static const struct {
 		const char *name, *help, *sql, *l1, *l2;
 	} q[] = {
-		/* A stream that never listed a change has no position to lag. */
-		{ "dfreconcile_stream_lag_seconds", "Now minus the update time the stream's cursor reached.",
+		/* A stream never read to the end nor listing a change has no
+		 * position to lag. */
+		{ "dfreconcile_stream_lag_seconds", "Now minus the stream's cursor: when its last complete listing began.",
 		  lag_sql, "system", "stream" },
 		{ "dfreconcile_writes", "Writes by status across runs (failed: given up).", writes_sql, "status", NULL },
 		{ "dfreconcile_deliveries", "Calls and messages to deliver by status across runs.", deliveries_sql,

@@ -45,9 +45,10 @@ static const struct status_section sections[] = {
 	  "  {system}: last read by run {last_read_run}, finished {finished_at} ({age_seconds} s ago)",
 	  "SELECT c.system, max(c.run_id) AS last_read_run, r.finished_at, " AGE("r.finished_at")
 	  " AS age_seconds FROM cursor c JOIN run r ON r.id = c.run_id GROUP BY c.system ORDER BY c.system" },
-	/* A stream that never listed a change has no position nor lag (null). */
+	/* A stream never read to the end nor listing a change has no
+	 * position nor lag (null). */
 	{ "streams", ROWS, "streams (lag: now minus cursor)",
-	  "  {system} {stream}: changes up to {position}, lag {lag_seconds} s (run {run_id}, {run_age_seconds} s ago)",
+	  "  {system} {stream}: read up to {position}, lag {lag_seconds} s (run {run_id}, {run_age_seconds} s ago)",
 	  "SELECT c.system, c.stream, CASE WHEN c.position_ms > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', "
 	  "c.position_ms / 1000.0, 'unixepoch') END AS position, "
 	  "CASE WHEN c.position_ms > 0 THEN (?1 - c.position_ms) / 1000 END AS lag_seconds, c.run_id, r.finished_at AS run_finished_at, "
