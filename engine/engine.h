@@ -61,7 +61,9 @@ struct system_run {
 	unsigned noted;         /* problems already noted this run (engine_note_problem) */
 	bool listed_all;        /* a full run read every page of its contacts */
 	bool listed;            /* its contacts' changed-since listing was read to the end */
-	long long read_from_ms; /* when this run began to read its records (its poll) */
+	long long read_from_ms; /* when the last listing (or poll) of its records began */
+	bool rechecked;         /* the write stage listed its contacts again (poll_recheck) */
+	bool recheck_failed;    /* ... and could not read that listing to the end */
 	long long delete_checks; /* missing records read by their endpoint */
 	long quota_held;        /* writes and deliveries held for its daily quota */
 	long long quota_left, quota_limit; /* what it said when the first was held */
@@ -128,6 +130,12 @@ bool run_out_of_time(struct run *r);
 
 /* poll.c */
 int poll_all(struct run *r);
+/* The write stage's re-check: system s's contacts listed again from the
+ * cursor, observed like a poll's; when read to the end, its records are
+ * known as of when it began (read_from_ms). A failure is logged and
+ * leaves listed false (recheck_failed): its updates read each record
+ * first. -1 only on a state failure (r->err). */
+int poll_recheck(struct run *r, int s);
 
 /* observe.c: one polled record of system s, inside the page's transaction. */
 int observe_record(struct run *r, int s, struct record *rec);

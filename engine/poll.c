@@ -97,9 +97,32 @@ static int fetch_page(struct system_run *sr, const char *stream, long long since
 	return sr->conn->poll_events(sr->handle, stream, since, cursor, page, e);
 }
 
+/* A listing that could not be read to the end. The poll's: the system
+ * is unreachable or broken, so the others go on, its cursor stays, it gets
+ * no writes this run and the run reports itself partial. A re-check's
+ * (recheck): its updates fall back to reading each record first, so only
+ * refused credentials stop it (I11). */
+static void stream_failed(struct run *r, int s, const char *stream, bool recheck, struct df_err *e)
+{
+	struct system_run *sr = &r->sys[s];
+
+	log_error("event=%s system=%s stream=%s reason=\"%s\"", recheck ? "recheck-failed" : "poll-failed",
+		  sr->conf->name, stream, e->msg);
+	sr->failures[e->fail]++;
+	if (e->fail == DF_FAIL_AUTH) {
+		engine_system_refused(r, s, e);
+	} else if (!recheck) {
+		char what[64];
+		sr->poll_failed = true;
+		snprintf(what, sizeof(what), "reading %s", stream);
+		engine_note_problem(r, s, what, e);
+	}
+}
+
 /* Pages through one stream of system s from its cursor minus lookback.
- * *complete says every page was read. */
-static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
+ * *complete says every page was read. recheck: the write stage's re-check
+ * listing (poll_recheck). */
+static int poll_stream(struct run *r, int s, const char *stream, bool recheck, bool *complete)
 {
 	struct system_run *sr = &r->sys[s];
 	long long pos = 0, since, began = time_now_ms();
@@ -122,19 +145,7 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 		if (run_out_of_time(r))
 			break;
 		if (fetch_page(sr, stream, since, &cursor, &page, &e)) {
-			/* The system is unreachable or broken: the others go on, the
-			 * cursor stays, and the run reports itself partial. */
-			log_error("event=poll-failed system=%s stream=%s reason=\"%s\"", sr->conf->name,
-				  stream, e.msg);
-			sr->poll_failed = true;
-			sr->failures[e.fail]++;
-			if (e.fail == DF_FAIL_AUTH) {
-				engine_system_refused(r, s, &e);
-			} else {
-				char what[64];
-				snprintf(what, sizeof(what), "reading %s", stream);
-				engine_note_problem(r, s, what, &e);
-			}
+			stream_failed(r, s, stream, recheck, &e);
 			connector_page_clear(&page);
 			return 0;
 		}
@@ -153,12 +164,8 @@ static int poll_stream(struct run *r, int s, const char *stream, bool *complete)
 			/* A listing handing back a cursor it gave before would page
 			 * for ever: this stream fails for the run, its cursor stays
 			 * at the last page that moved forward. */
-			log_error("event=poll-failed system=%s stream=%s reason=\"the listing repeated its "
-				  "cursor after %d pages\"", sr->conf->name, stream, page_no + 1);
-			sr->poll_failed = true;
 			df_fail(&e, DF_FAIL_TEMP, "the listing repeated its cursor after %d pages", page_no + 1);
-			engine_note_problem(r, s, stream, &e);
-			sr->failures[e.fail]++;
+			stream_failed(r, s, stream, recheck, &e);
 			free(cursor);
 			return 0;
 		}
@@ -180,18 +187,46 @@ static int poll_system(struct run *r, int s)
 	 * before it (write.c: known_recently). */
 	sr->read_from_ms = time_now_ms();
 	if (sr->conf->listing) {
-		if (poll_stream(r, s, "contacts", &complete))
+		if (poll_stream(r, s, "contacts", false, &complete))
 			return -1;
 		sr->listed_all = complete && r->opt->full;
 		sr->listed = complete && !sr->poll_failed;
 	}
 	/* A system that refused our credentials is asked nothing more (I11). */
 	for (int i = 0; sr->conf->events && sr->conn->streams && sr->conn->streams[i] && !sr->auth_failed; i++)
-		if (poll_stream(r, s, sr->conn->streams[i], &complete))
+		if (poll_stream(r, s, sr->conn->streams[i], false, &complete))
 			return -1;
 	log_info("event=polled system=%s records=%lld changed=%lld quarantined=%lld", sr->conf->name,
 		 sr->counts.polled, sr->counts.changed, sr->counts.quarantined);
 	return 0;
+}
+
+int poll_recheck(struct run *r, int s)
+{
+	struct system_run *sr = &r->sys[s];
+	const struct run_options *was = r->opt;
+	struct run_options incremental = *r->opt;
+	long long began = time_now_ms(), polled = sr->counts.polled, changed = sr->counts.changed;
+	bool complete = false;
+	int rc;
+
+	/* An incremental listing whatever the run: from the cursor (where the
+	 * last complete listing began) minus the lookback, and observed as a
+	 * plain run observes (a full run would read every GHL record whole
+	 * and merge every person again). */
+	incremental.full = false;
+	r->opt = &incremental;
+	rc = poll_stream(r, s, "contacts", true, &complete);
+	r->opt = was;
+	sr->rechecked = true;
+	sr->listed = complete;
+	if (complete)
+		sr->read_from_ms = began;
+	else
+		sr->recheck_failed = true;
+	log_info("event=recheck system=%s complete=%s records=%lld changed=%lld", sr->conf->name,
+		 complete ? "yes" : "no", sr->counts.polled - polled, sr->counts.changed - changed);
+	return rc;
 }
 
 int poll_all(struct run *r)

@@ -22,7 +22,11 @@
  *
  * An update reads the record first (a user's edit of a field about to be
  * sent would be lost), unless the run knows the record from less than the
- * system's recheck_after seconds ago (known_recently).
+ * system's recheck_after seconds ago (known_recently). A system with a
+ * changed-since listing is instead listed again when that time has passed
+ * (recheck: usually one request, where a long write stage read every
+ * record again), and an update whose fields that listing showed changed
+ * since the plan is not sent: its person is merged again.
  *
  * A failed write is classified (I11, http.h): a temporary failure stays
  * pending with exponential backoff across runs until writes.max_attempts,
@@ -91,8 +95,8 @@ static int send_create(struct run *r, int s, const struct outbox_item *it, struc
 
 /* Whether this run knows the record as it was less than recheck_after
  * seconds ago, so an update may go without reading it again. Counted from
- * when the run began to read the system (its poll): every read of it this
- * run came later. What the run knows: with its changed-since listing read
+ * when the run began to read the system (its poll, or the last re-check
+ * listing read to the end): every read of it this run came later. What the run knows: with its changed-since listing read
  * to the end, every record (one a user changed before then was listed and
  * observed); without a listing, a record read this run (found or created
  * by its keys, swept, or read before an earlier write). A listing cut
@@ -115,18 +119,52 @@ static bool known_recently(const struct run *r, int s, const struct outbox_item 
 	return seen == r->id;
 }
 
+/* Whether the write stage lists system s again before an update
+ * (poll_recheck) instead of reading the record: the system has a listing,
+ * its last one was read to the end (else the run reads each record, as
+ * after a failed re-check) and began recheck_after seconds ago or more. */
+static bool recheck_due(const struct run *r, int s)
+{
+	const struct system_run *sr = &r->sys[s];
+
+	return sr->conf->listing && sr->conn->fetch != NULL && sr->listed && !sr->recheck_failed &&
+	       sr->conf->recheck_after > 0 && sr->read_from_ms > 0 &&
+	       time_now_ms() - sr->read_from_ms >= sr->conf->recheck_after * 1000LL;
+}
+
+/* Whether a field of update it holds, in the snapshot cur, another value
+ * than the one it was planned from: a re-check listing observed a user's
+ * edit of it after the plan (the snapshot moves after a plan only by an
+ * observation, or by a write of the record, which supersedes its other
+ * rows). Sending would overwrite the edit; its person is merged again. */
+static bool edited_since_plan(const struct run *r, int s, const struct outbox_item *it,
+			      const struct record *cur)
+{
+	if (!r->sys[s].rechecked)
+		return false;
+	for (int i = 0; i < it->nfields; i++) {
+		int f = it->f[i].field;
+		if (f >= 0 && !value_same(field_get(f)->kind, it->f[i].old_value, cur->value[f]))
+			return true;
+	}
+	return false;
+}
+
 /* Reads the record before an update where the system can (fetch), unless
  * the run knows it recently (known_recently): a user's edit of a field we
  * are about to send, made since we last read the record, would be
  * overwritten - lost in every system. Returns 1 and the record as read in
- * out when such an edit is there (nothing is sent), 0 to go on (out
- * cleared), -1 when the read failed. */
+ * out when such an edit is there (nothing is sent), 2 when a re-check
+ * listing already observed one (edited_since_plan; out untouched), 0 to go
+ * on (out cleared), -1 when the read failed. */
 static int edited_since_read(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
 			     struct record *out, struct df_err *err)
 {
 	const struct system_run *sr = &r->sys[s];
 	bool gone = false;
 
+	if (edited_since_plan(r, s, it, cur))
+		return 2;
 	if (sr->conn->fetch == NULL || known_recently(r, s, it))
 		return 0;
 	if (sr->conn->fetch(sr->handle, cur, out, &gone, err))
@@ -286,19 +324,21 @@ out:
 
 /* The record was edited since we read it (edited_since_read): nothing
  * was sent. The copy read is observed like a polled change and the person
- * is merged again; that merge's plan supersedes the write, still pending. */
+ * is merged again; that merge's plan supersedes the write, still pending.
+ * now NULL: a re-check listing observed the edit already (the snapshot
+ * holds it), so only the merge is left to ask for. */
 static int record_edited(struct run *r, int s, const struct outbox_item *it, const struct record *cur,
 			 const struct record *now)
 {
 	const char *name = r->sys[s].conf->name;
 	bool changed = false;
 
-	log_info("event=write-deferred system=%s record=%s person=%lld reason=edited-since-read", name,
-		 cur->remote_id, it->person);
+	log_info("event=write-deferred system=%s record=%s person=%lld reason=%s", name, cur->remote_id,
+		 it->person, now ? "edited-since-read" : "edited-since-plan");
 	if (state_begin(r->st, &r->err))
 		return -1;
-	if (observe_changes(r, s, it->person, cur, now, &changed) ||
-	    state_snapshot_put(r->st, name, now, r->id, &r->err) ||
+	if ((now && (observe_changes(r, s, it->person, cur, now, &changed) ||
+		     state_snapshot_put(r->st, name, now, r->id, &r->err))) ||
 	    state_person_dirty(r->st, it->person, true, &r->err)) {
 		state_rollback(r->st);
 		return -1;
@@ -552,6 +592,17 @@ static int write_one(struct run *r, long long id, bool unknown)
 		rc = 0;
 		goto out;
 	}
+	/* Before the snapshot is read: the re-check may move it. */
+	if (strcmp(it.op, "update") == 0 && recheck_due(r, s)) {
+		if (poll_recheck(r, s))
+			goto out;
+		if (r->sys[s].poll_failed) {
+			/* It refused our credentials: its writes wait (I11). */
+			r->writes_waiting++;
+			rc = 0;
+			goto out;
+		}
+	}
 	if (!create && (state_snapshot_get(r->st, it.system, it.remote_id, &cur, &found, &r->err) || !found)) {
 		if (!found)
 			rc = state_outbox_failed(r->st, id, 0, true, "record has no snapshot", &r->err);
@@ -563,8 +614,8 @@ static int write_one(struct run *r, long long id, bool unknown)
 		rc = write_delete(r, s, &it, &cur);
 	else if ((sent = create ? send_create(r, s, &it, &got, &existed, &e) : send_update(r, s, &it, &cur, &got, &e)) == 0)
 		rc = record_success(r, s, &it, &cur, &got, create, existed);
-	else if (sent == 1)
-		rc = record_edited(r, s, &it, &cur, &got);
+	else if (sent == 1 || sent == 2)
+		rc = record_edited(r, s, &it, &cur, sent == 1 ? &got : NULL);
 	else
 		rc = record_failure(r, s, &it, &e);
 out:

@@ -16,7 +16,7 @@ A benchmark, not a test: it asserts nothing but the final agreement check.
      settle     run right after it (re-reads what the first sync wrote)
      1%         run after 1% of the contacts changed in GHL (a city)
      settle-1%  run right after it (re-reads what the 1% run wrote)
-     idle       run with nothing changed
+     idle       run with nothing changed, the lookback past (see below)
      converged  run --full with nothing changed: must send 0 writes
 3. Prints per phase: the binary's CPU seconds (user+sys, from wait4), µs
    per contact and per record listed, wall time, peak RSS, state file size
@@ -42,6 +42,11 @@ configured budget: without a listing it is how Aloware's edits are seen).
 Not counted, so they show as extra: the lookup before an Aloware create
 that finds nothing, GHL's duplicate lookup before a create, the texting
 system's lookups around an opt-out.
+
+The settle-1% and idle runs each start just over the lookback (1 s) after
+the run before them: a listing read to the end moves its cursor to when it
+began, and the lookback re-reads the seconds behind that, so an idle run
+lists nothing only once those seconds hold no change (the 1% run's writes).
 
 Usage: tests/bench/bench.py [N] [--bin PATH] [--dir DIR] [--page-size P]
        make bench N=100000
@@ -509,6 +514,12 @@ def main():
         ctx["pending"] = changes(state, new_state)
         state = phase("1%", ["run"], ctx, new_state)
         ctx["pending"] = {}
+        # Idle means the lookback behind the cursor holds no change: the
+        # settle-1% run starts (and moves the cursor to) past the lookback
+        # of the 1% run's writes, and the idle run past its own.
+        print(f"\nbench: waiting {LOOKBACK + 0.5:g} s (just over the lookback) before the settle-1% and "
+              "the idle runs, so that the idle run's lookback window holds no change")
+        time.sleep(LOOKBACK + 0.5)
         state = phase("settle-1%", ["run"], ctx, state)
         time.sleep(LOOKBACK + 0.5)
         state = phase("idle", ["run"], ctx, state)
