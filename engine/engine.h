@@ -100,6 +100,10 @@ struct run {
 	 * deliver calls and texts); everything else waits. */
 	bool optouts_only;
 	long held_updates, held_creates;  /* planned but held back by the valve */
+	/* Changes re-check listings observed during the writes (poll_recheck),
+	 * and how many of them the valve has counted (run.c, recheck_valve). */
+	long long recheck_changes, recheck_valved;
+	bool valve_late;        /* the valve tripped on them: the rest waits */
 	long optouts_sent;                /* opt-out writes sent while it held */
 	/* Numbers that texted an opt-in keyword this run, and through which
 	 * system: their SMS opt-out is lifted at their next merge. */

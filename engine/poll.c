@@ -224,6 +224,7 @@ int poll_recheck(struct run *r, int s)
 		sr->read_from_ms = began;
 	else
 		sr->recheck_failed = true;
+	r->recheck_changes += sr->counts.changed - changed;
 	log_info("event=recheck system=%s complete=%s records=%lld changed=%lld", sr->conf->name,
 		 complete ? "yes" : "no", sr->counts.polled - polled, sr->counts.changed - changed);
 	return rc;

@@ -215,6 +215,35 @@ static int count_held(struct run *r)
 	return rc;
 }
 
+/* Changes a re-check listing observed during the writes (write.c) came
+ * after the safety valve (I6) counted this run's; before they are merged,
+ * it counts again. When it trips, from then on only opt-outs are merged and
+ * sent (I4) and the rest waits for the next run, whose valve counts those
+ * changes again (they are not merged yet). */
+static int recheck_valve(struct run *r)
+{
+	struct strbuf why;
+	bool tripped = false;
+	long long gone = 0;
+	double share = 0;
+	int rc;
+
+	if (r->recheck_changes == r->recheck_valved)
+		return 0;
+	r->recheck_valved = r->recheck_changes;
+	sb_init(&why);
+	rc = safety_valve(r, &why, &tripped, &gone, &share);
+	if (rc == 0 && tripped) {
+		log_warn("event=safety-valve stage=write reason=\"%s, with what was listed again during the "
+			 "writes; only opt-outs are merged and sent from now, the rest waits for the next run\"",
+			 why.buf);
+		r->optouts_only = true;
+		r->valve_late = true;
+	}
+	sb_free(&why);
+	return rc;
+}
+
 /* Merge, plan, write; repeated while writes found records that must be
  * merged in (a create that found an existing record). When the valve
  * tripped, once: only opt-outs are merged, planned and sent, and calls and
@@ -230,6 +259,8 @@ static int reconcile_and_write(struct run *r, bool tripped)
 	}
 	for (int pass = 0; pass < MAX_PASSES && !run_out_of_time(r); pass++) {
 		bool dirty;
+		if (pass > 0 && !r->optouts_only && recheck_valve(r))
+			return -1;
 		/* reconcile_dirty commits a batch of persons at a time (their
 		 * plans with their dirty marks cleared): one transaction over
 		 * every person would grow the write-ahead log with N (3.8 GB
@@ -416,6 +447,13 @@ static int run_stages(struct run *r)
 		snprintf(why, sizeof(why), "the run's deadline of %d s passed: it stopped reading and "
 			 "sending; what it did is committed and the next run goes on", r->cfg->deadline);
 		fprintf(stderr, "dfreconcile: %s\n", why);
+		partial = true;
+	}
+	if (r->valve_late) {
+		const char *late = "safety valve: the changes listed again during the writes are too many; "
+				   "only opt-outs were merged and sent after them, the rest waits for the next run";
+		fprintf(stderr, "dfreconcile: %s\n", late);
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s%s", why[0] ? "; " : "", late);
 		partial = true;
 	}
 	if (!r->opt->dry_run && quota_held(r, quota, sizeof(quota))) {

@@ -13,7 +13,7 @@ the simulators' counts and records.
 
 import pytest
 
-from conftest import ANN_AS_TYPED, SYSTEMS, view
+from conftest import ANN_AS_TYPED, SYSTEMS, view, wait_until
 
 # Five people in all three systems, by phone.
 PEOPLE = [dict(ANN_AS_TYPED, first_name=f"Person{i}", phone=f"(555) 201-000{i}",
@@ -133,3 +133,41 @@ def test_a_failed_relisting_falls_back_to_reading_each_record(env):
     assert env.counts("ghl") == {"POST /contacts/search": 2, "GET /contacts/{id}": 2, "PUT /contacts/{id}": 2}
     for name in ("Person1", "Person2"):
         assert first_name(env, "ghl", ids[name]["ghl"]) == name + "x"
+
+
+def test_a_mass_change_listed_again_during_the_writes_trips_the_safety_valve(env):
+    # Setup: five people; Verity's user renames Person1 (an update for GHL,
+    # which trusts what it knows for 1 s). Verity's listing, the last
+    # polled, answers 3 s late; while it waits (GHL's poll is over), GHL's
+    # user clears the city of the four others: a mass change the poll's
+    # safety valve did not see.
+    ids = converged(env, system_options={"ghl": {"recheck_after": 1}},
+                    extra="safety = { max_change_share = 0.5; min_records = 2; };")
+    env.edit("verity", ids["Person1"]["verity"], first_name="Person1x")
+    env.sim.fault("verity", method="GET", route="/api/v1/contacts", kind="delay", delay=3)
+
+    # Action: the run; the edits are made once Verity's listing waits.
+    proc = env.popen("run")
+    try:
+        wait_until(lambda: env.pending_faults("verity") == [], what="Verity's listing to wait")
+        for name in ("Person2", "Person3", "Person4", "Person5"):
+            env.edit("ghl", ids[name]["ghl"], city=None)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # Expected: GHL's update went (after a re-check listing, which showed
+    # the four changes); the valve counted them before merging them and
+    # tripped: no other system lost a city, the run says so (exit 1), and
+    # the next run's valve holds them too (exit 4).
+    assert proc.returncode == 1, err
+    assert "changes listed again during the writes" in err
+    assert first_name(env, "ghl", ids["Person1"]["ghl"]) == "Person1x"
+    for system in ("aloware", "verity"):
+        assert all(view(system, r)["city"] == ANN_AS_TYPED["city"] for r in env.sim.records(system)), system
+    code, _, err = env.run("run")
+    assert code == 4, err
+    for system in ("aloware", "verity"):
+        assert all(view(system, r)["city"] == ANN_AS_TYPED["city"] for r in env.sim.records(system)), system
