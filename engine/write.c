@@ -96,11 +96,12 @@ static int send_create(struct run *r, int s, const struct outbox_item *it, struc
 /* Whether this run knows the record as it was less than recheck_after
  * seconds ago, so an update may go without reading it again. Counted from
  * when the run began to read the system (its poll, or the last re-check
- * listing read to the end): every read of it this run came later. What the run knows: with its changed-since listing read
- * to the end, every record (one a user changed before then was listed and
- * observed); without a listing, a record read this run (found or created
- * by its keys, swept, or read before an earlier write). A listing cut
- * short says nothing of what it did not reach, so its records are read. */
+ * listing read to the end): every read of it this run came later. What
+ * the run knows: with its changed-since listing read to the end, every
+ * record (one a user changed before then was listed and observed); without
+ * a listing, a record read this run (found or created by its keys, swept,
+ * or read before an earlier write). A listing cut short says nothing of
+ * what it did not reach, so its records are read. */
 static bool known_recently(const struct run *r, int s, const struct outbox_item *it)
 {
 	const struct system_run *sr = &r->sys[s];
