@@ -332,6 +332,22 @@ def split_path(path: str) -> list[str]:
     return [unquote(segment) if "%" in segment else segment for segment in path.split("/") if segment]
 
 
+def parse_query(query: str) -> dict:
+    """The first value of each field, as parse_qs(query, keep_blank_values=True)
+    gives it (fields split on "&", "+" is a space, %-escapes in UTF-8), without
+    its cost per request."""
+    fields = {}
+    for field in query.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in field or "%" in field:
+            name, value = unquote(name.replace("+", " ")), unquote(value.replace("+", " "))
+        if name not in fields:
+            fields[name] = value
+    return fields
+
+
 class Request:
     def __init__(self, method: str, target: str, headers, body: bytes):
         if target[:1] == "/" and target[1:2] != "/" and "#" not in target:
@@ -342,8 +358,7 @@ class Request:
         self.method = method
         self.path = path
         self.segments = split_path(path)
-        self.query = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()} \
-            if query else {}
+        self.query = parse_query(query) if query else {}
         self.headers = headers  # case-insensitive .get()
         self.body = body
         self._json = None
@@ -2780,13 +2795,9 @@ MAX_HEADERS = 100
 MAX_BODY = 1 << 30
 METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE"))
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # method SP origin-form target (printable ASCII) SP version; methods are upper case.
 _REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Z]+) (/[!-~]*) HTTP/(\d)\.(\d)")
-# Every header line is name ":" value, the value without CR or LF (so no
-# obsolete folding, no bare LF, no space before the colon).
-_HEADER_LINES = re.compile(rf"{_TOKEN}:[^\r\n]*(?:\r\n{_TOKEN}:[^\r\n]*)*")
-_HEADER_FIELD = re.compile(r"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*(?:\r\n|$)")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 PHRASES = {status.value: status.phrase for status in HTTPStatus}
@@ -2889,29 +2900,37 @@ class Connection:
         headers = Headers()
         lengths = ()
         if fields:
-            if fields.count("\r\n") >= MAX_HEADERS:
+            lines = fields.split("\r\n")
+            if len(lines) > MAX_HEADERS:
                 raise Refused(431, "too many headers")
-            if not _HEADER_LINES.fullmatch(fields):
-                raise Refused(400, "invalid header line")  # folding, spaces, no colon
-            pairs = _HEADER_FIELD.findall(fields)
-            # Reversed: a repeated header keeps its first value.
-            headers.update({name.lower(): value for name, value in reversed(pairs)})
-            if "content-length" in headers:
-                lengths = {value for name, value in pairs if name.lower() == "content-length"}
+            breaks = len(lines) - 1
+            if fields.count("\n") != breaks or fields.count("\r") != breaks:
+                raise Refused(400, "invalid header line")  # a bare CR or LF
+            for field in reversed(lines):  # reversed: a repeated header keeps its first value
+                name, colon, value = field.partition(":")
+                # A name is a token: no space before the colon, no obsolete
+                # folding (a line starting with a space), never empty.
+                if not colon or not name or name.strip(_TOKEN_CHARS):
+                    raise Refused(400, "invalid header line")
+                name = name.lower()
+                value = value.strip(" \t")
+                if name == "content-length":
+                    lengths = (*lengths, value)
+                headers[name] = value
         http10 = minor == "0"
-        connection = headers.get("connection", "").lower()
+        connection = dict.get(headers, "connection", "").lower()
         keep_alive = "keep-alive" in connection if http10 else "close" not in connection
         body = self._body(method, headers, lengths, http10)
         return method, target, headers, body, keep_alive
 
     def _body(self, method: str, headers: Headers, lengths: set, http10: bool) -> bytes:
-        coding = headers.get("transfer-encoding")
+        coding = dict.get(headers, "transfer-encoding")
         if coding is not None and lengths:
             raise Refused(400, "both content-length and transfer-encoding")
         if coding is not None and coding.lower() != "chunked":
             raise Refused(501, "transfer-encoding not supported")
         if lengths:
-            (length,) = lengths if len(lengths) == 1 else (None,)
+            (length,) = set(lengths) if len(set(lengths)) == 1 else (None,)
             if length is None or not _DIGITS.fullmatch(length):
                 raise Refused(400, "invalid content-length")
             if int(length) > MAX_BODY:
@@ -2920,7 +2939,7 @@ class Connection:
             if method in BODY_METHODS:
                 raise Refused(411, "length required")
             return b""
-        expect = headers.get("expect")
+        expect = dict.get(headers, "expect")
         if expect is not None:
             if expect.lower() != "100-continue":
                 raise Refused(417, "expectation failed")
