@@ -45,6 +45,7 @@ import base64
 import bisect
 import copy
 import email.utils
+import gc
 import json
 import math
 import operator
@@ -672,7 +673,7 @@ class System:
             if record_key(candidate) not in coll.records:
                 return candidate
 
-    def build(self, fields: dict, coll: Collection | None = None) -> dict:
+    def build(self, fields: dict, coll: Collection | None = None, owned: bool = False) -> dict:
         """A well-formed record from (a subset of) stored-shape fields.
 
         Missing id and timestamps are assigned; a missing created time copies the
@@ -680,7 +681,7 @@ class System:
         """
         coll = coll or self.default
         record = coll.blank()
-        record.update(json_copy(fields))
+        record.update(fields if owned else json_copy(fields))
         if record.get(coll.ID) is None:
             record[coll.ID] = self.new_id(coll)
         if coll.UPDATED and not record.get(coll.UPDATED):
@@ -735,11 +736,17 @@ class System:
         return sorted(coll.records.items(),
                       key=lambda item: (id_sort_key(item[1].get(coll.ID)), item[0]))
 
-    def seed(self, records: list, raw: bool = False, coll: Collection | None = None) -> list:
+    def seed(self, records: list, raw: bool = False, coll: Collection | None = None,
+             owned: bool = False) -> list:
+        """Store records; owned: they were just parsed from JSON and nothing
+        else holds them, so they are stored without a copy (a large seed)."""
         coll = coll or self.default
         ids = []
         for given in records:
-            record = json_copy(given) if raw else self.build(given, coll)
+            if raw:
+                record = given if owned else json_copy(given)
+            else:
+                record = self.build(given, coll, owned)
             self.store(record, raw, coll)
             ids.append(record.get(coll.ID))
         return ids
@@ -962,7 +969,7 @@ class System:
         records = body.get("records")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise control_error(400, "records must be a list of JSON objects")
-        return Response(200, {"ids": self.seed(records, raw=bool(body.get("raw")), coll=coll)})
+        return Response(200, {"ids": self.seed(records, raw=bool(body.get("raw")), coll=coll, owned=True)})
 
     def _control_key(self, record_id, coll: Collection) -> str:
         key = self.find_key(record_id, coll)
@@ -3048,7 +3055,8 @@ def load_seed_file(path: str, systems: dict[str, System]) -> None:
     """
     with open(path, encoding="utf-8") as handle:
         seed = json.load(handle)
-    for name, entry in seed.items():
+    while seed:  # popped: each list is freed once stored
+        name, entry = seed.popitem()
         system_name, _, collection = name.partition(".")
         if system_name not in systems:
             raise SystemExit(f"seed file: unknown system {name!r}")
@@ -3061,7 +3069,7 @@ def load_seed_file(path: str, systems: dict[str, System]) -> None:
             raise SystemExit(f"seed file: {system_name} has no collection {collection!r}")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise SystemExit(f"seed file: {name} must be a list of JSON objects")
-        system.seed(records, raw, system.collections[collection] if collection else None)
+        system.seed(records, raw, system.collections[collection] if collection else None, owned=True)
 
 
 def write_port_file(path: str, ports: dict) -> None:
@@ -3095,7 +3103,13 @@ def main(argv=None) -> int:
         for system in systems.values():
             system.enable_lean()
     if args.seed:
+        # No cyclic garbage comes from a seed: the collector's passes over
+        # millions of new objects while loading are wasted, and frozen
+        # afterwards the seeded records are left out of every later pass.
+        gc.disable()
         load_seed_file(args.seed, systems)
+        gc.freeze()
+        gc.enable()
     servers = {}
     try:
         for name in SYSTEM_NAMES:
