@@ -227,6 +227,8 @@ def test_too_many_headers_get_431(sims):
     ("Bad Header: x\r\nContent-Length: 0\r\n", 400, "invalid header line"),
     (" folded\r\nContent-Length: 0\r\n", 400, "invalid header line"),
     ("Expect: something\r\nContent-Length: 0\r\n", 417, "expectation failed"),
+    ("Content-Length: 2000000000\r\n", 413, "payload too large"),
+    ("Transfer-Encoding: chunked\r\n\r\nzz", 400, "invalid chunk size"),
 ])
 def test_a_post_with_bad_framing_gets_its_error(sims, headers, status, message):
     conn = Conn(sims.ports["verity"])
@@ -259,3 +261,13 @@ def test_http_1_0_closes_after_the_answer(sims):
     assert status == 200
     assert conn.closed()
     conn.close()
+
+
+def test_a_head_ended_by_bare_line_feeds_gets_400(sims):
+    conn = Conn(sims.ports["verity"])
+    conn.send("GET /api/v1/contacts HTTP/1.1\nAuthorization: Bearer verity-test-token\n\n")
+    status, headers, body = conn.answer()
+    assert (status, json.loads(body)) == (400, {"error": "bad line ending"})
+    assert headers["connection"] == "close"
+    conn.close()
+    assert counted(sims, "verity") == {}

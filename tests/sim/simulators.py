@@ -7,8 +7,8 @@ for the HTTP contracts.  Standard library only (Python 3.11).
 Design
 ------
 * One process serves four systems, each on its own 127.0.0.1 port, each with a
-  ThreadingHTTPServer.  The port numbers are written atomically to ``--port-file``
-  once every server is listening.
+  ``SimServer`` (a thread per keep-alive connection).  The port numbers are
+  written atomically to ``--port-file`` once every server is listening.
 * Every system is one class derived from ``System``: ``GhlSystem``,
   ``AlowareSystem``, ``VeritySystem`` and ``TextingSystem``.  The base class owns
   everything the systems share -- the record stores, the simulated clock, request
@@ -20,13 +20,14 @@ Design
   three contact systems, plus GHL notes/conversations/messages, Aloware
   calls/lists and texting messages/opt-out events.  The first collection is the
   default one, used when a control call names none.
-* The single ``HttpAdapter`` (a BaseHTTPRequestHandler) holds no per-system
+* The single ``Connection`` (a strict HTTP/1.1 reader and writer, not
+  http.server: its parsing cost more than most handlers) holds no per-system
   logic: it turns the HTTP request into a ``Request`` and writes back the
   ``Response`` the system returns.
 * State lives in memory.  Each system has one re-entrant lock, held while a
   request is handled (except while a ``delay`` or ``slow`` fault sleeps), so handlers never
   need finer locking.  Responses are serialised to bytes while the lock is
-  held, so no live record escapes it.
+  held (``System._invoke``), so no live record escapes it.
 * Time comes from a per-system simulated clock: real UTC time plus an offset the
   control API can move.  Update stamps are strictly increasing per system (if the
   clock has not moved past the last stamp handed out, the next is last + 1 ms),
