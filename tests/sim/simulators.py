@@ -2918,7 +2918,8 @@ class Connection:
                 name, colon, value = field.partition(":")
                 # A name is a token: no space before the colon, no obsolete
                 # folding (a line starting with a space), never empty.
-                if not colon or not name or name.strip(_TOKEN_CHARS):
+                if not colon or not (name.isascii() and name.replace("-", "").isalnum()
+                                     or name and not name.strip(_TOKEN_CHARS)):
                     raise Refused(400, "invalid header line")
                 name = name.lower()
                 value = value.strip(" \t")
