@@ -271,11 +271,16 @@ class BadBody(ValueError):
     """The request body is not a JSON object."""
 
 
+# json.dumps's own encoder, without its check for circular references (a
+# dict of ids per container of every answer): answers are trees.
+_ENCODER = json.JSONEncoder(check_circular=False)
+
+
 def encode_json(body) -> bytes:
     """The JSON text of body. A string holding U+DC80..U+DCFF (Python's
     surrogateescape, e.g. seeded as "\\udcff") is sent as that raw byte, so
     tests can serve invalid UTF-8; anything else is plain ASCII JSON."""
-    text = json.dumps(body)
+    text = _ENCODER.encode(body)
     if "\\udc" not in text:
         return text.encode()
     text = json.dumps(body, ensure_ascii=False)
