@@ -172,6 +172,16 @@ def seed_data(n):
 
 # ----- the simulators ---------------------------------------------------------
 
+def write_seed(path: Path, seed: dict) -> None:
+    """The seed file, one system's list encoded at a time (at 1,000,000
+    people the whole file as one string is most of a gigabyte more)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("{")
+        for i, (name, records) in enumerate(seed.items()):
+            handle.write(f"{', ' if i else ''}{json.dumps(name)}: {json.dumps(records)}")
+        handle.write("}")
+
+
 def start_simulators(workdir: Path, seed_path: Path):
     port_file = workdir / "sim-ports.json"
     port_file.unlink(missing_ok=True)
@@ -484,8 +494,9 @@ def main():
     t0 = time.monotonic()
     seed = seed_data(opts.n)
     seed_path = workdir / "seed.json"
-    seed_path.write_text(json.dumps(seed))
+    write_seed(seed_path, seed)
     counts = {k: len(v) for k, v in seed.items()}
+    del seed  # the simulators hold the records from here on
     print(f"bench: {opts.n} people -> {counts}; binary {opts.bin}; page size {opts.page_size}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: wall "
           "times vary, CPU seconds are the binary's own)")
