@@ -134,7 +134,7 @@ void record_set(struct record *r, int f, const char *value)
 
 /* A JSON string, escaped as json-c escapes it (JSON_C_TO_STRING_PLAIN: '/'
  * too, other control characters as \u00xx), so the text stays the same. */
-static void json_quote(struct strbuf *sb, const char *v)
+void json_quote(struct strbuf *sb, const char *v)
 {
 	static const char hex[] = "0123456789abcdef";
 	const char *run = v;

@@ -63,6 +63,10 @@ void record_take(struct record *r, int f, char *value);      /* owns */
 /* Adds a problem (printf-style) to r->problem, "; "-separated. */
 void record_problem(struct record *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends v as a JSON string, escaped as json-c escapes it (the state's
+ * JSON texts are built by hand, so they read back the same). */
+struct strbuf;
+void json_quote(struct strbuf *sb, const char *v);
 /* Canonical JSON of the carried fields, keys in field order; caller frees. */
 char *record_to_json(const struct record *r);
 /* Fills r's values from record_to_json() output; unknown keys are ignored

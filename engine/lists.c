@@ -60,15 +60,14 @@ static bool listed(const char *const *v, int n, const char *id)
 static int journal_list(struct run *r, long long person, int s, const char *remote_id, bool add,
 			const char *list, const char *keep)
 {
-	long long box = state_outbox_add(r->st, r->id, person, r->sys[s].conf->name, remote_id,
-					 add ? "list-add" : "list-remove", &r->err);
+	const struct write_field fields[2] = {
+		{ "list", add ? NULL : list, add ? list : NULL, "call_lists",
+		  add ? "a tag matches the list's rule" : "no tag matches the list's rule, or the number opted out" },
+		{ "keep", NULL, keep, "call_lists", "lists the contact stays in" },
+	};
 
-	if (box < 0 ||
-	    state_outbox_field_add(r->st, box, "list", add ? NULL : list, add ? list : NULL,
-				   "call_lists", add ? "a tag matches the list's rule" :
-				   "no tag matches the list's rule, or the number opted out", &r->err) ||
-	    (!add && state_outbox_field_add(r->st, box, "keep", NULL, keep, "call_lists",
-					    "lists the contact stays in", &r->err)))
+	if (state_outbox_add(r->st, r->id, person, r->sys[s].conf->name, remote_id,
+			     add ? "list-add" : "list-remove", fields, add ? 1 : 2, &r->err) < 0)
 		return -1;
 	log_info("event=plan system=%s person=%lld op=%s list=%s", r->sys[s].conf->name, person,
 		 add ? "list-add" : "list-remove", list);

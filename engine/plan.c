@@ -29,20 +29,18 @@ static int notice(struct run *r, long long person, int s, const char *remote_id,
 static int journal(struct run *r, long long person, int s, const char *remote_id, const char *op,
 		   const struct record *agreed, const struct record *current, const int *want, int n)
 {
-	long long box;
+	struct write_field fields[DF_MAX_FIELDS];
 
 	if (n == 0)
 		return 0;
-	box = state_outbox_add(r->st, r->id, person, r->sys[s].conf->name, remote_id, op, &r->err);
-	if (box < 0)
-		return -1;
 	for (int i = 0; i < n; i++) {
 		int f = want[i];
-		if (state_outbox_field_add(r->st, box, field_get(f)->name,
-					   current ? current->value[f] : NULL, agreed->value[f],
-					   r->cfg->rule[f].text, NULL, &r->err))
-			return -1;
+		fields[i] = (struct write_field){ field_get(f)->name, current ? current->value[f] : NULL,
+						  agreed->value[f], r->cfg->rule[f].text, NULL };
 	}
+	if (state_outbox_add(r->st, r->id, person, r->sys[s].conf->name, remote_id, op, fields, n,
+			     &r->err) < 0)
+		return -1;
 	/* What a tripped safety valve holds back, for its message (I6). */
 	if (!write_is_optout(r, s, op, want, n)) {
 		if (current)

@@ -177,7 +177,8 @@ static int propagate(struct run *r, long long person, int from, struct strbuf *w
 			sb_addf(where, "%s%s cannot delete through its API", where->len ? "; " : "",
 				r->sys[t].conf->name);
 		} else {
-			box = state_outbox_add(r->st, r->id, person, r->sys[t].conf->name, id, "delete", &r->err);
+			box = state_outbox_add(r->st, r->id, person, r->sys[t].conf->name, id, "delete", NULL, 0,
+					       &r->err);
 			if (box < 0) {
 				free(id);
 				return -1;

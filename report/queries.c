@@ -21,9 +21,12 @@ static const struct { const char *name; const char *sql; } queries[] = {
 	{ "writes", "SELECT o.id AS outbox_id, o.run_id, o.done_run, o.system, coalesce(o.remote_id, '') AS remote_id, "
 		    "o.person_id, o.op, o.status, o.attempts, coalesce(o.last_error, '') AS last_error FROM outbox o "
 		    "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id" },
-	{ "write_fields", "SELECT f.outbox_id, f.field, f.old_value, f.new_value, coalesce(f.rule, '-') AS rule, "
-			  "coalesce(f.reason, '') AS reason FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
-			  "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id, f.seq" },
+	/* A write's fields are packed in its row (outbox.fields, schema 11):
+	 * [field, old_value, new_value, rule, reason], in the order planned. */
+	{ "write_fields", "SELECT o.id AS outbox_id, f.value ->> 0 AS field, f.value ->> 1 AS old_value, "
+			  "f.value ->> 2 AS new_value, coalesce(f.value ->> 3, '-') AS rule, "
+			  "coalesce(f.value ->> 4, '') AS reason FROM outbox o, json_each(o.fields) f "
+			  "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id, f.key" },
 	{ "quarantine", "SELECT run_id, system, coalesce(remote_id, '') AS remote_id, kind, reason FROM quarantine "
 			"WHERE run_id BETWEEN ?1 AND ?2 ORDER BY id" },
 	{ "notices", "SELECT run_id, system, nullif(person_id, 0) AS person_id, coalesce(remote_id, '') AS remote_id, "
@@ -88,8 +91,9 @@ static const struct { const char *name; const char *sql; } queries[] = {
 		     "AND run_id BETWEEN ?1 AND ?2) AS read, "
 		     "(SELECT count(*) FROM w WHERE system = s.system AND op = 'create') AS created, "
 		     "(SELECT count(*) FROM w WHERE system = s.system AND op = 'update') AS updated, "
-		     "(SELECT count(*) FROM w JOIN outbox_field f ON f.outbox_id = w.id WHERE w.system = s.system "
-		     "AND w.op = 'update' AND coalesce(f.new_value, '') = '' AND coalesce(f.old_value, '') <> '') AS cleared, "
+		     "(SELECT count(*) FROM w, json_each(w.fields) f WHERE w.system = s.system "
+		     "AND w.op = 'update' AND coalesce(f.value ->> 2, '') = '' AND coalesce(f.value ->> 1, '') <> '') "
+		     "AS cleared, "
 		     "(SELECT count(*) FROM w WHERE system = s.system AND op = 'delete') AS deleted, "
 		     "(SELECT count(*) FROM w WHERE system = s.system AND op IN ('list-add', 'list-remove')) AS list_changes, "
 		     "(SELECT count(*) FROM optout_log WHERE system = s.system AND action = 'opt-out' "

@@ -43,9 +43,18 @@ static int user_version(struct state *st, int *v, struct df_err *err)
 	return 0;
 }
 
-/* The schema version whose migration copies the largest tables into
- * smaller ones (issue 9): the file they leave behind is mostly free pages. */
-#define MIGRATION_COMPACTS 10
+/* The schema versions whose migrations copy the largest tables into
+ * smaller ones (issue 9): 10 (WITHOUT ROWID tables), 11 (a write's fields
+ * packed in its row). The file they leave behind is mostly free pages. */
+static bool crosses_compaction(int from, int to)
+{
+	static const int compacts[] = { 10, 11 };
+
+	for (size_t i = 0; i < sizeof(compacts) / sizeof(compacts[0]); i++)
+		if (from < compacts[i] && to >= compacts[i])
+			return true;
+	return false;
+}
 
 static int migrate(struct state *st, struct df_err *err)
 {
@@ -74,7 +83,7 @@ static int migrate(struct state *st, struct df_err *err)
 	 * held goes back to the file system (about half a second per 10,000
 	 * contacts). A failure (no room for the copy VACUUM writes) leaves
 	 * the migrated file as it is, whole: the free pages are reused. */
-	if (from > 0 && from < MIGRATION_COMPACTS && v >= MIGRATION_COMPACTS)
+	if (from > 0 && crosses_compaction(from, v))
 		exec(st, "VACUUM", NULL);
 	return 0;
 }

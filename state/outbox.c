@@ -1,5 +1,5 @@
 /*
- * outbox.c - the writes planned to each system (outbox, outbox_field):
+ * outbox.c - the writes planned to each system (outbox and its fields):
  * planning, superseding, loading the due ones, recording each outcome,
  * refused and given-up writes and deliveries reopened or retried.
  */
@@ -13,21 +13,48 @@ int state_outbox_supersede(struct state *st, long long person, const char *syste
 	return write_stmt(st, S_OUTBOX_SUPERSEDE, err, "supersede writes", "it", person, system);
 }
 
-long long state_outbox_add(struct state *st, long long run, long long person,
-			   const char *system, const char *remote_id, const char *op,
-			   struct df_err *err)
+/* A write's fields as one JSON array of [field, old, new, rule, reason],
+ * trailing nulls left out (most fields have neither old value nor reason):
+ * one row per write instead of one per field (issue 9). NULL when none
+ * (a delete). */
+static char *fields_json(const struct write_field *f, int n)
 {
-	if (write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt", run, person, system, remote_id, op))
-		return -1;
-	return sqlite3_last_insert_rowid(st->db);
+	struct strbuf sb;
+
+	if (n == 0)
+		return NULL;
+	sb_init(&sb);
+	sb_addn(&sb, "[", 1);
+	for (int i = 0; i < n; i++) {
+		const char *v[5] = { f[i].name, f[i].old_value, f[i].new_value, f[i].rule, f[i].reason };
+		int last = 4;
+		while (last > 0 && v[last] == NULL)
+			last--;
+		sb_add(&sb, i ? ",[" : "[");
+		for (int k = 0; k <= last; k++) {
+			if (k)
+				sb_addn(&sb, ",", 1);
+			if (v[k])
+				json_quote(&sb, v[k]);
+			else
+				sb_add(&sb, "null");
+		}
+		sb_addn(&sb, "]", 1);
+	}
+	sb_addn(&sb, "]", 1);
+	return sb_detach(&sb);
 }
 
-int state_outbox_field_add(struct state *st, long long outbox, const char *field,
-			   const char *old_value, const char *new_value, const char *rule,
-			   const char *reason, struct df_err *err)
+long long state_outbox_add(struct state *st, long long run, long long person,
+			   const char *system, const char *remote_id, const char *op,
+			   const struct write_field *fields, int n, struct df_err *err)
 {
-	return write_stmt(st, S_OUTBOX_FIELD_ADD, err, "journal write field", "ittttt", outbox,
-			  field, old_value, new_value, rule, reason);
+	char *json = fields_json(fields, n);
+	int rc = write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt" "t", run, person, system,
+			    remote_id, op, json);
+
+	free(json);
+	return rc ? -1 : sqlite3_last_insert_rowid(st->db);
 }
 
 int state_outbox_due(struct state *st, long long now_ms, long long after, long long *ids,
@@ -103,7 +130,8 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
-		/* Inserted at its place by seq: the order journalled. */
+		/* Inserted at its place by seq (the array's order, which
+		 * json_each gives already): the order journalled. */
 		long long row = sqlite3_column_int64(s, 3);
 		int i = it->nfields++;
 		for (; i > 0 && rows[i - 1] > row; i--) {

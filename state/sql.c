@@ -95,21 +95,18 @@ static const char *const sql[S_COUNT] = {
 			        * system planned. */
 			       "AND (status = 'pending' OR status = 'unknown' OR status = 'refused' "
 			       "OR status = 'failed') AND op <> 'delete'",
-	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op) VALUES (?1,?2,?3,?4,?5)",
-	/* seq numbers the write's fields in the order planned (the table is
-	 * kept by its key, outbox_id and field): the write's last plus one. */
-	[S_OUTBOX_FIELD_ADD] = "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) "
-			       "VALUES (?1,?2,?3,?4,?5,?6, "
-			       "coalesce((SELECT max(seq) FROM outbox_field WHERE outbox_id = ?1), 0) + 1)",
+	/* The write and its fields, one row (schema 11): fields is a JSON
+	 * array of [field, old, new, rule, reason] in the order planned. */
+	[S_OUTBOX_ADD] = "INSERT INTO outbox (run_id, person_id, system, remote_id, op, fields) "
+			 "VALUES (?1,?2,?3,?4,?5,?6)",
 	/* One arm per due status, merged in id order along the status index. */
 	[S_OUTBOX_DUE] = "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ?1 AND id > ?2 "
 			 "UNION ALL SELECT id FROM outbox WHERE status = 'unknown' AND next_attempt_ms <= ?1 "
 			 "AND id > ?2 ORDER BY id LIMIT ?3",
 	[S_OUTBOX_GET] = "SELECT person_id, system, remote_id, op, attempts FROM outbox WHERE id = ?1",
-	/* In the key's order (outbox_id, field); state_outbox_load puts them
-	 * back in the order they were journalled (seq): an ORDER BY here
-	 * would build a sorter for every write sent. */
-	[S_OUTBOX_FIELDS] = "SELECT field, old_value, new_value, seq FROM outbox_field WHERE outbox_id = ?1",
+	/* The write's fields in the order journalled (the array's). */
+	[S_OUTBOX_FIELDS] = "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.key "
+			    "FROM outbox o, json_each(o.fields) j WHERE o.id = ?1",
 	[S_OUTBOX_DONE] = "UPDATE outbox SET status = 'done', done_run = ?2, attempts = attempts + 1, "
 			  "remote_id = coalesce(?3, remote_id), last_error = NULL WHERE id = ?1",
 	[S_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, "

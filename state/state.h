@@ -274,12 +274,16 @@ int state_list_member_set(struct state *st, long long person, const char *list, 
 /* Outbox (I2). */
 int state_outbox_supersede(struct state *st, long long person, const char *system,
 			   struct df_err *err);
+/* A field of a write as journalled: the value it replaces (NULL for a
+ * create), the value sent, the rule that decided it and why (or NULL). */
+struct write_field {
+	const char *name, *old_value, *new_value, *rule, *reason;
+};
+/* Journals a write and its n fields, in the order given, as one row (the
+ * fields packed in outbox.fields; outbox_field is their view). */
 long long state_outbox_add(struct state *st, long long run, long long person,
 			   const char *system, const char *remote_id, const char *op,
-			   struct df_err *err);
-int state_outbox_field_add(struct state *st, long long outbox, const char *field,
-			   const char *old_value, const char *new_value, const char *rule,
-			   const char *reason, struct df_err *err);
+			   const struct write_field *fields, int n, struct df_err *err);
 
 struct outbox_item {
 	long long id, person;

@@ -138,14 +138,14 @@ static void test_open_creates_schema(void **state)
 {
 	struct fixture *fx = *state;
 
-	assert_int_equal(SCHEMA_VERSION, 10);
+	assert_int_equal(SCHEMA_VERSION, 11);
 	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
-	expect_peek(fx->path, "PRAGMA user_version", "10");
+	expect_peek(fx->path, "PRAGMA user_version", "11");
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
 		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
-		    "observed optout optout_log outbox outbox_field person pin quarantine run run_system snapshot "
+		    "observed optout optout_log outbox person pin quarantine run run_system snapshot "
 		    "snapshot_count");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
@@ -262,7 +262,7 @@ static void test_migrate_9_keeps_rows(void **state)
 	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT outbox_id || ':' || seq || ':' || field || "
 		    "':' || coalesce(old_value, '-') || ':' || new_value || ':' || rule || ':' || coalesce(reason, '-') "
 		    "AS x FROM outbox_field ORDER BY outbox_id, seq)",
-		    "1:1:tags:-:vip:union:- 1:3:city:Austin:Dallas:two-way:why 2:2:city:A:B:two-way:-");
+		    "1:1:tags:-:vip:union:- 1:2:city:Austin:Dallas:two-way:why 2:1:city:A:B:two-way:-");
 	/* The merged copy reads as before. */
 	record_init(&prev);
 	OK(state_snapshot_merged(fx->st, "ghl", "g1", &prev, &known, &fx->err));
@@ -288,17 +288,64 @@ static void test_migrate_9_keeps_rows(void **state)
 }
 
 /* Issue 9 (<= 2 kB a contact): no b-tree repeats another's keys - agreed
- * values and a write's fields are kept in their primary key's, and only
- * the phone and e-mail values are indexed for matching. */
+ * values are kept in their primary key's, and only the phone and e-mail
+ * values are indexed for matching; a write's fields are packed in its
+ * outbox row, outbox_field is their view (with its trigger, the view takes
+ * an auditor's insert). */
 static void test_compact_tables(void **state)
 {
 	struct fixture *fx = *state;
 
-	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
+	expect_peek(fx->path, "SELECT group_concat(type || ':' || name, ' ') FROM (SELECT type, name FROM sqlite_master "
 		    "WHERE tbl_name IN ('field_value', 'outbox_field') ORDER BY name)",
-		    "field_value field_value_email field_value_phone outbox_field");
+		    "table:field_value index:field_value_email index:field_value_phone view:outbox_field "
+		    "trigger:outbox_field_add");
 	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', "
-		    "'outbox_field') AND sql LIKE '%WITHOUT ROWID'", "2");
+		    "'outbox_field') AND sql LIKE '%WITHOUT ROWID'", "1");
+}
+
+/* Migration 11 packs a version 10 file's write fields into their outbox
+ * rows, in the order planned (seq), nulls kept; the view reads them back
+ * as the table held them, and an insert into the view appends. */
+static void test_migrate_10_packs_write_fields(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_item it;
+
+	for (int v = 0; v < 10; v++)
+		raw_exec(fx->path, migrations[v]);
+	raw_exec(fx->path, "PRAGMA user_version = 10;"
+		 "INSERT INTO run (id, started_at, mode, status) VALUES (1, 'x', 'run', 'ok');"
+		 "INSERT INTO person (id, created_run) VALUES (1, 1);"
+		 "INSERT INTO outbox (id, run_id, person_id, system, remote_id, op) VALUES "
+		 "(1, 1, 1, 'ghl', 'g1', 'update'), (2, 1, 1, 'verity', NULL, 'create'), "
+		 "(3, 1, 1, 'aloware', 'a1', 'delete');"
+		 "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) VALUES "
+		 "(1, 'tags', NULL, 'vip', 'union', NULL, 7), (2, 'city', NULL, 'B\"/', 'two-way', NULL, 8),"
+		 "(1, 'city', 'Austin', NULL, 'two-way', 'why', 9), (1, 'email', '', 'a@b.c', NULL, NULL, 10);");
+	fx->st = state_open(fx->path, &fx->err);
+	if (fx->st == NULL)
+		fail_msg("state_open: %s", fx->err.msg);
+	assert_int_equal(state_schema_version(fx->st), SCHEMA_VERSION);
+	expect_peek(fx->path, "PRAGMA freelist_count", "0");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT outbox_id || ':' || seq || ':' || field || "
+		    "':' || coalesce(old_value, '-') || ':' || coalesce(new_value, '-') || ':' || coalesce(rule, '-') "
+		    "|| ':' || coalesce(reason, '-') AS x FROM outbox_field ORDER BY outbox_id, seq)",
+		    "1:1:tags:-:vip:union:- 1:2:city:Austin:-:two-way:why 1:3:email::a@b.c:-:- "
+		    "2:1:city:-:B\"/:two-way:-");
+	expect_peek(fx->path, "SELECT coalesce(fields, 'NULL') FROM outbox WHERE id = 3", "NULL");
+	OK(state_outbox_load(fx->st, 1, &it, &fx->err));
+	assert_int_equal(it.nfields, 3);
+	assert_string_equal(it.f[0].name, "tags");
+	assert_string_equal(it.f[1].name, "city");
+	assert_null(it.f[1].new_value);
+	assert_string_equal(it.f[2].old_value, "");
+	outbox_item_clear(&it);
+	raw_exec(fx->path, "INSERT INTO outbox_field (outbox_id, field, old_value, new_value) "
+		 "VALUES (3, 'phone', 'x', NULL), (1, 'state', NULL, 'TX');");
+	expect_peek(fx->path, "SELECT group_concat(outbox_id || ':' || seq || ':' || field, ' ') FROM "
+		    "(SELECT * FROM outbox_field WHERE outbox_id <> 2 ORDER BY outbox_id, seq)",
+		    "1:1:tags 1:2:city 1:3:email 1:4:state 3:1:phone");
 }
 
 /* A write's fields load in the order they were planned, not by name. */
@@ -307,13 +354,19 @@ static void test_outbox_fields_keep_their_order(void **state)
 	struct fixture *fx = *state;
 	struct outbox_item it;
 	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
-	long long w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
-	long long w2 = state_outbox_add(fx->st, fx->run, p1, "verity", "v1", "update", &fx->err);
+	static const struct write_field f1[] = {
+		{ "tags", NULL, "vip", "union", NULL },
+		{ "city", "Austin", "Dallas", "two-way", NULL },
+		{ "email", NULL, "a@example.com", "two-way", NULL },
+	}, f2[] = { { "email", NULL, "a@example.com", "two-way", NULL } };
+	long long w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", f1, N(f1), &fx->err);
+	long long w2 = state_outbox_add(fx->st, fx->run, p1, "verity", "v1", "update", f2, N(f2), &fx->err);
 
-	OK(state_outbox_field_add(fx->st, w1, "tags", NULL, "vip", "union", NULL, &fx->err));
-	OK(state_outbox_field_add(fx->st, w2, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
-	OK(state_outbox_field_add(fx->st, w1, "city", "Austin", "Dallas", "two-way", NULL, &fx->err));
-	OK(state_outbox_field_add(fx->st, w1, "email", NULL, "a@example.com", "two-way", NULL, &fx->err));
+	assert_true(w1 == 1 && w2 == 2);
+	/* Trailing nulls are left out of a field's array. */
+	expect_peek(fx->path, "SELECT fields FROM outbox WHERE id = 1",
+		    "[[\"tags\",null,\"vip\",\"union\"],[\"city\",\"Austin\",\"Dallas\",\"two-way\"],"
+		    "[\"email\",null,\"a@example.com\",\"two-way\"]]");
 	OK(state_outbox_load(fx->st, w1, &it, &fx->err));
 	assert_int_equal(it.nfields, 3);
 	assert_string_equal(it.f[0].name, "tags");
@@ -750,17 +803,20 @@ static void test_outbox(void **state)
 	long long p2 = state_person_new(fx->st, fx->run, &fx->err);
 	long long w1, w2;
 
-	w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
-	w2 = state_outbox_add(fx->st, fx->run, p2, "verity", NULL, "create", &fx->err);
+	/* A write and its fields are journalled as one row. */
+	static const struct write_field f1[] = {
+		{ "first_name", "Ann", "Anne", "two-way", "changed in one system" },
+		{ "phone", NULL, "+15550102030", "prefer-valid", "changed in one system" },
+		{ "retired_field", "x", "y", "two-way", "unchanged" },
+	};
+	w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", f1, N(f1), &fx->err);
+	w2 = state_outbox_add(fx->st, fx->run, p2, "verity", NULL, "create", NULL, 0, &fx->err);
 	assert_true(w1 == 1 && w2 == 2);
-	OK(state_outbox_field_add(fx->st, w1, "first_name", "Ann", "Anne", "two-way",
-				  "changed in one system", &fx->err));
-	OK(state_outbox_field_add(fx->st, w1, "phone", NULL, "+15550102030", "prefer-valid",
-				  "changed in one system", &fx->err));
-	OK(state_outbox_field_add(fx->st, w1, "retired_field", "x", "y", "two-way", "unchanged", &fx->err));
-	assert_int_equal(state_outbox_field_add(fx->st, w1, "phone", NULL, "+15550109999", "prefer-valid",
-						"again", &fx->err), -1);
-	assert_int_equal(fx->err.fail, DF_FAIL_STATE);
+	expect_peek(fx->path, "SELECT fields FROM outbox WHERE id = 1",
+		    "[[\"first_name\",\"Ann\",\"Anne\",\"two-way\",\"changed in one system\"],"
+		    "[\"phone\",null,\"+15550102030\",\"prefer-valid\",\"changed in one system\"],"
+		    "[\"retired_field\",\"x\",\"y\",\"two-way\",\"unchanged\"]]");
+	expect_peek(fx->path, "SELECT coalesce(fields, 'NULL') FROM outbox WHERE id = 2", "NULL");
 
 	expect_due(fx, 0, 0, 8, (long long[]){ w1, w2 }, 2);
 	expect_due(fx, 0, w1, 8, (long long[]){ w2 }, 1);
@@ -819,7 +875,7 @@ static void test_outbox(void **state)
 	outbox_item_clear(&it);
 
 	/* An update's done keeps the remote id it already had. */
-	long long w3 = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", &fx->err);
+	long long w3 = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", NULL, 0, &fx->err);
 	OK(state_outbox_done(fx->st, w3, 5, NULL, &fx->err));
 	expect_peek(fx->path, "SELECT remote_id FROM outbox WHERE id = 3", "a1");
 
@@ -833,11 +889,11 @@ static void test_outbox_supersede(void **state)
 	struct fixture *fx = *state;
 	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
 	long long p2 = state_person_new(fx->st, fx->run, &fx->err);
-	long long old = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
-	long long other_sys = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", &fx->err);
-	long long other_person = state_outbox_add(fx->st, fx->run, p2, "ghl", "c2", "update", &fx->err);
-	long long done = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
-	long long failed = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", &fx->err);
+	long long old = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", NULL, 0, &fx->err);
+	long long other_sys = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", NULL, 0, &fx->err);
+	long long other_person = state_outbox_add(fx->st, fx->run, p2, "ghl", "c2", "update", NULL, 0, &fx->err);
+	long long done = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", NULL, 0, &fx->err);
+	long long failed = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", NULL, 0, &fx->err);
 
 	assert_true(old == 1 && other_sys == 2 && other_person == 3 && done == 4 && failed == 5);
 	OK(state_outbox_done(fx->st, done, fx->run, NULL, &fx->err));
@@ -858,11 +914,13 @@ static void test_outbox_field_order(void **state)
 	struct fixture *fx = *state;
 	struct outbox_item it;
 	long long p = state_person_new(fx->st, fx->run, &fx->err);
-	long long w = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", &fx->err);
 	static const char *const names[] = { "phone", "city", "last_name", "email", "first_name" };
+	struct write_field f[N(names)];
+	long long w;
 
 	for (int i = 0; i < N(names); i++)
-		OK(state_outbox_field_add(fx->st, w, names[i], NULL, names[i], "two-way", "new", &fx->err));
+		f[i] = (struct write_field){ names[i], NULL, names[i], "two-way", "new" };
+	w = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", f, N(f), &fx->err);
 	OK(state_outbox_load(fx->st, w, &it, &fx->err));
 	assert_int_equal(it.nfields, N(names));
 	for (int i = 0; i < N(names); i++) {
@@ -879,11 +937,11 @@ static void test_outbox_mark(void **state)
 {
 	struct fixture *fx = *state;
 	long long p = state_person_new(fx->st, fx->run, &fx->err);
-	long long w1 = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", &fx->err);
-	long long w2 = state_outbox_add(fx->st, fx->run, p, "verity", "v1", "update", &fx->err);
-	long long w3 = state_outbox_add(fx->st, fx->run, p, "aloware", NULL, "create", &fx->err);
-	long long w4 = state_outbox_add(fx->st, fx->run, p, "texting", NULL, "create", &fx->err);
-	long long w5 = state_outbox_add(fx->st, fx->run, p, "ghl", "c2", "update", &fx->err);
+	long long w1 = state_outbox_add(fx->st, fx->run, p, "ghl", "c1", "update", NULL, 0, &fx->err);
+	long long w2 = state_outbox_add(fx->st, fx->run, p, "verity", "v1", "update", NULL, 0, &fx->err);
+	long long w3 = state_outbox_add(fx->st, fx->run, p, "aloware", NULL, "create", NULL, 0, &fx->err);
+	long long w4 = state_outbox_add(fx->st, fx->run, p, "texting", NULL, "create", NULL, 0, &fx->err);
+	long long w5 = state_outbox_add(fx->st, fx->run, p, "ghl", "c2", "update", NULL, 0, &fx->err);
 	long long ids[8];
 	int attempts[8], n = -1;
 
@@ -913,9 +971,9 @@ static void test_outbox_failure_classes(void **state)
 	struct fixture *fx = *state;
 	long long p1 = state_person_new(fx->st, fx->run, &fx->err);
 	long long p2 = state_person_new(fx->st, fx->run, &fx->err);
-	long long unknown = state_outbox_add(fx->st, fx->run, p1, "ghl", NULL, "create", &fx->err);
-	long long refused = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", &fx->err);
-	long long failed = state_outbox_add(fx->st, fx->run, p2, "ghl", "c2", "update", &fx->err);
+	long long unknown = state_outbox_add(fx->st, fx->run, p1, "ghl", NULL, "create", NULL, 0, &fx->err);
+	long long refused = state_outbox_add(fx->st, fx->run, p1, "aloware", "a1", "update", NULL, 0, &fx->err);
+	long long failed = state_outbox_add(fx->st, fx->run, p2, "ghl", "c2", "update", NULL, 0, &fx->err);
 	long long w = -1, d = -1;
 
 	OK(state_link_put(fx->st, "ghl", "c2", p2, "created", fx->run, &fx->err));
@@ -1692,6 +1750,7 @@ int main(void)
 		T_FILE(test_migrate_from_version_1),
 		T_FILE(test_migrate_counts_snapshots),
 		T_FILE(test_migrate_9_keeps_rows),
+		T_FILE(test_migrate_10_packs_write_fields),
 		T(test_compact_tables),
 		T(test_merged_copy_once),
 		T(test_outbox_fields_keep_their_order),
