@@ -54,7 +54,7 @@ static bool may_opt_in(const struct run *r, int s, const char *source)
 /* One opt-out channel (I4): merged with the registry, which is updated and
  * whose every change is logged for the report. */
 static int merge_optout_field(struct run *r, long long person, int f, const struct record *base,
-			      const struct person_view *pv, struct record *agreed)
+			      const struct person_view *pv, struct record *agreed, struct agreed_patch *patch)
 {
 	const struct record *recs = pv->recs;
 	const bool *present = pv->present;
@@ -105,7 +105,7 @@ static int merge_optout_field(struct run *r, long long person, int f, const stru
 		struct provenance p = { res.opted_out_by >= 0 ? r->sys[res.opted_out_by].conf->name :
 					res.opted_in_by >= 0 ? r->sys[res.opted_in_by].conf->name : source,
 					r->cfg->rule[f].text, res.reason, NULL };
-		rc = state_agreed_put(r->st, person, field_get(f)->name, agreed->value[f], &p, r->id, &r->err);
+		rc = state_patch_add(r->st, patch, field_get(f)->name, agreed->value[f], &p, r->id, &r->err);
 	}
 	free(source);
 	return rc;
@@ -114,15 +114,15 @@ static int merge_optout_field(struct run *r, long long person, int f, const stru
 /* A pinned field: the pin is the agreed value, whatever the systems hold,
  * so every system that differs is written (plan.c). Opt-out fields are
  * never pinned (admin.c refuses them), so I4 holds. */
-static int take_pin(struct run *r, long long person, int f, const struct record *base,
-		    const struct merge_input *in, const char *pin, struct record *agreed)
+static int take_pin(struct run *r, int f, const struct record *base, const struct merge_input *in,
+		    const char *pin, struct record *agreed, struct agreed_patch *patch)
 {
 	int rc = 0;
 
 	if (!str_eq(base->value[f], pin)) {
 		char *beaten = values_json(r, in, pin);
 		struct provenance p = { NULL, "pin", "pinned by an admin", beaten };
-		rc = state_agreed_put(r->st, person, field_get(f)->name, pin, &p, r->id, &r->err);
+		rc = state_patch_add(r->st, patch, field_get(f)->name, pin, &p, r->id, &r->err);
 		free(beaten);
 	}
 	record_set(agreed, f, pin);
@@ -130,7 +130,7 @@ static int take_pin(struct run *r, long long person, int f, const struct record 
 }
 
 static int merge_one_field(struct run *r, long long person, int f, const struct record *base,
-			   const struct person_view *pv, struct record *agreed)
+			   const struct person_view *pv, struct record *agreed, struct agreed_patch *patch)
 {
 	const struct record *recs = pv->recs;
 	const bool *present = pv->present;
@@ -142,7 +142,7 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 	int rc = 0;
 
 	if (field_is_optout(f))
-		return merge_optout_field(r, person, f, base, pv, agreed);
+		return merge_optout_field(r, person, f, base, pv, agreed, patch);
 	/* While the safety valve holds, an agreed value stays as it was; a
 	 * first one (a new person, such as a STOP from an unknown number,
 	 * whose phone keys the opt-out) is taken as usual. */
@@ -158,7 +158,7 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 		in.fresh[s] = present[s] && !pv->known[s];
 	}
 	if (pv->pins.value[f] != NULL)
-		return take_pin(r, person, f, base, &in, pv->pins.value[f], agreed);
+		return take_pin(r, f, base, &in, pv->pins.value[f], agreed, patch);
 	merge_field(rule, &in, &res);
 	if (res.value == NULL)
 		return 0;
@@ -166,7 +166,7 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 		char *beaten = values_json(r, &in, res.value);
 		struct provenance p = { res.winner >= 0 ? r->sys[res.winner].conf->name : NULL,
 					rule->text, res.reason, beaten };
-		rc = state_agreed_put(r->st, person, name, res.value, &p, r->id, &r->err);
+		rc = state_patch_add(r->st, patch, name, res.value, &p, r->id, &r->err);
 		free(beaten);
 	}
 	if (rc == 0 && res.conflict) {
@@ -206,9 +206,11 @@ static int reconcile_person(struct run *r, long long person)
 {
 	struct record base, agreed;
 	struct person_view pv;
+	struct agreed_patch patch;
 	int rc = -1;
 
 	memset(&pv, 0, sizeof(pv));
+	state_patch_init(&patch);
 	record_init(&base);
 	record_init(&agreed);
 	record_init(&pv.pins);
@@ -220,9 +222,12 @@ static int reconcile_person(struct run *r, long long person)
 	    state_pins_get(r->st, person, &pv.pins, &r->err))
 		goto out;
 	for (int f = 0; f < fields_count(); f++)
-		if (merge_one_field(r, person, f, &base, &pv, &agreed))
+		if (merge_one_field(r, person, f, &base, &pv, &agreed, &patch))
 			goto out;
-	if (plan_person(r, person, &agreed, pv.recs, pv.present))
+	/* The values that changed, in one statement, before the plan (its
+	 * lookups by phone and e-mail see them). */
+	if (state_agreed_write(r->st, person, &patch, &r->err) ||
+	    plan_person(r, person, &agreed, pv.recs, pv.present))
 		goto out;
 	/* While the valve holds, the person stays dirty with its changes
 	 * unmerged: the next run merges (and the valve counts) them again. */
@@ -238,6 +243,7 @@ static int reconcile_person(struct run *r, long long person)
 			goto out;
 	rc = state_person_merged(r->st, person, r->id, &r->err);
 out:
+	state_patch_free(&patch);
 	record_clear(&base);
 	record_clear(&agreed);
 	record_clear(&pv.pins);

@@ -23,7 +23,7 @@ enum stmt_id {
 	S_LINK_GET, S_LINK_OF, S_LINK_PUT,
 	S_PERSON_NEW, S_PERSON_DIRTY, S_PERSON_MERGED, S_DIRTY_BATCH, S_DIRTY_AFTER,
 	S_MATCH_PHONE, S_MATCH_EMAIL,
-	S_AGREED_GET, S_AGREED_PUT,
+	S_AGREED_GET, S_AGREED_PUT, S_WORDING_GET, S_WORDING_ADD,
 	S_OBSERVED_ADD, S_CONFLICT_ADD, S_QUARANTINE_ADD, S_NOTICE_ADD,
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
@@ -52,7 +52,15 @@ struct state {
 	bool failed;            /* a statement failed: the close records no check */
 	long long checked_s;    /* when quick_check last passed on this file (Unix s) */
 	const char *check_why;  /* why this open ran quick_check; NULL: skipped */
+	/* The ids of the rule and reason texts the agreed values name
+	 * (table wording), as read or written by this handle; forgotten at
+	 * every rollback, which may have taken a new row back. */
+	struct { char *text; long long id; } wording[64];
+	int nwording;
 };
+
+/* Forgets the wording ids this handle knows (after a rollback). */
+void wording_forget(struct state *st);
 
 /* A state failure: what was being done and SQLite's message. */
 int db_fail(struct state *st, struct df_err *err, const char *what);

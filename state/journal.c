@@ -1,6 +1,6 @@
 /*
  * journal.c - what each run saw and decided: runs and their per-system
- * counts, agreed values (field_value), observed changes, conflicts,
+ * counts, agreed values (agreed, with their wording), observed changes, conflicts,
  * quarantine, notices, and what undo reads back of a run's writes.
  */
 #include "internal.h"
@@ -42,11 +42,114 @@ int state_agreed_get(struct state *st, long long person, struct record *agreed, 
 	return person_fields(st, S_AGREED_GET, person, agreed, "read agreed values", err);
 }
 
+/* Rule and reason texts by id (wording): a dozen texts named by every
+ * agreed value. Known ids are kept by the handle. */
+void wording_forget(struct state *st)
+{
+	for (int i = 0; i < st->nwording; i++)
+		free(st->wording[i].text);
+	st->nwording = 0;
+}
+
+static int wording_id(struct state *st, const char *text, long long *id, struct df_err *err)
+{
+	bool found;
+	int n = (int)(sizeof(st->wording) / sizeof(st->wording[0]));
+
+	for (int i = 0; i < st->nwording; i++)
+		if (strcmp(st->wording[i].text, text) == 0) {
+			*id = st->wording[i].id;
+			return 0;
+		}
+	if (query_int(st, S_WORDING_GET, text, NULL, id, &found, err))
+		return -1;
+	if (!found) {
+		if (write_stmt(st, S_WORDING_ADD, err, "add wording", "t", text))
+			return -1;
+		*id = sqlite3_last_insert_rowid(st->db);
+	}
+	/* Past the cache's size (texts an admin's undo makes, one per run
+	 * undone), looked up each time. */
+	if (st->nwording < n) {
+		st->wording[st->nwording].text = xstrdup(text);
+		st->wording[st->nwording++].id = *id;
+	}
+	return 0;
+}
+
+void state_patch_init(struct agreed_patch *p)
+{
+	memset(p, 0, sizeof(*p));
+	sb_init(&p->json);
+}
+
+void state_patch_free(struct agreed_patch *p)
+{
+	sb_free(&p->json);
+	free(p->phone);
+	free(p->email);
+	state_patch_init(p);
+}
+
+/* "field":[value,system,rule id,reason id,run,beaten], trailing nulls
+ * left out (beaten is its JSON text, as a string). */
+int state_patch_add(struct state *st, struct agreed_patch *p, const char *field, const char *value,
+		    const struct provenance *prov, long long run, struct df_err *err)
+{
+	long long rule, reason;
+
+	if (wording_id(st, prov->rule, &rule, err) || wording_id(st, prov->reason, &reason, err))
+		return -1;
+	sb_add(&p->json, p->n++ ? "," : "{");
+	json_quote(&p->json, field);
+	sb_addn(&p->json, ":[", 2);
+	json_quote(&p->json, value);
+	sb_addn(&p->json, ",", 1);
+	if (prov->system)
+		json_quote(&p->json, prov->system);
+	else
+		sb_add(&p->json, "null");
+	sb_addf(&p->json, ",%lld,%lld,%lld", rule, reason, run);
+	if (prov->beaten) {
+		sb_addn(&p->json, ",", 1);
+		json_quote(&p->json, prov->beaten);
+	}
+	sb_addn(&p->json, "]", 1);
+	if (strcmp(field, "phone") == 0) {
+		free(p->phone);
+		p->phone = xstrdup(value);
+	} else if (strcmp(field, "email") == 0) {
+		free(p->email);
+		p->email = xstrdup(value);
+	}
+	return 0;
+}
+
+int state_agreed_write(struct state *st, long long person, struct agreed_patch *p,
+		       struct df_err *err)
+{
+	int rc = 0;
+
+	if (p->n > 0) {
+		sb_addn(&p->json, "}", 1);
+		rc = write_stmt(st, S_AGREED_PUT, err, "write agreed values", "ittt", person, p->json.buf,
+				p->phone, p->email);
+	}
+	state_patch_free(p);
+	return rc;
+}
+
 int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
 		     const struct provenance *p, long long run, struct df_err *err)
 {
-	return write_stmt(st, S_AGREED_PUT, err, "write agreed value", "itttttit", person, field,
-			  value, p->system, p->rule, p->reason, run, p->beaten);
+	struct agreed_patch patch;
+
+	state_patch_init(&patch);
+	if (state_patch_add(st, &patch, field, value, p, run, err)) {
+		state_patch_free(&patch);
+		return -1;
+	}
+	return state_agreed_write(st, person, &patch, err);
 }
 
 int state_observed_add(struct state *st, long long run, const char *system,

@@ -442,6 +442,7 @@ void state_close(struct state *st)
 	 * removes it: only then is the file what the next open compares. */
 	if (sqlite3_close(st->db) == SQLITE_OK && st->writer && !st->failed)
 		check_record_write(st->path, st->checked_s);
+	wording_forget(st);
 	free(st->path);
 	free(st);
 }
@@ -484,5 +485,6 @@ int state_rollback(struct state *st)
 	 * transaction and touch the file header; a dry run must not. */
 	exec(st, st->depth == 1 ? "ROLLBACK" : "ROLLBACK TO work; RELEASE work", NULL);
 	st->depth--;
+	wording_forget(st);
 	return 0;
 }

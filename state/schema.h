@@ -275,7 +275,36 @@ static const char *const migrations[] = {
 	"  FROM outbox o, json_each(o.fields) j;"
 	"CREATE TRIGGER outbox_field_add INSTEAD OF INSERT ON outbox_field BEGIN"
 	"  UPDATE outbox SET fields = json_insert(coalesce(fields, '[]'), '$[#]', "
-	"  json_array(new.field, new.old_value, new.new_value, new.rule, new.reason)) WHERE id = new.outbox_id; END;",
+	"  json_array(new.field, new.old_value, new.new_value, new.rule, new.reason)) WHERE id = new.outbox_id; END;"
+	/* A person's agreed values are one row (agreed.fields, a JSON object
+	 * field -> [value, system, rule, reason, run_id, beaten], beaten as
+	 * its JSON text), written by one statement per person merged; the
+	 * rule and reason texts, a dozen repeated by every value, are named
+	 * by their id in wording. The agreed phone and e-mail are kept beside
+	 * them, indexed, for matching. field_value stays as a view of the
+	 * same columns; updating a value through it changes the row. */
+	"CREATE TABLE wording (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+	"INSERT INTO wording (text) SELECT rule FROM field_value UNION SELECT reason FROM field_value;"
+	"CREATE TABLE agreed ("
+	"  person_id INTEGER PRIMARY KEY, fields TEXT NOT NULL, phone TEXT, email TEXT);"
+	"INSERT INTO agreed (person_id, fields, phone, email) "
+	"  SELECT person_id, json_group_object(field, json(a)), max(CASE WHEN field = 'phone' THEN value END), "
+	"  max(CASE WHEN field = 'email' THEN value END) FROM "
+	"  (SELECT f.person_id, f.field, f.value, json_array(f.value, f.system, r.id, w.id, f.run_id, f.beaten) AS a "
+	"   FROM field_value f JOIN wording r ON r.text = f.rule JOIN wording w ON w.text = f.reason "
+	"   ORDER BY f.person_id, f.field) GROUP BY person_id;"
+	"DROP TABLE field_value;"
+	"CREATE INDEX agreed_phone ON agreed(phone);"
+	"CREATE INDEX agreed_email ON agreed(email);"
+	"CREATE VIEW field_value (person_id, field, value, system, rule, reason, run_id, beaten) AS "
+	"  SELECT a.person_id, j.key, j.value ->> 0, j.value ->> 1, "
+	"  (SELECT text FROM wording WHERE id = j.value ->> 2), (SELECT text FROM wording WHERE id = j.value ->> 3), "
+	"  j.value ->> 4, j.value ->> 5 FROM agreed a, json_each(a.fields) j;"
+	"CREATE TRIGGER field_value_set INSTEAD OF UPDATE OF value ON field_value BEGIN"
+	"  UPDATE agreed SET fields = json_set(fields, '$.' || json_quote(old.field) || '[0]', new.value),"
+	"  phone = CASE WHEN old.field = 'phone' THEN new.value ELSE phone END,"
+	"  email = CASE WHEN old.field = 'email' THEN new.value ELSE email END"
+	"  WHERE person_id = old.person_id; END;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

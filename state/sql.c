@@ -66,15 +66,21 @@ static const char *const sql[S_COUNT] = {
 	 * build a temporary b-tree at every record linked. */
 	[S_MATCH_PHONE] = "SELECT l.person_id FROM snapshot s JOIN link l "
 			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.phone = ?1 "
-			  "UNION ALL SELECT person_id FROM field_value WHERE field = 'phone' AND value = ?1",
+			  "UNION ALL SELECT person_id FROM agreed WHERE phone = ?1",
 	[S_MATCH_EMAIL] = "SELECT l.person_id FROM snapshot s JOIN link l "
 			  "ON l.system = s.system AND l.remote_id = s.remote_id WHERE s.email = ?1 "
-			  "UNION ALL SELECT person_id FROM field_value WHERE field = 'email' AND value = ?1",
-	[S_AGREED_GET] = "SELECT field, value FROM field_value WHERE person_id = ?1",
-	[S_AGREED_PUT] = "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) "
-			 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT (person_id, field) DO UPDATE SET "
-			 "value = excluded.value, system = excluded.system, rule = excluded.rule, "
-			 "reason = excluded.reason, run_id = excluded.run_id, beaten = excluded.beaten",
+			  "UNION ALL SELECT person_id FROM agreed WHERE email = ?1",
+	/* A person's agreed values are one row (schema 11): a JSON object
+	 * field -> [value, system, rule id, reason id, run, beaten]. */
+	[S_AGREED_GET] = "SELECT j.key, j.value ->> 0 FROM agreed a, json_each(a.fields) j WHERE a.person_id = ?1",
+	/* The fields changed replace theirs (arrays are replaced whole by
+	 * json_patch); phone and e-mail, kept beside for matching, change
+	 * only when given. */
+	[S_AGREED_PUT] = "INSERT INTO agreed (person_id, fields, phone, email) VALUES (?1,?2,?3,?4) "
+			 "ON CONFLICT (person_id) DO UPDATE SET fields = json_patch(fields, excluded.fields), "
+			 "phone = coalesce(excluded.phone, phone), email = coalesce(excluded.email, email)",
+	[S_WORDING_GET] = "SELECT id FROM wording WHERE text = ?1",
+	[S_WORDING_ADD] = "INSERT INTO wording (text) VALUES (?1)",
 	[S_OBSERVED_ADD] = "INSERT INTO observed (run_id, system, remote_id, person_id, field, old_value, new_value) "
 			   "VALUES (?1,?2,?3,?4,?5,?6,?7)",
 	[S_CONFLICT_ADD] = "INSERT INTO conflict (run_id, person_id, field, base, candidates, winner, value, rule, reason) "
@@ -277,14 +283,18 @@ static const char *const sql[S_COUNT] = {
 	/* What run ?1 changed: each person's field it wrote by an update, the
 	 * value the first such write replaced, and the agreed value now with
 	 * the run that last changed it. */
+	/* Read from the packed rows (schema 11): a write's fields
+	 * [field, old, new, ...] and the person's agreed field's value [0]
+	 * and run [4]. */
 	[S_UNDO_ITEMS] =
-		"SELECT o.person_id, f.field, f.old_value, f.new_value, v.value, coalesce(v.run_id, 0) "
-		"FROM outbox o JOIN outbox_field f ON f.outbox_id = o.id "
-		"LEFT JOIN field_value v ON v.person_id = o.person_id AND v.field = f.field "
+		"SELECT o.person_id, f.value ->> 0 AS field, f.value ->> 1, f.value ->> 2, "
+		"a.fields ->> ('$.' || json_quote(f.value ->> 0) || '[0]'), "
+		"coalesce(a.fields ->> ('$.' || json_quote(f.value ->> 0) || '[4]'), 0) "
+		"FROM outbox o JOIN json_each(o.fields) f LEFT JOIN agreed a ON a.person_id = o.person_id "
 		"WHERE o.run_id = ?1 AND o.op = 'update' AND o.status = 'done' "
-		"AND f.outbox_id = (SELECT min(f2.outbox_id) FROM outbox o2 JOIN outbox_field f2 ON f2.outbox_id = o2.id "
+		"AND o.id = (SELECT min(o2.id) FROM outbox o2, json_each(o2.fields) f2 "
 		"WHERE o2.run_id = ?1 AND o2.op = 'update' AND o2.status = 'done' AND o2.person_id = o.person_id "
-		"AND f2.field = f.field) ORDER BY o.person_id, f.field",
+		"AND f2.value ->> 0 = f.value ->> 0) ORDER BY o.person_id, field",
 	[S_RUN_CREATES] = "SELECT count(*) FROM outbox WHERE run_id = ?1 AND op = 'create' AND status = 'done'",
 	/* Prepared like the rest: several savepoints per record written, and
 	 * sqlite3_exec would parse each one again. */

@@ -17,6 +17,7 @@
 
 #include "../core/err.h"
 #include "../core/record.h"
+#include "../core/str.h"
 
 struct state;
 
@@ -200,6 +201,25 @@ struct provenance {
 	const char *reason;
 	const char *beaten;     /* JSON object system -> value, or NULL */
 };
+/* The agreed values a merge changed for one person, written at once:
+ * the person's values are one row (agreed.fields, a JSON object field ->
+ * [value, system, rule, reason, run, beaten], rule and reason by their id
+ * in wording), so a merge writes one statement per person, not one per
+ * field (issue 9). field_value is their view. */
+struct agreed_patch {
+	struct strbuf json;     /* the changed fields, as a JSON object */
+	int n;
+	char *phone, *email;    /* the new phone and e-mail, when changed */
+};
+void state_patch_init(struct agreed_patch *p);
+void state_patch_free(struct agreed_patch *p);
+int state_patch_add(struct state *st, struct agreed_patch *p, const char *field, const char *value,
+		    const struct provenance *prov, long long run, struct df_err *err);
+/* Writes the patch's fields over the person's (the others keep theirs);
+ * nothing when it has none. The patch is emptied. */
+int state_agreed_write(struct state *st, long long person, struct agreed_patch *p,
+		       struct df_err *err);
+/* One field: a patch of it, written. */
 int state_agreed_put(struct state *st, long long person, const char *field, const char *value,
 		     const struct provenance *p, long long run, struct df_err *err);
 

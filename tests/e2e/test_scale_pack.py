@@ -1,11 +1,14 @@
 """Issue 9: fewer statements per contact and a smaller state file.
 
 A write's fields are packed in its outbox row (outbox.fields, a JSON array
-of [field, old_value, new_value, rule, reason] in the order planned): one
-statement per write instead of one per field. outbox_field stays as a
-view with the same columns, so auditors, reports and explain read what
-they read before; a state file of the previous schema is converted in
-place (same rows, same report and explain output, no write sent).
+of [field, old_value, new_value, rule, reason] in the order planned), and
+a person's agreed values in one row (agreed.fields, field -> [value,
+system, rule id, reason id, run_id, beaten], rule and reason texts named
+once in wording): one statement per write and per person merged instead
+of one per field. outbox_field and field_value stay as views with the
+same columns, so auditors, reports and explain read what they read
+before; a state file of the previous schema is converted in place (same
+rows, same report and explain output, no write sent).
 """
 import json
 import sqlite3
@@ -27,6 +30,18 @@ INSERT INTO outbox_field_10 SELECT outbox_id, field, old_value, new_value, rule,
 DROP VIEW outbox_field;
 ALTER TABLE outbox_field_10 RENAME TO outbox_field;
 ALTER TABLE outbox DROP COLUMN fields;
+CREATE TABLE field_value_10 (
+  person_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+  system TEXT, rule TEXT NOT NULL, reason TEXT NOT NULL,
+  run_id INTEGER NOT NULL, beaten TEXT,
+  PRIMARY KEY (person_id, field)) WITHOUT ROWID;
+INSERT INTO field_value_10 SELECT * FROM field_value;
+DROP VIEW field_value;
+DROP TABLE agreed;
+DROP TABLE wording;
+ALTER TABLE field_value_10 RENAME TO field_value;
+CREATE INDEX field_value_phone ON field_value(value) WHERE field = 'phone';
+CREATE INDEX field_value_email ON field_value(value) WHERE field = 'email';
 """
 
 KEPT = {
@@ -34,7 +49,8 @@ KEPT = {
               "last_error, done_run, config FROM outbox ORDER BY id",
     "outbox_field": "SELECT outbox_id, field, old_value, new_value, rule, reason FROM outbox_field "
                     "ORDER BY outbox_id, seq",
-    "field_value": "SELECT * FROM field_value ORDER BY person_id, field",
+    "field_value": "SELECT person_id, field, value, system, rule, reason, run_id, beaten, typeof(run_id) "
+                   "FROM field_value ORDER BY person_id, field",
 }
 
 
@@ -112,7 +128,9 @@ def test_a_schema_10_state_is_packed_in_place(env):
     # Expected: packed in place, every field kept in order, reports and
     # explain byte for byte as before, and a run sends no write.
     assert env.query("PRAGMA user_version")[0][0] == current
-    assert env.query("SELECT type FROM sqlite_master WHERE name = 'outbox_field'") == [("view",)]
+    assert env.query("SELECT name, type FROM sqlite_master WHERE name IN ('outbox_field', 'field_value') "
+                     "ORDER BY name") == [("field_value", "view"), ("outbox_field", "view")]
+    assert env.query("SELECT count(*) FROM agreed")[0][0] == env.query("SELECT count(*) FROM person")[0][0]
     assert {name: env.query(sql) for name, sql in KEPT.items()} == before
     assert outputs(env, keys) == shown
     for args in (("run",), ("run", "--full")):

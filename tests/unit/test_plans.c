@@ -34,7 +34,7 @@
 /* Tables whose rows grow with the contacts, their writes and events, or
  * with the runs (one a minute, for years). */
 static const char *const growing[] = {
-	"snapshot", "link", "person", "field_value", "observed", "conflict", "outbox",
+	"snapshot", "link", "person", "agreed", "field_value", "observed", "conflict", "outbox",
 	"outbox_field", "quarantine", "notice", "optout", "optout_log", "event", "delivery",
 	"list_member", "run", "run_system",
 };
@@ -70,13 +70,17 @@ static const char *growing_table(const char *name, const char *sql)
 	static char table[64];
 
 	for (int i = 0; i < N(growing); i++) {
-		char alias[80];
 		if (strcmp(name, growing[i]) == 0)
 			return growing[i];
-		snprintf(alias, sizeof(alias), "%s %s ", growing[i], name);
-		if (strstr(sql, alias) != NULL) {
-			snprintf(table, sizeof(table), "%s", growing[i]);
-			return table;
+		/* The alias ends with a space, or a comma before a table-valued
+		 * function ("outbox o, json_each(o.fields) f"). */
+		for (const char *end = " ,"; *end; end++) {
+			char alias[80];
+			snprintf(alias, sizeof(alias), "%s %s%c", growing[i], name, *end);
+			if (strstr(sql, alias) != NULL) {
+				snprintf(table, sizeof(table), "%s", growing[i]);
+				return table;
+			}
 		}
 	}
 	return NULL;
@@ -142,6 +146,21 @@ static bool is_allowed(const char *sql)
 	return false;
 }
 
+/* The text of every view (field_value, outbox_field: schema 11), whose
+ * tables a statement reading a view scans under the view's aliases. */
+static char *views_sql(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+	char *text = NULL;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(sql, ' ') FROM sqlite_master "
+					    "WHERE type = 'view'", -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
+		text = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return text ? text : xstrdup("");
+}
+
 /* The state's statements, then the report layer's queries. */
 static int statement_count(void)
 {
@@ -160,6 +179,7 @@ static void no_scans(void **state)
 	struct state *st;
 	sqlite3 *db;
 	int bad = 0, fd;
+	char *views;
 	bool verbose = getenv("PLANS_VERBOSE") != NULL;
 
 	(void)state;
@@ -174,9 +194,10 @@ static void no_scans(void **state)
 		fail_msg("state_open: %s", err.msg);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_true(state_statement_count() > 0 && report_query_count() > 0);
+	views = views_sql(db);
 	for (int i = 0; i < statement_count(); i++) {
 		const char *text = statement_sql(i);
-		char *q;
+		char *q, *named;
 		sqlite3_stmt *s;
 
 		assert_non_null(text);
@@ -185,9 +206,11 @@ static void no_scans(void **state)
 			fail_msg("statement %d: %s: %s", i, sqlite3_errmsg(db), text);
 		if (verbose)
 			print_message("%d: %s\n", i, text);
+		/* A view's tables are named by the view's own aliases. */
+		named = xasprintf("%s %s", text, views);
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			const char *detail = (const char *)sqlite3_column_text(s, 3);
-			const char *table = scanned_table(detail, text);
+			const char *table = scanned_table(detail, named);
 			if (verbose)
 				print_message("    %s\n", detail);
 			if (table != NULL && !is_allowed(text)) {
@@ -208,8 +231,10 @@ static void no_scans(void **state)
 			}
 		}
 		sqlite3_finalize(s);
+		free(named);
 		free(q);
 	}
+	free(views);
 	assert_null(state_statement_sql(state_statement_count()));
 	assert_null(report_query_at(report_query_count()));
 	sqlite3_close(db);

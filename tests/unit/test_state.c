@@ -144,9 +144,9 @@ static void test_open_creates_schema(void **state)
 	expect_peek(fx->path, "PRAGMA journal_mode", "wal");
 	expect_peek(fx->path, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
 		    "WHERE type = 'table' ORDER BY name)",
-		    "admin_action conflict cursor delivery event field_value hold link list_member notice "
+		    "admin_action agreed conflict cursor delivery event hold link list_member notice "
 		    "observed optout optout_log outbox person pin quarantine run run_system snapshot "
-		    "snapshot_count");
+		    "snapshot_count wording");
 	assert_int_equal(fx->run, 1);
 	assert_int_equal(state_last_run(fx->st), 1);
 
@@ -287,21 +287,19 @@ static void test_migrate_9_keeps_rows(void **state)
 	assert_true(n == 1 && ids[0] == 1);
 }
 
-/* Issue 9 (<= 2 kB a contact): no b-tree repeats another's keys - agreed
- * values are kept in their primary key's, and only the phone and e-mail
- * values are indexed for matching; a write's fields are packed in its
- * outbox row, outbox_field is their view (with its trigger, the view takes
- * an auditor's insert). */
+/* Issue 9 (<= 2 kB a contact, fewer statements): a person's agreed values
+ * are one row, indexed by its phone and e-mail for matching; a write's
+ * fields are packed in its outbox row. field_value and outbox_field are
+ * their views (with a trigger each, the views take an auditor's update of
+ * a value and insert of a write field). */
 static void test_compact_tables(void **state)
 {
 	struct fixture *fx = *state;
 
 	expect_peek(fx->path, "SELECT group_concat(type || ':' || name, ' ') FROM (SELECT type, name FROM sqlite_master "
-		    "WHERE tbl_name IN ('field_value', 'outbox_field') ORDER BY name)",
-		    "table:field_value index:field_value_email index:field_value_phone view:outbox_field "
-		    "trigger:outbox_field_add");
-	expect_peek(fx->path, "SELECT count(*) FROM sqlite_master WHERE name IN ('field_value', "
-		    "'outbox_field') AND sql LIKE '%WITHOUT ROWID'", "1");
+		    "WHERE tbl_name IN ('field_value', 'outbox_field', 'agreed') ORDER BY name)",
+		    "table:agreed index:agreed_email index:agreed_phone view:field_value trigger:field_value_set "
+		    "view:outbox_field trigger:outbox_field_add");
 }
 
 /* Migration 11 packs a version 10 file's write fields into their outbox
@@ -322,7 +320,13 @@ static void test_migrate_10_packs_write_fields(void **state)
 		 "(3, 1, 1, 'aloware', 'a1', 'delete');"
 		 "INSERT INTO outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) VALUES "
 		 "(1, 'tags', NULL, 'vip', 'union', NULL, 7), (2, 'city', NULL, 'B\"/', 'two-way', NULL, 8),"
-		 "(1, 'city', 'Austin', NULL, 'two-way', 'why', 9), (1, 'email', '', 'a@b.c', NULL, NULL, 10);");
+		 "(1, 'city', 'Austin', NULL, 'two-way', 'why', 9), (1, 'email', '', 'a@b.c', NULL, NULL, 10);"
+		 "INSERT INTO person (id, created_run) VALUES (2, 1);"
+		 "INSERT INTO field_value (person_id, field, value, system, rule, reason, run_id, beaten) VALUES "
+		 "(1, 'phone', '+15550102030', 'ghl', 'prefer-valid', 'changed in one system', 1, NULL),"
+		 "(1, 'first_name', 'A\"n/n', 'ghl', 'two-way', 'conflict: source order', 3, '{\"verity\":\"x/y\"}'),"
+		 "(2, 'email', 'bob@example.com', NULL, 'two-way', 'unchanged', 1, NULL),"
+		 "(2, 'city', '', NULL, 'two-way', 'unchanged', 2, NULL);");
 	fx->st = state_open(fx->path, &fx->err);
 	if (fx->st == NULL)
 		fail_msg("state_open: %s", fx->err.msg);
@@ -346,6 +350,24 @@ static void test_migrate_10_packs_write_fields(void **state)
 	expect_peek(fx->path, "SELECT group_concat(outbox_id || ':' || seq || ':' || field, ' ') FROM "
 		    "(SELECT * FROM outbox_field WHERE outbox_id <> 2 ORDER BY outbox_id, seq)",
 		    "1:1:tags 1:2:city 1:3:email 1:4:state 3:1:phone");
+	/* The agreed values: one row per person, every column kept. */
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT person_id || ':' || field || '=' || value "
+		    "|| ':' || coalesce(system, '-') || ':' || rule || ':' || reason || ':' || run_id || ':' || "
+		    "coalesce(beaten, '-') || ':' || typeof(run_id) AS x FROM field_value ORDER BY person_id, field)",
+		    "1:first_name=A\"n/n:ghl:two-way:conflict: source order:3:{\"verity\":\"x/y\"}:integer "
+		    "1:phone=+15550102030:ghl:prefer-valid:changed in one system:1:-:integer "
+		    "2:city=:-:two-way:unchanged:2:-:integer "
+		    "2:email=bob@example.com:-:two-way:unchanged:1:-:integer");
+	expect_peek(fx->path, "SELECT group_concat(person_id || ':' || coalesce(phone, '-') || ':' || "
+		    "coalesce(email, '-'), ' ') FROM agreed", "1:+15550102030:- 2:-:bob@example.com");
+	{
+		long long ids[4];
+		int n = -1;
+		OK(state_match(fx->st, "email", "bob@example.com", ids, N(ids), &n, &fx->err));
+		assert_true(n == 1 && ids[0] == 2);
+		OK(state_match(fx->st, "phone", "+15550102030", ids, N(ids), &n, &fx->err));
+		assert_true(n == 1 && ids[0] == 1);
+	}
 }
 
 /* A write's fields load in the order they were planned, not by name. */
@@ -1107,6 +1129,85 @@ static void test_agreed_values(void **state)
 	record_clear(&agreed);
 }
 
+/* A merge's changed values are one patch, written in one statement over
+ * the person's row: the fields it names replace theirs, the others keep
+ * value and provenance; phone and e-mail follow for matching; rule and
+ * reason are named once in wording. */
+static void test_agreed_patch(void **state)
+{
+	struct fixture *fx = *state;
+	struct agreed_patch patch;
+	struct record agreed;
+	long long p1 = state_person_new(fx->st, fx->run, &fx->err), ids[4];
+	int n = -1;
+
+	state_patch_init(&patch);
+	OK(state_patch_add(fx->st, &patch, "phone", "+15550102030",
+			   &(struct provenance){ "ghl", "prefer-valid", "changed in one system", NULL }, 1, &fx->err));
+	OK(state_patch_add(fx->st, &patch, "email", "ann@example.com",
+			   &(struct provenance){ "ghl", "two-way", "changed in one system", NULL }, 1, &fx->err));
+	OK(state_patch_add(fx->st, &patch, "city", "Austin \"TX\"/",
+			   &(struct provenance){ NULL, "two-way", "unchanged", "{\"verity\":\"a/b\"}" }, 1, &fx->err));
+	OK(state_agreed_write(fx->st, p1, &patch, &fx->err));
+	assert_int_equal(patch.n, 0);
+	expect_peek(fx->path, "SELECT fields FROM agreed WHERE person_id = 1",
+		    "{\"phone\":[\"+15550102030\",\"ghl\",1,2,1],\"email\":[\"ann@example.com\",\"ghl\",3,2,1],"
+		    "\"city\":[\"Austin \\\"TX\\\"\\/\",null,3,4,1,\"{\\\"verity\\\":\\\"a\\/b\\\"}\"]}");
+	expect_peek(fx->path, "SELECT group_concat(id || '=' || text, '|') FROM wording",
+		    "1=prefer-valid|2=changed in one system|3=two-way|4=unchanged");
+	expect_peek(fx->path, "SELECT group_concat(x, ' ') FROM (SELECT field || '=' || value || ':' || "
+		    "coalesce(system, '-') || ':' || rule || ':' || reason || ':' || run_id || ':' || coalesce(beaten, '-') "
+		    "AS x FROM field_value WHERE person_id = 1 ORDER BY field)",
+		    "city=Austin \"TX\"/:-:two-way:unchanged:1:{\"verity\":\"a/b\"} "
+		    "email=ann@example.com:ghl:two-way:changed in one system:1:- "
+		    "phone=+15550102030:ghl:prefer-valid:changed in one system:1:-");
+
+	/* A later patch replaces only what it names. */
+	state_patch_init(&patch);
+	OK(state_patch_add(fx->st, &patch, "phone", "+15550109999",
+			   &(struct provenance){ "verity", "prefer-valid", "conflict: newest update", NULL }, 4,
+			   &fx->err));
+	OK(state_agreed_write(fx->st, p1, &patch, &fx->err));
+	expect_peek(fx->path, "SELECT phone || ' ' || email FROM agreed WHERE person_id = 1",
+		    "+15550109999 ann@example.com");
+	expect_peek(fx->path, "SELECT group_concat(field || '=' || value || ':' || run_id || ':' || reason, ' ') "
+		    "FROM (SELECT * FROM field_value WHERE person_id = 1 ORDER BY field)",
+		    "city=Austin \"TX\"/:1:unchanged email=ann@example.com:1:changed in one system "
+		    "phone=+15550109999:4:conflict: newest update");
+	OK(state_match(fx->st, "phone", "+15550109999", ids, N(ids), &n, &fx->err));
+	assert_true(n == 1 && ids[0] == p1);
+	OK(state_match(fx->st, "phone", "+15550102030", ids, N(ids), &n, &fx->err));
+	assert_int_equal(n, 0);
+	record_init(&agreed);
+	OK(state_agreed_get(fx->st, p1, &agreed, &fx->err));
+	assert_string_equal(agreed.value[F_CITY], "Austin \"TX\"/");
+	assert_string_equal(agreed.value[F_PHONE], "+15550109999");
+	record_clear(&agreed);
+
+	/* An empty patch writes nothing. */
+	state_patch_init(&patch);
+	OK(state_agreed_write(fx->st, 99, &patch, &fx->err));
+	expect_peek(fx->path, "SELECT count(*) FROM agreed", "1");
+
+	/* A wording added in a transaction rolled back is not named after it. */
+	OK(state_begin(fx->st, &fx->err));
+	OK(state_agreed_put(fx->st, p1, "state", "TX",
+			    &(struct provenance){ NULL, "two-way", "taken back", NULL }, 5, &fx->err));
+	assert_int_equal(state_rollback(fx->st), 0);
+	OK(state_agreed_put(fx->st, p1, "country", "US",
+			    &(struct provenance){ NULL, "two-way", "said again", NULL }, 5, &fx->err));
+	OK(state_agreed_put(fx->st, p1, "state", "TX",
+			    &(struct provenance){ NULL, "two-way", "taken back", NULL }, 5, &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(field || ':' || reason, ' ') FROM "
+		    "(SELECT * FROM field_value WHERE person_id = 1 AND field IN ('country', 'state') ORDER BY field)",
+		    "country:said again state:taken back");
+
+	/* An auditor's update of a value through the view changes the row. */
+	raw_exec(fx->path, "UPDATE field_value SET value = 'x@example.com' WHERE person_id = 1 AND field = 'email'");
+	expect_peek(fx->path, "SELECT email || ' ' || (fields ->> '$.email[0]') || ' ' || (fields ->> '$.email[2]') "
+		    "FROM agreed", "x@example.com x@example.com 3");
+}
+
 /* The sweep's scheduling, deletes and tombstones */
 
 /* A linked record of system: a person, a snapshot put in run and a link,
@@ -1771,6 +1872,7 @@ int main(void)
 		T(test_outbox_failure_classes),
 		T(test_nested_transactions),
 		T(test_agreed_values),
+		T(test_agreed_patch),
 		T(test_sweep_batch),
 		T(test_sweep_rotation),
 		T(test_sweep_interval),
