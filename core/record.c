@@ -185,7 +185,7 @@ char *record_to_json(const struct record *r)
 /* Reads a JSON string at *p (after its opening quote) into out (at most
  * cap bytes with its NUL); false for what the fast reader leaves to json-c:
  * a raw control character, \u0000, a surrogate, a bad escape, no room. */
-static bool flat_string(const char **p, char *out, size_t cap)
+bool json_read_string(const char **p, char *out, size_t cap)
 {
 	const unsigned char *s = (const unsigned char *)*p;
 	size_t n = 0;
@@ -241,7 +241,7 @@ static bool flat_string(const char **p, char *out, size_t cap)
 	return true;
 }
 
-static const char *skip_space(const char *p)
+const char *json_skip_space(const char *p)
 {
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
 		p++;
@@ -253,7 +253,7 @@ static const char *skip_space(const char *p)
  * 9). false, with r untouched, for anything else: json-c reads that. */
 static bool flat_from_json(struct record *r, const char *json)
 {
-	const char *p = skip_space(json);
+	const char *p = json_skip_space(json);
 	size_t cap = strlen(json) + 1;
 	char *key = malloc(cap), *val = malloc(cap);
 	int f[DF_MAX_FIELDS * 2], nf = 0;
@@ -262,20 +262,20 @@ static bool flat_from_json(struct record *r, const char *json)
 
 	if (key == NULL || val == NULL || *p++ != '{')
 		goto out;
-	p = skip_space(p);
+	p = json_skip_space(p);
 	if (*p == '}') {
 		ok = true;
 		p++;
 	}
 	while (!ok) {
 		int field;
-		if (*p++ != '"' || !flat_string(&p, key, cap))
+		if (*p++ != '"' || !json_read_string(&p, key, cap))
 			goto out;
-		p = skip_space(p);
+		p = json_skip_space(p);
 		if (*p++ != ':')
 			goto out;
-		p = skip_space(p);
-		if (*p++ != '"' || !flat_string(&p, val, cap))
+		p = json_skip_space(p);
+		if (*p++ != '"' || !json_read_string(&p, val, cap))
 			goto out;
 		if ((field = field_find(key)) >= 0) {
 			if (nf == DF_MAX_FIELDS * 2)
@@ -283,17 +283,17 @@ static bool flat_from_json(struct record *r, const char *json)
 			f[nf] = field;
 			v[nf++] = xstrdup(val);
 		}
-		p = skip_space(p);
+		p = json_skip_space(p);
 		if (*p == '}') {
 			ok = true;
 			p++;
 		} else if (*p++ != ',') {
 			goto out;
 		} else {
-			p = skip_space(p);
+			p = json_skip_space(p);
 		}
 	}
-	ok = *skip_space(p) == '\0';
+	ok = *json_skip_space(p) == '\0';
 out:
 	for (int i = 0; i < nf; i++) {
 		if (ok)

@@ -67,6 +67,12 @@ void record_problem(struct record *r, const char *fmt, ...) __attribute__((forma
  * JSON texts are built by hand, so they read back the same). */
 struct strbuf;
 void json_quote(struct strbuf *sb, const char *v);
+/* Reads a JSON string at *p (after its opening quote) into out (at most
+ * cap bytes with its NUL) and moves *p past it; false for what a fast
+ * reader leaves to a full parser: a raw control character, \u0000, a
+ * surrogate, a bad escape, no room. */
+bool json_read_string(const char **p, char *out, size_t cap);
+const char *json_skip_space(const char *p);
 /* Canonical JSON of the carried fields, keys in field order; caller frees. */
 char *record_to_json(const struct record *r);
 /* Fills r's values from record_to_json() output; unknown keys are ignored

@@ -23,7 +23,7 @@ enum stmt_id {
 	S_LINK_GET, S_LINK_OF, S_LINK_PUT,
 	S_PERSON_NEW, S_PERSON_DIRTY, S_PERSON_MERGED, S_DIRTY_BATCH, S_DIRTY_AFTER,
 	S_MATCH_PHONE, S_MATCH_EMAIL,
-	S_AGREED_GET, S_AGREED_PUT, S_WORDING_GET, S_WORDING_ADD,
+	S_AGREED_GET, S_AGREED_FIELDS, S_AGREED_PUT, S_WORDING_GET, S_WORDING_ADD,
 	S_OBSERVED_ADD, S_CONFLICT_ADD, S_QUARANTINE_ADD, S_NOTICE_ADD,
 	S_OUTBOX_SUPERSEDE, S_OUTBOX_ADD, S_OUTBOX_DUE,
 	S_OUTBOX_GET, S_OUTBOX_FIELDS, S_OUTBOX_DONE, S_OUTBOX_FAILED, S_OUTBOX_COUNT,
@@ -73,6 +73,11 @@ char *column_dup(sqlite3_stmt *s, int i);
 /* The (field name, value) rows statement id lists for person, into rec. */
 int person_fields(struct state *st, enum stmt_id id, long long person, struct record *rec,
 		  const char *what, struct df_err *err);
+/* Reads the flat JSON array at *p (strings, nulls, integers) into v, up
+ * to max elements (*n), strings copied, NULL for null and for a number;
+ * *p moves past it. buf (cap bytes, at least the text's length plus one)
+ * is scratch. false, with v empty, for anything else. */
+bool flat_array(const char **p, char **v, int max, int *n, char *buf, size_t cap);
 int query_int(struct state *st, enum stmt_id id, const char *a, const char *b,
 	      long long *out, bool *found, struct df_err *err);
 int collect_ids(struct state *st, sqlite3_stmt *s, int lim, long long *ids, int max,

@@ -37,9 +37,70 @@ long long state_last_run(struct state *st)
 	return id;
 }
 
+/* The packed row {"field":[value, ...], ...} read in C into a record
+ * (values only); false, with rec untouched, for a text flat_array does
+ * not read. */
+static bool agreed_read(struct record *rec, const char *json)
+{
+	size_t cap = strlen(json) + 1;
+	char *buf = xmalloc(cap), *key = xmalloc(cap), *v[6];
+	const char *p = json_skip_space(json);
+	struct record got;
+	int n;
+	bool ok = false;
+
+	record_init(&got);
+	if (*p++ == '{') {
+		p = json_skip_space(p);
+		ok = *p == '}';
+		while (!ok && *p++ == '"' && json_read_string(&p, key, cap)) {
+			int f;
+			p = json_skip_space(p);
+			if (*p++ != ':' || !flat_array(&p, v, 6, &n, buf, cap))
+				break;
+			if (n > 0 && v[0] != NULL && (f = field_find(key)) >= 0)
+				record_take(&got, f, v[0]);
+			else if (n > 0)
+				free(v[0]);
+			for (int i = 1; i < n; i++)
+				free(v[i]);
+			p = json_skip_space(p);
+			if (*p == '}')
+				ok = true;
+			else if (*p++ != ',')
+				break;
+			p = json_skip_space(p);
+		}
+	}
+	if (ok)
+		for (int f = 0; f < fields_count(); f++)
+			if (got.value[f] != NULL) {
+				record_take(rec, f, got.value[f]);
+				got.value[f] = NULL;
+			}
+	record_clear(&got);
+	free(buf);
+	free(key);
+	return ok;
+}
+
 int state_agreed_get(struct state *st, long long person, struct record *agreed, struct df_err *err)
 {
-	return person_fields(st, S_AGREED_GET, person, agreed, "read agreed values", err);
+	sqlite3_stmt *s = stmt(st, S_AGREED_GET, err);
+	int rc;
+	bool read;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	rc = sqlite3_step(s);
+	read = rc == SQLITE_DONE || (rc == SQLITE_ROW &&
+				     agreed_read(agreed, (const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read agreed values");
+	/* Not as the state writes it (edited by hand): SQLite reads it. */
+	return read ? 0 : person_fields(st, S_AGREED_FIELDS, person, agreed, "read agreed values", err);
 }
 
 /* Rule and reason texts by id (wording): a dozen texts named by every

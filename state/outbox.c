@@ -105,10 +105,61 @@ void outbox_item_clear(struct outbox_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+static void take_field(struct outbox_item *it, char *name, char *old_value, char *new_value)
+{
+	int i = it->nfields++;
+
+	it->f[i].field = field_find(name);
+	it->f[i].name = name;
+	it->f[i].old_value = old_value;
+	it->f[i].new_value = new_value;
+}
+
+/* The packed fields [[field, old, new, rule, reason], ...] read in C;
+ * false (nothing taken) for a text flat_array does not read. */
+static bool fields_read(struct outbox_item *it, const char *json)
+{
+	size_t cap = strlen(json) + 1;
+	char *buf = xmalloc(cap), *v[5];
+	const char *p = json_skip_space(json);
+	int n;
+	bool ok = false;
+
+	if (*p++ == '[') {
+		p = json_skip_space(p);
+		ok = *p == ']';
+		while (!ok && it->nfields < DF_MAX_FIELDS && flat_array(&p, v, 5, &n, buf, cap)) {
+			if (n < 1 || v[0] == NULL) {
+				for (int i = 0; i < n; i++)
+					free(v[i]);
+				break;
+			}
+			take_field(it, v[0], n > 1 ? v[1] : NULL, n > 2 ? v[2] : NULL);
+			for (int i = 3; i < n; i++)
+				free(v[i]);
+			p = json_skip_space(p);
+			if (*p == ']')
+				ok = true;
+			else if (*p++ != ',')
+				break;
+		}
+	}
+	free(buf);
+	if (!ok) {
+		for (int i = 0; i < it->nfields; i++) {
+			free(it->f[i].name);
+			free(it->f[i].old_value);
+			free(it->f[i].new_value);
+		}
+		it->nfields = 0;
+	}
+	return ok;
+}
+
 int state_outbox_load(struct state *st, long long id, struct outbox_item *it, struct df_err *err)
 {
 	sqlite3_stmt *s = stmt(st, S_OUTBOX_GET, err);
-	long long rows[DF_MAX_FIELDS];
+	bool packed;
 	int rc;
 
 	memset(it, 0, sizeof(*it));
@@ -125,25 +176,17 @@ int state_outbox_load(struct state *st, long long id, struct outbox_item *it, st
 	it->remote_id = column_dup(s, 2);
 	it->op = column_dup(s, 3);
 	it->attempts = sqlite3_column_int(s, 4);
+	packed = sqlite3_column_type(s, 5) == SQLITE_NULL ||
+		 fields_read(it, (const char *)sqlite3_column_text(s, 5));
 	sqlite3_reset(s);
+	if (packed)
+		return 0;
+	/* Not as the state writes it (edited by hand): SQLite reads it. */
 	if ((s = stmt(st, S_OUTBOX_FIELDS, err)) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS) {
-		/* Inserted at its place by seq (the array's order, which
-		 * json_each gives already): the order journalled. */
-		long long row = sqlite3_column_int64(s, 3);
-		int i = it->nfields++;
-		for (; i > 0 && rows[i - 1] > row; i--) {
-			rows[i] = rows[i - 1];
-			it->f[i] = it->f[i - 1];
-		}
-		rows[i] = row;
-		it->f[i].field = field_find((const char *)sqlite3_column_text(s, 0));
-		it->f[i].name = column_dup(s, 0);
-		it->f[i].old_value = column_dup(s, 1);
-		it->f[i].new_value = column_dup(s, 2);
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && it->nfields < DF_MAX_FIELDS)
+		take_field(it, column_dup(s, 0), column_dup(s, 1), column_dup(s, 2));
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return db_fail(st, err, "read journalled fields");

@@ -950,6 +950,19 @@ static void test_outbox_field_order(void **state)
 		assert_string_equal(it.f[i].new_value, names[i]);
 	}
 	outbox_item_clear(&it);
+
+	/* Fields as the state does not write them (edited by hand: spaces, a
+	 * boolean, an escape) are still read, by SQLite, in their order. */
+	raw_exec(fx->path, "UPDATE outbox SET fields = '[ [\"tags\" , null,\"vip\",true] ,"
+		 "[\"city\",\"\\u00e9\", \"x\"]]' WHERE id = 1");
+	OK(state_outbox_load(fx->st, w, &it, &fx->err));
+	assert_int_equal(it.nfields, 2);
+	assert_string_equal(it.f[0].name, "tags");
+	assert_null(it.f[0].old_value);
+	assert_string_equal(it.f[0].new_value, "vip");
+	assert_int_equal(it.f[1].field, F_CITY);
+	assert_string_equal(it.f[1].old_value, "\xc3\xa9");
+	outbox_item_clear(&it);
 }
 
 /* I2: a batch's intents are journalled before it is sent (pending ->
@@ -1201,6 +1214,26 @@ static void test_agreed_patch(void **state)
 	expect_peek(fx->path, "SELECT group_concat(field || ':' || reason, ' ') FROM "
 		    "(SELECT * FROM field_value WHERE person_id = 1 AND field IN ('country', 'state') ORDER BY field)",
 		    "country:said again state:taken back");
+
+	/* A row as the state does not write it (edited by hand: spaces, a
+	 * boolean, an escape) is still read, by SQLite. */
+	raw_exec(fx->path, "UPDATE agreed SET fields = '{ \"city\" : [\"Dallas\", true, 3, 4, 1] , "
+		 "\"country\":[\"\\u00e9\"], \"gone_field\":[\"x\"]}' WHERE person_id = 1");
+	record_init(&agreed);
+	OK(state_agreed_get(fx->st, p1, &agreed, &fx->err));
+	assert_string_equal(agreed.value[F_CITY], "Dallas");
+	assert_string_equal(agreed.value[F_COUNTRY], "\xc3\xa9");
+	assert_null(agreed.value[F_PHONE]);
+	record_clear(&agreed);
+	raw_exec(fx->path, "UPDATE agreed SET fields = '{\"city\":[\"Houston\",null,3,4,1],"
+		 "\"gone_field\":[\"x\",null,3,4,1]}' WHERE person_id = 1");
+	record_init(&agreed);
+	OK(state_agreed_get(fx->st, p1, &agreed, &fx->err));
+	assert_string_equal(agreed.value[F_CITY], "Houston");
+	assert_null(agreed.value[F_COUNTRY]);
+	record_clear(&agreed);
+	raw_exec(fx->path, "UPDATE agreed SET fields = '{\"email\":[\"ann@example.com\",null,3,4,1]}' "
+		 "WHERE person_id = 1");
 
 	/* An auditor's update of a value through the view changes the row. */
 	raw_exec(fx->path, "UPDATE field_value SET value = 'x@example.com' WHERE person_id = 1 AND field = 'email'");
