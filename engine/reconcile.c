@@ -24,6 +24,7 @@
 struct person_view {
 	struct record recs[DF_MAX_SYSTEMS], prev[DF_MAX_SYSTEMS];
 	bool present[DF_MAX_SYSTEMS], known[DF_MAX_SYSTEMS];
+	bool same[DF_MAX_SYSTEMS];      /* merged copy already 'same' */
 	struct record pins;     /* values an admin pinned (admin.c) */
 };
 
@@ -192,9 +193,8 @@ static int load_view(struct run *r, long long person, struct person_view *pv)
 		if (state_link_of(r->st, person, name, &id, &r->err))
 			return -1;
 		if (id != NULL)
-			rc = state_snapshot_get(r->st, name, id, &pv->recs[s], &pv->present[s], &r->err) ||
-			     (pv->present[s] &&
-			      state_snapshot_merged(r->st, name, id, &pv->prev[s], &pv->known[s], &r->err));
+			rc = state_snapshot_view(r->st, name, id, &pv->recs[s], &pv->present[s], &pv->prev[s],
+						 &pv->known[s], &pv->same[s], &r->err);
 		free(id);
 		if (rc)
 			return -1;
@@ -238,7 +238,7 @@ static int reconcile_person(struct run *r, long long person)
 	/* Whatever the systems hold now is accounted for: from here on only
 	 * a difference from it is an edit. */
 	for (int s = 0; s < r->nsys; s++)
-		if (pv.present[s] &&
+		if (pv.present[s] && !pv.same[s] &&
 		    state_snapshot_mark_merged(r->st, r->sys[s].conf->name, pv.recs[s].remote_id, &r->err))
 			goto out;
 	rc = state_person_merged(r->st, person, r->id, &r->err);

@@ -149,6 +149,48 @@ int state_snapshot_merged(struct state *st, const char *system, const char *remo
 	return 0;
 }
 
+/* One statement where the merge's load took two (snapshot, merged copy):
+ * a 'same' copy is the fields, parsed once (issue 9). */
+int state_snapshot_view(struct state *st, const char *system, const char *remote_id,
+			struct record *rec, bool *found, struct record *prev, bool *known, bool *same,
+			struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_SNAP_VIEW, err);
+	const char *merged;
+	int rc;
+
+	*found = *known = *same = false;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		rec->remote_id = xstrdup(remote_id);
+		rec->updated_ms = sqlite3_column_type(s, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 1);
+		if (record_from_json(rec, (const char *)sqlite3_column_text(s, 0))) {
+			sqlite3_reset(s);
+			return df_fail(err, DF_FAIL_STATE, "state: snapshot %s/%s is corrupt", system, remote_id);
+		}
+		merged = (const char *)sqlite3_column_text(s, 2);
+		*known = merged != NULL;
+		*same = merged != NULL && strcmp(merged, "same") == 0;
+		if (*same) {
+			for (int f = 0; f < fields_count(); f++)
+				if (rec->value[f] != NULL)
+					record_set(prev, f, rec->value[f]);
+		} else if (merged != NULL && record_from_json(prev, merged)) {
+			sqlite3_reset(s);
+			return df_fail(err, DF_FAIL_STATE, "state: merged copy of %s/%s is corrupt", system, remote_id);
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read snapshot");
+	return 0;
+}
+
 int state_snapshot_mark_merged(struct state *st, const char *system, const char *remote_id,
 			       struct df_err *err)
 {

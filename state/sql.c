@@ -239,6 +239,8 @@ static const char *const sql[S_COUNT] = {
 	 * copy of the JSON, not two. */
 	[S_SNAP_MERGED] = "SELECT CASE WHEN merged = 'same' THEN fields ELSE merged END FROM snapshot "
 			  "WHERE system = ?1 AND remote_id = ?2",
+	/* A record and its merged copy for the merge (state_snapshot_view). */
+	[S_SNAP_VIEW] = "SELECT fields, remote_updated_ms, merged FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_MARK] = "UPDATE snapshot SET merged = 'same' WHERE system = ?1 AND remote_id = ?2 "
 			"AND merged IS NOT 'same'",
 	[S_SNAP_SET_MERGED] = "UPDATE snapshot SET merged = CASE WHEN fields = ?3 THEN 'same' ELSE ?3 END "

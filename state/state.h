@@ -106,6 +106,12 @@ int state_snapshot_quick(struct state *st, const char *system, const char *remot
  * still there: a full listing must not take it for deleted). */
 int state_snapshot_listed(struct state *st, const char *system, const char *remote_id,
 			  long long run, struct df_err *err);
+/* The record's snapshot (*found) and its values as of its person's last
+ * merge (*known, prev), in one read; *same when the merged copy is the
+ * snapshot's fields ('same': a merge has nothing to mark). */
+int state_snapshot_view(struct state *st, const char *system, const char *remote_id,
+			struct record *rec, bool *found, struct record *prev, bool *known, bool *same,
+			struct df_err *err);
 /* The record's values as of its person's last merge; *known false when
  * it was linked since (fresh). */
 int state_snapshot_merged(struct state *st, const char *system, const char *remote_id,

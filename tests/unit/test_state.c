@@ -400,6 +400,62 @@ static void test_outbox_fields_keep_their_order(void **state)
 		    "1:1:tags 1:2:city 1:3:email 2:1:email");
 }
 
+/* The merge's view of a record: snapshot and merged copy in one read,
+ * and whether the copy is already 'same' (nothing to mark then). */
+static void test_snapshot_view(void **state)
+{
+	struct fixture *fx = *state;
+	struct record rec, got, prev;
+	bool found, known, same;
+
+	record_init(&got);
+	record_init(&prev);
+	OK(state_snapshot_view(fx->st, "ghl", "none", &got, &found, &prev, &known, &same, &fx->err));
+	assert_false(found || known || same);
+	record_clear(&got);
+	record_clear(&prev);
+	record_init(&rec);
+	rec.remote_id = xstrdup("g1");
+	rec.updated_ms = 42;
+	record_set(&rec, F_FIRST_NAME, "Ann");
+	record_set(&rec, F_CITY, "");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, fx->run, &fx->err));
+	/* Never merged: fresh. */
+	record_init(&got);
+	record_init(&prev);
+	OK(state_snapshot_view(fx->st, "ghl", "g1", &got, &found, &prev, &known, &same, &fx->err));
+	assert_true(found && !known && !same);
+	assert_string_equal(got.remote_id, "g1");
+	assert_int_equal(got.updated_ms, 42);
+	assert_string_equal(got.value[F_FIRST_NAME], "Ann");
+	assert_null(prev.value[F_FIRST_NAME]);
+	record_clear(&got);
+	record_clear(&prev);
+	/* Merged as it is: 'same', the copy is the fields. */
+	OK(state_snapshot_mark_merged(fx->st, "ghl", "g1", &fx->err));
+	record_init(&got);
+	record_init(&prev);
+	OK(state_snapshot_view(fx->st, "ghl", "g1", &got, &found, &prev, &known, &same, &fx->err));
+	assert_true(found && known && same);
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	assert_string_equal(prev.value[F_CITY], "");
+	assert_null(prev.value[F_PHONE]);
+	record_clear(&got);
+	record_clear(&prev);
+	/* Changed since: the merged copy is what was merged. */
+	record_set(&rec, F_FIRST_NAME, "Anna");
+	OK(state_snapshot_put(fx->st, "ghl", &rec, 2, &fx->err));
+	record_init(&got);
+	record_init(&prev);
+	OK(state_snapshot_view(fx->st, "ghl", "g1", &got, &found, &prev, &known, &same, &fx->err));
+	assert_true(found && known && !same);
+	assert_string_equal(got.value[F_FIRST_NAME], "Anna");
+	assert_string_equal(prev.value[F_FIRST_NAME], "Ann");
+	record_clear(&got);
+	record_clear(&prev);
+	record_clear(&rec);
+}
+
 /* A record's merged copy is stored once when it is its fields ('same'),
  * and keeps the values merged when the fields change. */
 static void test_merged_copy_once(void **state)
@@ -1906,6 +1962,7 @@ int main(void)
 		T(test_nested_transactions),
 		T(test_agreed_values),
 		T(test_agreed_patch),
+		T(test_snapshot_view),
 		T(test_sweep_batch),
 		T(test_sweep_rotation),
 		T(test_sweep_interval),
