@@ -186,20 +186,21 @@ static int merge_one_field(struct run *r, long long person, int f, const struct 
 
 static int load_view(struct run *r, long long person, struct person_view *pv)
 {
+	const char *names[DF_MAX_SYSTEMS];
+	char *ids[DF_MAX_SYSTEMS];
+	int rc = 0;
+
+	for (int s = 0; s < r->nsys; s++)
+		names[s] = r->sys[s].conf->name;
+	if (state_links_of(r->st, person, names, r->nsys, ids, &r->err))
+		return -1;
 	for (int s = 0; s < r->nsys; s++) {
-		const char *name = r->sys[s].conf->name;
-		char *id;
-		int rc = 0;
-		if (state_link_of(r->st, person, name, &id, &r->err))
-			return -1;
-		if (id != NULL)
-			rc = state_snapshot_view(r->st, name, id, &pv->recs[s], &pv->present[s], &pv->prev[s],
+		if (rc == 0 && ids[s] != NULL)
+			rc = state_snapshot_view(r->st, names[s], ids[s], &pv->recs[s], &pv->present[s], &pv->prev[s],
 						 &pv->known[s], &pv->same[s], &r->err);
-		free(id);
-		if (rc)
-			return -1;
+		free(ids[s]);
 	}
-	return 0;
+	return rc;
 }
 
 static int reconcile_person(struct run *r, long long person)

@@ -31,6 +31,34 @@ int state_link_of(struct state *st, long long person, const char *system, char *
 	return 0;
 }
 
+int state_links_of(struct state *st, long long person, const char *const *systems, int n, char **ids,
+		   struct df_err *err)
+{
+	sqlite3_stmt *s = stmt(st, S_LINKS_OF, err);
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = NULL;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, person);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *system = (const char *)sqlite3_column_text(s, 0);
+		for (int i = 0; i < n; i++)
+			if (ids[i] == NULL && strcmp(systems[i], system) == 0)
+				ids[i] = column_dup(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		for (int i = 0; i < n; i++) {
+			free(ids[i]);
+			ids[i] = NULL;
+		}
+		return db_fail(st, err, "read links");
+	}
+	return 0;
+}
+
 int state_link_put(struct state *st, const char *system, const char *remote_id,
 		   long long person, const char *how, long long run, struct df_err *err)
 {

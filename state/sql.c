@@ -51,6 +51,8 @@ static const char *const sql[S_COUNT] = {
 	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",
+	/* Every live link of a person, for its merge (one read, not one per system). */
+	[S_LINKS_OF] = "SELECT system, remote_id FROM link WHERE person_id = ?1 AND deleted_run IS NULL",
 	[S_LINK_PUT] = "INSERT INTO link (system, remote_id, person_id, how, run_id) VALUES (?1,?2,?3,?4,?5)",
 	/* A tombstone gives way to a new link of the same person and system. */
 	[S_LINK_UNBURY] = "DELETE FROM link WHERE deleted_run IS NOT NULL AND system = ?1 "

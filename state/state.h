@@ -130,6 +130,10 @@ int state_snapshot_count(struct state *st, const char *system, long long *n,
 int state_link_get(struct state *st, const char *system, const char *remote_id,
 		   long long *person, struct df_err *err);
 /* Remote id of the person's record in system (caller frees), NULL if none. */
+/* The person's records in the n systems named, in one read: ids[i] the
+ * record id in systems[i] (the caller frees), NULL where none is linked. */
+int state_links_of(struct state *st, long long person, const char *const *systems, int n, char **ids,
+		   struct df_err *err);
 int state_link_of(struct state *st, long long person, const char *system, char **remote_id,
 		  struct df_err *err);
 int state_link_put(struct state *st, const char *system, const char *remote_id,

@@ -813,6 +813,25 @@ static void test_links(void **state)
 	assert_string_equal(rid, "c1");
 	free(rid);
 	expect_peek(fx->path, "SELECT count(*) FROM link", "3");
+
+	/* All of a person's live links in one read, by the systems asked. */
+	{
+		static const char *const systems[] = { "verity", "ghl", "aloware", "texting" };
+		char *ids[N(systems)];
+		OK(state_link_put(fx->st, "verity", "v9", p1, "new", fx->run, &fx->err));
+		OK(state_unlink(fx->st, "verity", "v9", fx->run, &fx->err));
+		OK(state_links_of(fx->st, p1, systems, N(systems), ids, &fx->err));
+		assert_null(ids[0]);    /* a tombstone is no link */
+		assert_string_equal(ids[1], "c1");
+		assert_string_equal(ids[2], "a1");
+		assert_null(ids[3]);
+		for (int i = 0; i < N(systems); i++)
+			free(ids[i]);
+		OK(state_links_of(fx->st, p2, systems, 2, ids, &fx->err));
+		assert_null(ids[0]);
+		assert_string_equal(ids[1], "c2");
+		free(ids[1]);
+	}
 }
 
 static void test_dirty_batch(void **state)
