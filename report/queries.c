@@ -22,10 +22,13 @@ static const struct { const char *name; const char *sql; } queries[] = {
 		    "o.person_id, o.op, o.status, o.attempts, coalesce(o.last_error, '') AS last_error FROM outbox o "
 		    "WHERE o.run_id BETWEEN ?1 AND ?2 OR o.done_run BETWEEN ?1 AND ?2 ORDER BY o.id" },
 	/* A write's fields are packed in its row (outbox.fields, schema 11):
-	 * [field, old_value, new_value, rule, reason], in the order planned. */
+	 * [field, old_value, new_value, rule, reason], in the order planned,
+	 * rule and reason by their id in wording. */
 	{ "write_fields", "SELECT o.id AS outbox_id, f.value ->> 0 AS field, f.value ->> 1 AS old_value, "
-			  "f.value ->> 2 AS new_value, coalesce(f.value ->> 3, '-') AS rule, "
-			  "coalesce(f.value ->> 4, '') AS reason FROM outbox o, json_each(o.fields) f "
+			  "f.value ->> 2 AS new_value, "
+			  "coalesce((SELECT text FROM wording WHERE id = f.value ->> 3), '-') AS rule, "
+			  "coalesce((SELECT text FROM wording WHERE id = f.value ->> 4), '') AS reason "
+			  "FROM outbox o, json_each(o.fields) f "
 			  /* The range's writes by id: an OR beside json_each
 			   * made the planner walk every write. */
 			  "WHERE o.id IN (SELECT id FROM outbox WHERE run_id BETWEEN ?1 AND ?2 "

@@ -61,6 +61,8 @@ struct state {
 
 /* Forgets the wording ids this handle knows (after a rollback). */
 void wording_forget(struct state *st);
+/* The id of a rule or reason text in wording, added when new. */
+int wording_id(struct state *st, const char *text, long long *id, struct df_err *err);
 
 /* A state failure: what was being done and SQLite's message. */
 int db_fail(struct state *st, struct df_err *err, const char *what);

@@ -112,7 +112,7 @@ void wording_forget(struct state *st)
 	st->nwording = 0;
 }
 
-static int wording_id(struct state *st, const char *text, long long *id, struct df_err *err)
+int wording_id(struct state *st, const char *text, long long *id, struct df_err *err)
 {
 	bool found;
 	int n = (int)(sizeof(st->wording) / sizeof(st->wording[0]));

@@ -14,27 +14,36 @@ int state_outbox_supersede(struct state *st, long long person, const char *syste
 }
 
 /* A write's fields as one JSON array of [field, old, new, rule, reason],
- * trailing nulls left out (most fields have neither old value nor reason):
- * one row per write instead of one per field (issue 9). NULL when none
- * (a delete). */
-static char *fields_json(const struct write_field *f, int n)
+ * rule and reason by their id in wording, trailing nulls left out (most
+ * fields have no reason): one row per write instead of one per field
+ * (issue 9). NULL when none (a delete). */
+static int fields_json(struct state *st, const struct write_field *f, int n, char **json,
+		       struct df_err *err)
 {
 	struct strbuf sb;
 
+	*json = NULL;
 	if (n == 0)
-		return NULL;
+		return 0;
 	sb_init(&sb);
 	sb_addn(&sb, "[", 1);
 	for (int i = 0; i < n; i++) {
-		const char *v[5] = { f[i].name, f[i].old_value, f[i].new_value, f[i].rule, f[i].reason };
-		int last = 4;
-		while (last > 0 && v[last] == NULL)
-			last--;
+		const char *v[3] = { f[i].name, f[i].old_value, f[i].new_value };
+		const char *words[2] = { f[i].rule, f[i].reason };
+		long long ids[2] = { 0, 0 };
+		int last = words[1] ? 4 : words[0] ? 3 : v[2] ? 2 : v[1] ? 1 : 0;
+		for (int k = 0; k < 2; k++)
+			if (words[k] && wording_id(st, words[k], &ids[k], err)) {
+				sb_free(&sb);
+				return -1;
+			}
 		sb_add(&sb, i ? ",[" : "[");
 		for (int k = 0; k <= last; k++) {
 			if (k)
 				sb_addn(&sb, ",", 1);
-			if (v[k])
+			if (k >= 3 && words[k - 3])
+				sb_addf(&sb, "%lld", ids[k - 3]);
+			else if (k < 3 && v[k])
 				json_quote(&sb, v[k]);
 			else
 				sb_add(&sb, "null");
@@ -42,17 +51,21 @@ static char *fields_json(const struct write_field *f, int n)
 		sb_addn(&sb, "]", 1);
 	}
 	sb_addn(&sb, "]", 1);
-	return sb_detach(&sb);
+	*json = sb_detach(&sb);
+	return 0;
 }
 
 long long state_outbox_add(struct state *st, long long run, long long person,
 			   const char *system, const char *remote_id, const char *op,
 			   const struct write_field *fields, int n, struct df_err *err)
 {
-	char *json = fields_json(fields, n);
-	int rc = write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt" "t", run, person, system,
-			    remote_id, op, json);
+	char *json;
+	int rc;
 
+	if (fields_json(st, fields, n, &json, err))
+		return -1;
+	rc = write_stmt(st, S_OUTBOX_ADD, err, "journal write", "iittt" "t", run, person, system,
+			remote_id, op, json);
 	free(json);
 	return rc ? -1 : sqlite3_last_insert_rowid(st->db);
 }

@@ -256,35 +256,42 @@ static const char *const migrations[] = {
 	"DROP TABLE outbox_field;"
 	"ALTER TABLE outbox_field_9 RENAME TO outbox_field;",
 	/* 11 (issue 9, given number 12 in its plan: fewer statements per
-	 * contact, a smaller file): a
-	 * write's fields are packed in its outbox row (fields, a JSON array
-	 * of [field, old_value, new_value, rule, reason] in the order
-	 * planned, trailing nulls left out), written with it in one
-	 * statement rather than one row per field. outbox_field stays, as a
-	 * view of the same columns (seq from 1 in the order planned), so
-	 * auditors and reports read it as before; inserting into it appends
-	 * to the write's array. */
+	 * contact, a smaller file). What was a row per field is one row:
+	 * a person's agreed values (agreed) and a write's fields (a column
+	 * of its outbox row), each written by one statement. The rule and
+	 * reason texts they name, a dozen repeated by every value, are
+	 * named by their id in wording. field_value and outbox_field stay,
+	 * as views of the same columns, so auditors, reports and explain
+	 * read them as before; a trigger on each keeps an auditor's update
+	 * of a value and insert of a write field working. */
+	"CREATE TABLE wording (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+	"INSERT INTO wording (text) SELECT rule FROM field_value UNION SELECT reason FROM field_value "
+	"  UNION SELECT rule FROM outbox_field WHERE rule IS NOT NULL "
+	"  UNION SELECT reason FROM outbox_field WHERE reason IS NOT NULL;"
+	/* A write's fields: outbox.fields, a JSON array of [field,
+	 * old_value, new_value, rule, reason] in the order planned (seq),
+	 * trailing nulls left out by the runs that write it. */
 	"ALTER TABLE outbox ADD COLUMN fields TEXT;"
 	"UPDATE outbox SET fields = (SELECT json_group_array(json(a)) FROM "
-	"  (SELECT json_array(f.field, f.old_value, f.new_value, f.rule, f.reason) AS a "
+	"  (SELECT json_array(f.field, f.old_value, f.new_value, "
+	"   (SELECT id FROM wording WHERE text = f.rule), (SELECT id FROM wording WHERE text = f.reason)) AS a "
 	"   FROM outbox_field f WHERE f.outbox_id = outbox.id ORDER BY f.seq)) "
 	"  WHERE id IN (SELECT outbox_id FROM outbox_field);"
 	"DROP TABLE outbox_field;"
 	"CREATE VIEW outbox_field (outbox_id, field, old_value, new_value, rule, reason, seq) AS "
-	"  SELECT o.id, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.key + 1 "
-	"  FROM outbox o, json_each(o.fields) j;"
+	"  SELECT o.id, j.value ->> 0, j.value ->> 1, j.value ->> 2, "
+	"  (SELECT text FROM wording WHERE id = j.value ->> 3), (SELECT text FROM wording WHERE id = j.value ->> 4), "
+	"  j.key + 1 FROM outbox o, json_each(o.fields) j;"
 	"CREATE TRIGGER outbox_field_add INSTEAD OF INSERT ON outbox_field BEGIN"
+	"  INSERT OR IGNORE INTO wording (text) SELECT new.rule WHERE new.rule IS NOT NULL"
+	"  UNION SELECT new.reason WHERE new.reason IS NOT NULL;"
 	"  UPDATE outbox SET fields = json_insert(coalesce(fields, '[]'), '$[#]', "
-	"  json_array(new.field, new.old_value, new.new_value, new.rule, new.reason)) WHERE id = new.outbox_id; END;"
-	/* A person's agreed values are one row (agreed.fields, a JSON object
-	 * field -> [value, system, rule, reason, run_id, beaten], beaten as
-	 * its JSON text), written by one statement per person merged; the
-	 * rule and reason texts, a dozen repeated by every value, are named
-	 * by their id in wording. The agreed phone and e-mail are kept beside
-	 * them, indexed, for matching. field_value stays as a view of the
-	 * same columns; updating a value through it changes the row. */
-	"CREATE TABLE wording (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
-	"INSERT INTO wording (text) SELECT rule FROM field_value UNION SELECT reason FROM field_value;"
+	"  json_array(new.field, new.old_value, new.new_value, (SELECT id FROM wording WHERE text = new.rule), "
+	"  (SELECT id FROM wording WHERE text = new.reason))) WHERE id = new.outbox_id; END;"
+	/* A person's agreed values: agreed.fields, a JSON object field ->
+	 * [value, system, rule, reason, run_id, beaten] (beaten as its JSON
+	 * text), with the agreed phone and e-mail beside, indexed for
+	 * matching. */
 	"CREATE TABLE agreed ("
 	"  person_id INTEGER PRIMARY KEY, fields TEXT NOT NULL, phone TEXT, email TEXT);"
 	"INSERT INTO agreed (person_id, fields, phone, email) "

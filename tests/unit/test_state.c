@@ -387,8 +387,8 @@ static void test_outbox_fields_keep_their_order(void **state)
 	assert_true(w1 == 1 && w2 == 2);
 	/* Trailing nulls are left out of a field's array. */
 	expect_peek(fx->path, "SELECT fields FROM outbox WHERE id = 1",
-		    "[[\"tags\",null,\"vip\",\"union\"],[\"city\",\"Austin\",\"Dallas\",\"two-way\"],"
-		    "[\"email\",null,\"a@example.com\",\"two-way\"]]");
+		    "[[\"tags\",null,\"vip\",1],[\"city\",\"Austin\",\"Dallas\",2],"
+		    "[\"email\",null,\"a@example.com\",2]]");
 	OK(state_outbox_load(fx->st, w1, &it, &fx->err));
 	assert_int_equal(it.nfields, 3);
 	assert_string_equal(it.f[0].name, "tags");
@@ -909,10 +909,16 @@ static void test_outbox(void **state)
 	w1 = state_outbox_add(fx->st, fx->run, p1, "ghl", "c1", "update", f1, N(f1), &fx->err);
 	w2 = state_outbox_add(fx->st, fx->run, p2, "verity", NULL, "create", NULL, 0, &fx->err);
 	assert_true(w1 == 1 && w2 == 2);
+	/* Rule and reason by their id in wording. */
 	expect_peek(fx->path, "SELECT fields FROM outbox WHERE id = 1",
-		    "[[\"first_name\",\"Ann\",\"Anne\",\"two-way\",\"changed in one system\"],"
-		    "[\"phone\",null,\"+15550102030\",\"prefer-valid\",\"changed in one system\"],"
-		    "[\"retired_field\",\"x\",\"y\",\"two-way\",\"unchanged\"]]");
+		    "[[\"first_name\",\"Ann\",\"Anne\",1,2],[\"phone\",null,\"+15550102030\",3,2],"
+		    "[\"retired_field\",\"x\",\"y\",1,4]]");
+	expect_peek(fx->path, "SELECT group_concat(id || '=' || text, '|') FROM wording",
+		    "1=two-way|2=changed in one system|3=prefer-valid|4=unchanged");
+	expect_peek(fx->path, "SELECT group_concat(field || ':' || rule || ':' || reason, '|') FROM "
+		    "(SELECT * FROM outbox_field WHERE outbox_id = 1 ORDER BY seq)",
+		    "first_name:two-way:changed in one system|phone:prefer-valid:changed in one system|"
+		    "retired_field:two-way:unchanged");
 	expect_peek(fx->path, "SELECT coalesce(fields, 'NULL') FROM outbox WHERE id = 2", "NULL");
 
 	expect_due(fx, 0, 0, 8, (long long[]){ w1, w2 }, 2);
