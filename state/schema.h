@@ -255,10 +255,10 @@ static const char *const migrations[] = {
 	"  FROM outbox_field;"
 	"DROP TABLE outbox_field;"
 	"ALTER TABLE outbox_field_9 RENAME TO outbox_field;",
-	/* 11 (issue 9, given number 12 in its plan: fewer statements per
-	 * contact, a smaller file). What was a row per field is one row:
-	 * a person's agreed values (agreed) and a write's fields (a column
-	 * of its outbox row), each written by one statement. The rule and
+	/* 11 (issue 9: fewer statements per contact, a smaller file). What
+	 * was a row per field is one row: a person's agreed values (agreed)
+	 * and a write's fields (a column of its outbox row), each written by
+	 * one statement. The rule and
 	 * reason texts they name, a dozen repeated by every value, are
 	 * named by their id in wording. field_value and outbox_field stay,
 	 * as views of the same columns, so auditors, reports and explain
