@@ -115,6 +115,11 @@ void wording_forget(struct state *st)
 int wording_id(struct state *st, const char *text, long long *id, struct df_err *err)
 {
 	bool found;
+
+	/* An agreed value's rule and reason are never NULL (the column was
+	 * NOT NULL): a caller that gives none is a bug, refused. */
+	if (text == NULL)
+		return df_fail(err, DF_FAIL_STATE, "state: a rule or reason without text");
 	int n = (int)(sizeof(st->wording) / sizeof(st->wording[0]));
 
 	for (int i = 0; i < st->nwording; i++)
@@ -152,6 +157,31 @@ void state_patch_free(struct agreed_patch *p)
 	state_patch_init(p);
 }
 
+/* A field name as a JSON key escaped as SQLite escapes it ('/' as it
+ * is, unlike json_quote): json_patch and the paths undo builds match a
+ * key by its text as written, and the rows a migration wrote are
+ * SQLite's. */
+static void key_quote(struct strbuf *sb, const char *name)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	sb_addn(sb, "\"", 1);
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		const char *esc = *c == '"' ? "\\\"" : *c == '\\' ? "\\\\" : *c == '\b' ? "\\b"
+				  : *c == '\t' ? "\\t" : *c == '\n' ? "\\n" : *c == '\f' ? "\\f"
+				  : *c == '\r' ? "\\r" : NULL;
+		if (esc != NULL) {
+			sb_add(sb, esc);
+		} else if (*c < 0x20) {
+			char u[7] = { '\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15], '\0' };
+			sb_add(sb, u);
+		} else {
+			sb_addn(sb, (const char *)c, 1);
+		}
+	}
+	sb_addn(sb, "\"", 1);
+}
+
 /* "field":[value,system,rule id,reason id,run,beaten], trailing nulls
  * left out (beaten is its JSON text, as a string). */
 int state_patch_add(struct state *st, struct agreed_patch *p, const char *field, const char *value,
@@ -162,7 +192,7 @@ int state_patch_add(struct state *st, struct agreed_patch *p, const char *field,
 	if (wording_id(st, prov->rule, &rule, err) || wording_id(st, prov->reason, &reason, err))
 		return -1;
 	sb_add(&p->json, p->n++ ? "," : "{");
-	json_quote(&p->json, field);
+	key_quote(&p->json, field);
 	sb_addn(&p->json, ":[", 2);
 	json_quote(&p->json, value);
 	sb_addn(&p->json, ",", 1);

@@ -1278,6 +1278,21 @@ static void test_agreed_patch(void **state)
 	assert_string_equal(agreed.value[F_PHONE], "+15550109999");
 	record_clear(&agreed);
 
+	/* A key is written as SQLite writes it ('/' unescaped, as in a row
+	 * the migration made), so a later patch replaces it, not adds a
+	 * second one; undo's path finds it. */
+	raw_exec(fx->path, "UPDATE agreed SET fields = json_set(fields, '$.\"a/b\"', json_array('1', NULL, 3, 4, 1)) "
+		 "WHERE person_id = 1");
+	OK(state_agreed_put(fx->st, p1, "a/b", "2",
+			    &(struct provenance){ NULL, "two-way", "unchanged", NULL }, 6, &fx->err));
+	OK(state_agreed_put(fx->st, p1, "c\"d\n", "3",
+			    &(struct provenance){ NULL, "two-way", "unchanged", NULL }, 6, &fx->err));
+	OK(state_agreed_put(fx->st, p1, "c\"d\n", "4",
+			    &(struct provenance){ NULL, "two-way", "unchanged", NULL }, 6, &fx->err));
+	expect_peek(fx->path, "SELECT group_concat(field || '=' || value, ' ') FROM field_value "
+		    "WHERE person_id = 1 AND field IN ('a/b', 'c\"d' || char(10))", "a/b=2 c\"d\n=4");
+	expect_peek(fx->path, "SELECT fields ->> ('$.' || json_quote('a/b') || '[0]') FROM agreed WHERE person_id = 1", "2");
+
 	/* An empty patch writes nothing. */
 	state_patch_init(&patch);
 	OK(state_agreed_write(fx->st, 99, &patch, &fx->err));
