@@ -94,30 +94,31 @@ static int send_create(struct run *r, int s, const struct outbox_item *it, struc
 }
 
 /* Whether this run knows the record as it was less than recheck_after
- * seconds ago, so an update may go without reading it again. Counted from
- * when the run began to read the system (its poll, or the last re-check
- * listing read to the end): every read of it this run came later. What
- * the run knows: with its changed-since listing read to the end, every
- * record (one a user changed before then was listed and observed); without
- * a listing, a record read this run (found or created by its keys, swept,
- * or read before an earlier write). A listing cut short says nothing of
- * what it did not reach, so its records are read. */
+ * seconds ago, so an update may go without reading it again. With its
+ * changed-since listing read to the end, the run knows every record as of
+ * when that listing began (its poll, or the last re-check listing): one a
+ * user changed before then was listed and observed. Without a listing, it
+ * knows a record it read this run (found or created by its keys, or
+ * swept) as of that read: counted from the read itself, not from the
+ * run's start, because a first sync reaches its updates minutes after it
+ * began. A listing cut short says nothing of what it did not reach, so
+ * its records are read. */
 static bool known_recently(const struct run *r, int s, const struct outbox_item *it)
 {
 	const struct system_run *sr = &r->sys[s];
-	long long seen = 0;
+	long long window = sr->conf->recheck_after * 1000LL, seen = 0, read_ms = 0;
 	struct df_err e = { 0 };
 
-	if (sr->conf->recheck_after <= 0 || sr->read_from_ms <= 0 ||
-	    time_now_ms() - sr->read_from_ms >= sr->conf->recheck_after * 1000LL)
+	if (window <= 0)
 		return false;
 	if (sr->listed)
-		return true;
+		return sr->read_from_ms > 0 && time_now_ms() - sr->read_from_ms < window;
 	/* A state error reads the record, the safe way; it shows again at
 	 * the run's next statement. */
-	if (sr->conf->listing || state_snapshot_seen_run(r->st, sr->conf->name, it->remote_id, &seen, &e))
+	if (sr->conf->listing ||
+	    state_snapshot_seen_run(r->st, sr->conf->name, it->remote_id, &seen, &read_ms, &e))
 		return false;
-	return seen == r->id;
+	return seen == r->id && time_now_ms() - read_ms < window;
 }
 
 /* Whether the write stage lists system s again before an update

@@ -76,9 +76,22 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 }
 
 int state_snapshot_seen_run(struct state *st, const char *system, const char *remote_id,
-			    long long *run, struct df_err *err)
+			    long long *run, long long *read_ms, struct df_err *err)
 {
-	return query_int(st, S_SNAP_SEEN_RUN, system, remote_id, run, NULL, err);
+	sqlite3_stmt *s = stmt(st, S_SNAP_SEEN_RUN, err);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, system);
+	bind_text(s, 2, remote_id);
+	rc = sqlite3_step(s);
+	*run = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	*read_ms = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(st, err, "read snapshot");
+	return 0;
 }
 
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,

@@ -47,7 +47,7 @@ static const char *const sql[S_COUNT] = {
 			 "AND l.remote_id = s.remote_id AND l.deleted_run IS NULL "
 			 "WHERE s.system = ?1 AND s.remote_id = ?2",
 	[S_SNAP_DIGEST] = "UPDATE snapshot SET listed_digest = ?3 WHERE system = ?1 AND remote_id = ?2",
-	[S_SNAP_SEEN_RUN] = "SELECT seen_run FROM snapshot WHERE system = ?1 AND remote_id = ?2",
+	[S_SNAP_SEEN_RUN] = "SELECT seen_run, swept_ms FROM snapshot WHERE system = ?1 AND remote_id = ?2",
 	[S_SNAP_COUNT] = "SELECT coalesce((SELECT n FROM snapshot_count WHERE system = ?1), 0)",
 	[S_LINK_GET] = "SELECT person_id FROM link WHERE system = ?1 AND remote_id = ?2 AND deleted_run IS NULL",
 	[S_LINK_OF] = "SELECT remote_id FROM link WHERE person_id = ?1 AND system = ?2 AND deleted_run IS NULL",

@@ -84,9 +84,12 @@ int state_snapshot_put(struct state *st, const char *system, const struct record
 int state_snapshot_seen(struct state *st, const char *system, const char *remote_id,
 			long long updated_ms, const unsigned char *digest, long long run, struct df_err *err);
 /* The last run that read the record or wrote it with the system's answer
- * (seen_run); 0 when there is no snapshot. */
+ * (seen_run), and when the record was last read whole (its first read or
+ * the sweep's; a read before a write or a write's answer does not move
+ * it, so it is never later than the last read); 0 and 0 when there is no
+ * snapshot. */
 int state_snapshot_seen_run(struct state *st, const char *system, const char *remote_id,
-			    long long *run, struct df_err *err);
+			    long long *run, long long *read_ms, struct df_err *err);
 /* Digest of a record as a listing showed it (engine/observe.c), to tell a
  * record listed again unchanged before it is parsed into values. */
 #define STATE_DIGEST 16
