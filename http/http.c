@@ -20,9 +20,22 @@
 #include "../core/str.h"
 
 #define ANSWER_RING 1024
+#define HEADER_SETS 4
+
+/* A request's header list, built once and kept for the client's life:
+ * the same few sets (with or without a body, each connector's extra
+ * headers) serve every request, and libcurl reads the list, never keeps
+ * or changes it. */
+struct header_set {
+	struct curl_slist *list;        /* NULL: slot unused */
+	struct curl_slist *extra;       /* where the caller's headers start in list */
+	bool body;
+};
 
 struct http_client {
 	CURL *curl;
+	char errbuf[CURL_ERROR_SIZE];
+	struct header_set hsets[HEADER_SETS];
 	char *system;
 	char *base_url;
 	char *auth_header;
@@ -56,6 +69,39 @@ struct http_client {
 #define REAUTH_MARGIN_MS 120000LL
 #define MAX_REAUTHS 4
 
+static size_t on_body(char *data, size_t size, size_t n, void *arg);
+static size_t on_header(char *data, size_t size, size_t n, void *arg);
+
+/* The options that are the same for every request of the client, set once
+ * on its handle (a reset per request cost as much again as building the
+ * request; attempt() sets the rest each time). */
+static void handle_setup(struct http_client *c)
+{
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (c->o.max_body)
+		curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o.max_body);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, c->o.tls_verify ? 1L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, c->o.tls_verify ? 2L : 0L);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
+	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
+}
+
+/* Drops the kept header lists (they hold the credentials). */
+static void header_sets_free(struct http_client *c)
+{
+	for (int i = 0; i < HEADER_SETS; i++) {
+		for (struct curl_slist *l = c->hsets[i].list; l; l = l->next)
+			explicit_bzero(l->data, strlen(l->data));
+		curl_slist_free_all(c->hsets[i].list);
+		c->hsets[i] = (struct header_set){ 0 };
+	}
+}
+
 struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
 {
 	struct http_client *c = xcalloc(1, sizeof(*c));
@@ -79,6 +125,7 @@ struct http_client *http_new(const struct http_opts *opts, struct df_err *err)
 	c->refilled_ms = time_now_ms();
 	c->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 	http_limits_clear(&c->lim);
+	handle_setup(c);
 	return c;
 }
 
@@ -87,6 +134,7 @@ void http_free(struct http_client *c)
 	if (c == NULL)
 		return;
 	curl_easy_cleanup(c->curl);
+	header_sets_free(c);
 	free(c->system);
 	free(c->base_url);
 	if (c->auth_header)
@@ -354,13 +402,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 }
 
 /* One attempt. Returns the HTTP status, or 0 on a transport failure with
- * the reason in why. */
+ * the reason in why. Only what differs between requests is set here: every
+ * option attempt sets, it sets on every call, so nothing of an earlier
+ * request (a body, a method) carries over. */
 static long attempt(struct http_client *c, const char *method, const char *url,
 		    const char *body, struct curl_slist *hdrs, struct body *out,
 		    struct http_limits *lim, bool *sent, char *why, size_t whylen)
 {
 	long request_size = 0;
-	char errbuf[CURL_ERROR_SIZE] = "";
 	long long timeout_ms = c->o.timeout * 1000LL, left = time_left_ms(c);
 	long status = 0;
 	CURLcode rc;
@@ -368,28 +417,22 @@ static long attempt(struct http_client *c, const char *method, const char *url,
 	if (left < timeout_ms)
 		timeout_ms = left;
 
-	curl_easy_reset(c->curl);
+	c->errbuf[0] = '\0';
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	if (c->o.max_body)
-		curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o.max_body);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, c->o.tls_verify ? 1L : 0L);
-	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, c->o.tls_verify ? 2L : 0L);
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, lim);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
 	if (body != NULL) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else {
+		/* Back to a GET: no body of an earlier request is sent. */
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	}
+	/* GET needs no custom method; any other is named (libcurl sends a
+	 * body-less request as GET and one with a body as POST otherwise). */
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? NULL : method);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, lim);
 	rc = curl_easy_perform(c->curl);
 	/* Bytes of the request that left us: none means the server cannot
 	 * have acted on it. */
@@ -407,7 +450,7 @@ static long attempt(struct http_client *c, const char *method, const char *url,
 	}
 	if (rc != CURLE_OK) {
 		/* curl's message names host and port at most, never the query. */
-		snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		snprintf(why, whylen, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 		return 0;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -506,22 +549,55 @@ static void add_excerpt(struct strbuf *sb, const struct http_client *c, const ch
 
 #define EXCERPT_MAX 200
 
-/* The request's headers: Accept, a JSON Content-Type unless the caller
- * gives its own, the credentials, then the caller's. */
-static struct curl_slist *build_headers(const struct http_client *c, const char *body,
-					const char *const *headers)
+/* Whether the caller's part of a kept header list is exactly headers. */
+static bool extra_same(const struct curl_slist *l, const char *const *headers)
 {
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-	bool own_type = false;
+	int i = 0;
 
-	for (int i = 0; headers && headers[i]; i++)
-		own_type |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+	for (; l && headers && headers[i]; l = l->next, i++)
+		if (strcmp(l->data, headers[i]) != 0)
+			return false;
+	return l == NULL && (headers == NULL || headers[i] == NULL);
+}
+
+/* The request's headers: Accept, a JSON Content-Type unless the caller
+ * gives its own, no "Expect: 100-continue" (libcurl would otherwise wait
+ * for the server's go-ahead, a round trip, before a body over 1 kB), the
+ * credentials, then the caller's. Built once per set and kept (borrowed:
+ * the client owns it); the oldest set gives way when all slots are used. */
+static struct curl_slist *headers_for(struct http_client *c, const char *body,
+				      const char *const *headers)
+{
+	struct header_set *hs;
+	struct curl_slist *hdrs, *tail;
+	bool own_type = false;
+	int i;
+
+	for (i = 0; i < HEADER_SETS && c->hsets[i].list; i++)
+		if (c->hsets[i].body == (body != NULL) && extra_same(c->hsets[i].extra, headers))
+			return c->hsets[i].list;
+	if (i == HEADER_SETS) {
+		/* All used: the first gives way (a client uses two or three). */
+		for (struct curl_slist *l = c->hsets[0].list; l; l = l->next)
+			explicit_bzero(l->data, strlen(l->data));
+		curl_slist_free_all(c->hsets[0].list);
+		memmove(&c->hsets[0], &c->hsets[1], (HEADER_SETS - 1) * sizeof(c->hsets[0]));
+		i = HEADER_SETS - 1;
+	}
+	hs = &c->hsets[i];
+	for (int k = 0; headers && headers[k]; k++)
+		own_type |= strncasecmp(headers[k], "Content-Type:", 13) == 0;
+	hdrs = curl_slist_append(NULL, "Accept: application/json");
 	if (body && !own_type)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
 	if (c->auth_header)
 		hdrs = curl_slist_append(hdrs, c->auth_header);
-	for (int i = 0; headers && headers[i]; i++)
-		hdrs = curl_slist_append(hdrs, headers[i]);
+	for (tail = hdrs; tail->next; tail = tail->next)
+		;
+	for (int k = 0; headers && headers[k]; k++)
+		hdrs = curl_slist_append(hdrs, headers[k]);
+	*hs = (struct header_set){ .list = hdrs, .extra = tail->next, .body = body != NULL };
 	return hdrs;
 }
 
@@ -552,6 +628,7 @@ static int renew(struct http_client *c, struct df_err *err)
 		return df_fail(err, DF_FAIL_AUTH, "%s: credentials could not be renewed: %s; nothing more is "
 			       "sent to %s in this run", c->system, e.msg, c->system);
 	}
+	header_sets_free(c);       /* they carry the old credentials */
 	replace_secret(&c->auth_header, a.header);
 	replace_secret(&c->secret, a.secret);
 	c->o.auth_header = c->auth_header;
@@ -638,8 +715,7 @@ static int request(struct http_client *c, const char *method, const char *path,
 		c->lim_sent++;
 		sb_init(&out.sb);
 		http_limits_clear(&lim);
-		curl_slist_free_all(hdrs);
-		hdrs = build_headers(c, body, headers);
+		hdrs = headers_for(c, body, headers);
 		status = attempt(c, method, url, body, hdrs, &out, &lim, &sent, why, sizeof(why));
 		log_debug("event=http system=%s method=%s path=%.*s status=%ld attempt=%d",
 			  c->system, method, (int)plen, path, status, n + 1);
@@ -729,7 +805,6 @@ static int request(struct http_client *c, const char *method, const char *path,
 			burst_renewed(c);
 		}
 	}
-	curl_slist_free_all(hdrs);
 	free(url);
 	return rc;
 }
