@@ -83,7 +83,7 @@ static int aloware_poll_contacts(void *self, long long since_ms, char **cursor,
 				 struct connector_page *page, struct df_err *err)
 {
 	static const struct jm_listing contacts = {
-		"/api/v1/contacts", "data", "next_cursor", true, aloware_parse, NULL,
+		"/api/v1/contacts", "data", "next_cursor", true, aloware_parse, NULL, "updated_at",
 	};
 
 	return jm_list_page(self, &contacts, since_ms, cursor, page, err);
@@ -222,7 +222,7 @@ static int aloware_poll_events(void *self, const char *stream, long long since_m
 	if (strcmp(stream, "calls") != 0)
 		return df_fail(err, DF_FAIL_REMOTE, "aloware has no %s stream", stream);
 	static const struct jm_listing calls = {
-		"/api/v1/calls", "data", "next_cursor", true, NULL, call_parse,
+		"/api/v1/calls", "data", "next_cursor", true, NULL, call_parse, NULL,
 	};
 
 	return jm_list_page(self, &calls, since_ms, cursor, page, err);

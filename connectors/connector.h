@@ -43,6 +43,12 @@ struct connector_page {
 	int nevents;
 	struct bad_record *bad;
 	int nbad;
+	/* Set by the caller before a contacts listing is read, or NULL: true
+	 * when the record of this id and raw digest (record.raw) is one it
+	 * already holds unchanged. Such a record is not parsed: it comes as
+	 * remote_id and updated_ms with listed_same set. */
+	bool (*same)(void *arg, const char *remote_id, const unsigned char *raw);
+	void *same_arg;
 };
 
 struct field_change {

@@ -243,6 +243,32 @@ static int read_contact(struct conn *g, const struct http_response *resp, struct
 	return rc;
 }
 
+/* A search answer read the cheap way (jm_raw_listing): 1 when the page is
+ * filled (and *cursor, from the final item's searchAfter when the page is
+ * full), 0 when it is to be read whole, -1 on failure. */
+static int raw_page(struct conn *g, const struct http_response *resp, char **cursor,
+		    struct connector_page *page, struct df_err *err)
+{
+	static const struct jm_raw search = { "contacts", NULL, "dateUpdated", ghl_parse };
+	struct jm_raw_out ro;
+	json_object *item, *sa;
+	int done = jm_raw_listing(g, resp->body, resp->len, &search, page, &ro, err);
+
+	if (done <= 0 || ro.count != (size_t)g->sc->page_size)
+		return done;
+	item = jm_parse_text(ro.last, ro.last_len);
+	if (item != NULL && json_object_is_type(item, json_type_object) &&
+	    json_object_object_get_ex(item, "searchAfter", &sa) && json_object_is_type(sa, json_type_array)) {
+		*cursor = jm_to_string(sa);
+	} else {
+		/* The cursor is then an earlier item's: the whole answer says. */
+		jm_page_restart(page);
+		done = 0;
+	}
+	json_object_put(item);
+	return done;
+}
+
 static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 			     struct connector_page *page, struct df_err *err)
 {
@@ -283,6 +309,10 @@ static int ghl_poll_contacts(void *self, long long since_ms, char **cursor,
 	if (rc) {
 		http_response_free(&resp);
 		return -1;
+	}
+	if ((rc = raw_page(g, &resp, cursor, page, err)) != 0) {
+		http_response_free(&resp);
+		return rc > 0 ? 0 : -1;
 	}
 	o = jm_parse(&resp, g->sc->name, err);
 	http_response_free(&resp);

@@ -391,6 +391,301 @@ int jm_page_add(struct connector_page *page, json_object *item, const char *id_k
 	return 0;
 }
 
+/*
+ * A listing read the cheap way. Most records of a listing are listed again
+ * unchanged (the lookback window, a full run): those are not parsed at all.
+ * The answer's text is split into its items by their brackets alone; each
+ * item is digested as bytes (with how this connector reads them: the
+ * configured keys and the custom fields' ids), and only an item the
+ * engine does not hold unchanged (page->same) is parsed, as before. Two
+ * equal digests mean the same bytes read the same way, so an item taken
+ * unchanged was parsed whole, from the same bytes, when its digest was
+ * kept. Anything unusual in the answer's shape (an escape in a key or in
+ * the cursor, an item that is not an object, a key twice) makes the
+ * caller parse the whole answer, the old way: this path only ever skips
+ * work, never changes what is read.
+ */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static const char *skip_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Past the closing quote of the string opening at p; NULL when it does not
+ * end. *esc says it holds a backslash. */
+static const char *string_end(const char *p, const char *e, bool *esc)
+{
+	for (p++; p < e; p++) {
+		if (*p == '\\') {
+			*esc = true;
+			p++;
+		} else if (*p == '"') {
+			return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Past the value starting at p; NULL when the text ends first or there is
+ * none. Brackets and strings only: json-c reads the rest when the value
+ * is parsed. */
+static const char *value_end(const char *p, const char *e)
+{
+	const char *start = p;
+	int depth = 0;
+	bool esc;
+
+	if (p >= e)
+		return NULL;
+	if (*p != '{' && *p != '[' && *p != '"') {
+		while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+		       *p != '\n' && *p != '\r' && *p != '{' && *p != '[' && *p != '"' && *p != ':')
+			p++;
+		return p > start ? p : NULL;
+	}
+	do {
+		if (*p == '"') {
+			if ((p = string_end(p, e, &esc)) == NULL)
+				return NULL;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']')
+			depth--;
+		p++;
+	} while (depth > 0 && p < e);
+	return depth == 0 ? p : NULL;
+}
+
+/* The values of the given keys among the members of the object at p (its
+ * '{'); a key not found has a NULL span. Returns past the object, or NULL
+ * when it is not one, a key holds an escape, or a wanted key comes twice. */
+static const char *object_members(const char *p, const char *e, const char *const *keys,
+				  struct span *vals, int nkeys)
+{
+	for (int i = 0; i < nkeys; i++)
+		vals[i] = (struct span){ NULL, 0 };
+	if (p >= e || *p != '{')
+		return NULL;
+	p = skip_ws(p + 1, e);
+	if (p < e && *p == '}')
+		return p + 1;
+	for (;;) {
+		const char *k = p + 1, *v;
+		size_t kn;
+		bool esc = false;
+
+		if (p >= e || *p != '"' || (p = string_end(p, e, &esc)) == NULL || esc)
+			return NULL;
+		kn = (size_t)(p - 1 - k);
+		p = skip_ws(p, e);
+		if (p >= e || *p != ':')
+			return NULL;
+		p = skip_ws(p + 1, e);
+		if ((v = value_end(p, e)) == NULL)
+			return NULL;
+		for (int i = 0; i < nkeys; i++) {
+			if (strlen(keys[i]) != kn || memcmp(k, keys[i], kn) != 0)
+				continue;
+			if (vals[i].p != NULL)
+				return NULL;
+			vals[i] = (struct span){ p, (size_t)(v - p) };
+		}
+		p = skip_ws(v, e);
+		if (p < e && *p == ',') {
+			p = skip_ws(p + 1, e);
+			continue;
+		}
+		return p < e && *p == '}' ? p + 1 : NULL;
+	}
+}
+
+/* The text of a string value without its quotes, when it holds no escape
+ * (then it is exactly what json-c would read). */
+static bool plain_string(struct span v, struct span *out)
+{
+	bool esc = false;
+
+	if (v.n < 2 || v.p[0] != '"' || string_end(v.p, v.p + v.n, &esc) != v.p + v.n || esc)
+		return false;
+	*out = (struct span){ v.p + 1, v.n - 2 };
+	return true;
+}
+
+/* Copies a span into buf as a C string; false when it does not fit or
+ * holds a NUL. */
+static bool span_text(struct span v, char *buf, size_t size)
+{
+	if (v.n == 0 || v.n >= size || memchr(v.p, '\0', v.n) != NULL)
+		return false;
+	memcpy(buf, v.p, v.n);
+	buf[v.n] = '\0';
+	return true;
+}
+
+/* The start of an item's digest: what decides how this connector reads an
+ * item besides its bytes (the binary's version for its code, the custom
+ * fields' keys and, when resolved, ids and types). */
+static void raw_seed(const struct conn *c, unsigned long long h[2])
+{
+	hash128_init(h);
+	hash128_add(h, DF_VERSION, sizeof(DF_VERSION));
+	for (int f = F_NBUILTIN; f < fields_count(); f++) {
+		const char *parts[3] = { c->sc->field_key[f], c->field_id[f], c->field_type[f] };
+		for (int i = 0; i < 3; i++)
+			hash128_add(h, parts[i] ? parts[i] : "\1", parts[i] ? strlen(parts[i]) + 1 : 2);
+	}
+}
+
+/* One listed item: taken unchanged when its id and update time read from
+ * its bytes and its digest are what the caller holds, else parsed as
+ * before. 0: done; 1: not JSON (the caller reads the answer whole, which
+ * fails it as before); -1: failure. */
+static int raw_item(struct conn *c, const unsigned long long seed[2], struct span item,
+		    const char *time_key, int (*parse)(void *self, json_object *o, struct record *r,
+						       struct df_err *err),
+		    struct connector_page *page, struct df_err *err)
+{
+	const char *keys[2] = { "id", time_key };
+	unsigned long long h[2] = { seed[0], seed[1] };
+	unsigned char raw[RECORD_RAW_DIGEST];
+	struct span v[2], id, when;
+	char idbuf[256], when_buf[64];
+	long long updated;
+	json_object *o;
+	int n = page->nrecs, rc;
+
+	hash128_add(h, item.p, item.n);
+	hash128_out(h, raw);
+	if (object_members(item.p, item.p + item.n, keys, v, 2) == item.p + item.n && v[0].p && v[1].p &&
+	    plain_string(v[1], &when) && span_text(when, when_buf, sizeof(when_buf)) &&
+	    (updated = time_parse_iso(when_buf)) >= 0 &&
+	    (plain_string(v[0], &id) || (id = v[0], strspn(id.p, "-0123456789") >= id.n)) &&
+	    span_text(id, idbuf, sizeof(idbuf)) && page->same(page->same_arg, idbuf, raw)) {
+		struct record r;
+		record_init(&r);
+		r.remote_id = xstrdup(idbuf);
+		r.updated_ms = updated;
+		r.has_raw = r.listed_same = true;
+		memcpy(r.raw, raw, sizeof(raw));
+		page->recs = xrealloc(page->recs, (size_t)(page->nrecs + 1) * sizeof(*page->recs));
+		page->recs[page->nrecs++] = r;
+		return 0;
+	}
+	if ((o = jm_parse_text(item.p, item.n)) == NULL)
+		return 1;
+	rc = jm_page_add(page, o, "id", parse, c, err);
+	json_object_put(o);
+	if (rc == 0 && page->nrecs > n) {
+		page->recs[n].has_raw = true;
+		memcpy(page->recs[n].raw, raw, sizeof(raw));
+	}
+	return rc;
+}
+
+void jm_page_restart(struct connector_page *page)
+{
+	bool (*same)(void *, const char *, const unsigned char *) = page->same;
+	void *arg = page->same_arg;
+
+	connector_page_clear(page);
+	page->same = same;
+	page->same_arg = arg;
+}
+
+static int id_order(const void *a, const void *b)
+{
+	const struct record *x = *(const struct record *const *)a, *y = *(const struct record *const *)b;
+
+	return strcmp(x->remote_id, y->remote_id);
+}
+
+/* True when a record taken unchanged shares its id with another of the
+ * page: observing the other could change what it was compared with, so
+ * the page is read whole, every item observed in its order, as before. */
+static bool unparsed_twice(const struct connector_page *page)
+{
+	const struct record **v;
+	bool twice = false, any = false;
+
+	for (int i = 0; i < page->nrecs && !any; i++)
+		any = page->recs[i].listed_same;
+	if (!any || page->nrecs < 2)
+		return false;
+	v = xcalloc((size_t)page->nrecs, sizeof(*v));
+	for (int i = 0; i < page->nrecs; i++)
+		v[i] = &page->recs[i];
+	qsort(v, (size_t)page->nrecs, sizeof(*v), id_order);
+	for (int i = 1; i < page->nrecs && !twice; i++)
+		twice = strcmp(v[i - 1]->remote_id, v[i]->remote_id) == 0 &&
+			(v[i - 1]->listed_same || v[i]->listed_same);
+	free(v);
+	return twice;
+}
+
+int jm_raw_listing(struct conn *c, const char *text, size_t len, const struct jm_raw *l,
+		   struct connector_page *page, struct jm_raw_out *out, struct df_err *err)
+{
+	const char *keys[2] = { l->items, l->next };
+	const char *e = text + len, *p, *end;
+	unsigned long long seed[2];
+	struct span v[2], cursor;
+
+	memset(out, 0, sizeof(*out));
+	if (page->same == NULL || l->time_key == NULL || text == NULL || page->nrecs || page->nbad)
+		return 0;
+	p = object_members(skip_ws(text, e), e, keys, v, l->next ? 2 : 1);
+	if (p == NULL || skip_ws(p, e) != e || v[0].p == NULL || v[0].p[0] != '[')
+		return 0;
+	if (l->next && v[1].p && v[1].p[0] == '"') {
+		if (!plain_string(v[1], &cursor) || memchr(cursor.p, '\0', cursor.n))
+			return 0;
+		out->next = cursor.p;
+		out->next_len = cursor.n;
+	}
+	raw_seed(c, seed);
+	end = v[0].p + v[0].n - 1;      /* its ']' */
+	p = skip_ws(v[0].p + 1, end);
+	while (p < end) {
+		const char *q = *p == '{' ? value_end(p, end) : NULL;
+		int rc;
+
+		if (q == NULL) {
+			jm_page_restart(page);
+			return 0;
+		}
+		rc = raw_item(c, seed, (struct span){ p, (size_t)(q - p) }, l->time_key, l->parse, page, err);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			jm_page_restart(page);
+			return 0;
+		}
+		out->last = p;
+		out->last_len = (size_t)(q - p);
+		out->count++;
+		p = skip_ws(q, end);
+		if (p == end)
+			break;
+		if (*p != ',' || (p = skip_ws(p + 1, end)) == end) {
+			jm_page_restart(page);     /* not a list json-c reads as one */
+			return 0;
+		}
+	}
+	if (unparsed_twice(page)) {
+		jm_page_restart(page);
+		return 0;
+	}
+	return 1;
+}
+
 int jm_page_add_event(struct connector_page *page, json_object *item, const char *id_key,
 		      int (*parse)(void *self, json_object *o, struct event *ev, struct df_err *err),
 		      void *self, struct df_err *err)
@@ -558,6 +853,19 @@ int jm_list_page(struct conn *c, const struct jm_listing *l, long long since_ms,
 	sb_free(&url);
 	free(*cursor);
 	*cursor = NULL;
+	if (rc == 0 && l->record) {
+		const struct jm_raw raw = { l->items, l->next, l->time_key, l->record };
+		struct jm_raw_out ro;
+		int done = jm_raw_listing(c, resp.body, resp.len, &raw, page, &ro, err);
+		if (done > 0 && ro.next) {
+			*cursor = xcalloc(ro.next_len + 1, 1);
+			memcpy(*cursor, ro.next, ro.next_len);
+		}
+		if (done) {
+			http_response_free(&resp);
+			return done > 0 ? 0 : -1;
+		}
+	}
 	o = rc ? NULL : jm_parse(&resp, c->sc->name, err);
 	http_response_free(&resp);
 	if (o == NULL)

@@ -111,7 +111,40 @@ struct jm_listing {
 	bool token_in_query;    /* Aloware: api_token=<token> in the query */
 	int (*record)(void *self, json_object *o, struct record *r, struct df_err *err);
 	int (*event)(void *self, json_object *o, struct event *ev, struct df_err *err);
+	/* Key of a record's update time, for a record listing read the cheap
+	 * way (jm_raw_listing); NULL: every item is parsed. */
+	const char *time_key;
 };
+/*
+ * A record listing's answer read the cheap way: the items are split by
+ * their brackets, and an item the caller holds unchanged (page->same, by
+ * its id and digest) is not parsed; the others are parsed by parse as
+ * jm_page_add does. Returns 1 when the page is filled, with out->next the
+ * cursor's text (not NUL-terminated, NULL when the answer has no string
+ * there; borrowed from text) and out->last the final item's text; 0 when
+ * the answer must be parsed whole (page->same unset, or a shape this
+ * reader does not take: the page is left empty); -1 on failure (err).
+ */
+struct jm_raw {
+	const char *items;      /* key of the item array */
+	const char *next;       /* key of the next cursor, or NULL */
+	const char *time_key;   /* key of a record's update time */
+	int (*parse)(void *self, json_object *o, struct record *r, struct df_err *err);
+};
+struct jm_raw_out {
+	const char *next;
+	size_t next_len;
+	const char *last;
+	size_t last_len;
+	size_t count;           /* items in the answer */
+};
+int jm_raw_listing(struct conn *c, const char *text, size_t len, const struct jm_raw *l,
+		   struct connector_page *page, struct jm_raw_out *out, struct df_err *err);
+
+/* Drops what a cheap read put in page (keeping page->same), for the
+ * answer to be read whole. */
+void jm_page_restart(struct connector_page *page);
+
 int jm_list_page(struct conn *c, const struct jm_listing *l, long long since_ms, char **cursor,
 		 struct connector_page *page, struct df_err *err);
 

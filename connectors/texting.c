@@ -50,7 +50,7 @@ static int texting_poll_contacts(void *self, long long since_ms, char **cursor,
 				 struct connector_page *page, struct df_err *err)
 {
 	static const struct jm_listing events = {
-		"/api/v1/optouts/events", "events", "nextCursor", false, event_parse, NULL,
+		"/api/v1/optouts/events", "events", "nextCursor", false, event_parse, NULL, NULL,
 	};
 
 	return jm_list_page(self, &events, since_ms, cursor, page, err);
@@ -179,7 +179,7 @@ static int texting_poll_events(void *self, const char *stream, long long since_m
 	if (strcmp(stream, "messages") != 0)
 		return df_fail(err, DF_FAIL_REMOTE, "texting has no %s stream", stream);
 	static const struct jm_listing messages = {
-		"/api/v1/messages", "messages", "nextCursor", false, NULL, message_parse,
+		"/api/v1/messages", "messages", "nextCursor", false, NULL, message_parse, NULL,
 	};
 
 	return jm_list_page(self, &messages, since_ms, cursor, page, err);

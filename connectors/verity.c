@@ -90,7 +90,7 @@ static int verity_poll_contacts(void *self, long long since_ms, char **cursor,
 				struct connector_page *page, struct df_err *err)
 {
 	static const struct jm_listing contacts = {
-		"/api/v1/contacts", "contacts", "nextCursor", false, verity_parse, NULL,
+		"/api/v1/contacts", "contacts", "nextCursor", false, verity_parse, NULL, "updatedAt",
 	};
 
 	return jm_list_page(self, &contacts, since_ms, cursor, page, err);

@@ -45,6 +45,8 @@ bool field_is_optout(int f);
 const char *optout_channel(int f);      /* "sms", "call", "email" */
 void fields_reset(void);                /* back to built-ins only (tests) */
 
+#define RECORD_RAW_DIGEST 16
+
 struct record {
 	char *remote_id;
 	long long updated_ms;   /* the system's own update time, -1 if unknown */
@@ -54,6 +56,14 @@ struct record {
 	 * direction (an opt-out read as opted out): the record is used, and
 	 * the problem is reported. NULL otherwise. */
 	char *problem;
+	/* A listed record's digest by the connector (has_raw): the answer's
+	 * bytes of it and how the connector reads them, so equal digests mean
+	 * the same record read the same way. */
+	bool has_raw;
+	unsigned char raw[RECORD_RAW_DIGEST];
+	/* Not parsed: the listing's caller found it unchanged by its digest
+	 * (connector_page.same); only remote_id, updated_ms and raw hold. */
+	bool listed_same;
 };
 
 void record_init(struct record *r);

@@ -253,3 +253,27 @@ long long time_now_ms(void)
 	gettimeofday(&tv, NULL);
 	return tv.tv_sec * 1000LL + tv.tv_usec / 1000;
 }
+
+void hash128_init(unsigned long long h[2])
+{
+	h[0] = 1469598103934665603ULL;
+	h[1] = 0x243F6A8885A308D3ULL;
+}
+
+void hash128_add(unsigned long long h[2], const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		h[0] = (h[0] ^ p[i]) * 1099511628211ULL;
+		h[1] = (h[1] ^ p[i]) * 0x9E3779B97F4A7C15ULL;
+		h[1] ^= h[1] >> 29;
+	}
+}
+
+void hash128_out(const unsigned long long h[2], unsigned char out[16])
+{
+	for (int i = 0; i < 2; i++)
+		for (int b = 0; b < 8; b++)
+			out[i * 8 + b] = (unsigned char)(h[i] >> (8 * b));
+}

@@ -38,6 +38,13 @@ bool str_eq(const char *a, const char *b); /* NULL equals "" */
 /* Milliseconds since the epoch from ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff](Z|+hh:mm)"
  * or "YYYY-MM-DD HH:MM:SS"; -1 when the text is not a timestamp. */
 long long time_parse_iso(const char *s);
+
+/* A 128-bit digest in two different 64-bit hashes (FNV-1a, and a
+ * multiply-xorshift): fast, not cryptographic. hash128_init, then
+ * hash128_add the parts in order, then hash128_out (16 bytes). */
+void hash128_init(unsigned long long h[2]);
+void hash128_add(unsigned long long h[2], const void *data, size_t n);
+void hash128_out(const unsigned long long h[2], unsigned char out[16]);
 /* Writes "YYYY-MM-DDTHH:MM:SS.fffZ" into out (at least 25 bytes). */
 void time_format_iso(long long ms, char *out, size_t n);
 long long time_now_ms(void);

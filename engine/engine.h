@@ -143,6 +143,14 @@ int poll_recheck(struct run *r, int s);
 
 /* observe.c: one polled record of system s, inside the page's transaction. */
 int observe_record(struct run *r, int s, struct record *rec);
+/* connector_page.same for a contacts listing of system s: whether the
+ * record of that id and raw digest is held unchanged (observe_unchanged's
+ * test, before the record is parsed). arg: a struct observe_listing. */
+struct observe_listing {
+	struct run *r;
+	int s;
+};
+bool observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw);
 /* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
 /* Journals (observed) each field rec states that differs from old (may be

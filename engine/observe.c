@@ -204,38 +204,36 @@ static int own_echo(struct run *r, int s, const struct record *rec)
  * its update time, and for each field whether the system carries it, its
  * kind and its value (NULL apart from ""), and the default country phones
  * are read in. Equal digests mean the same record read the same way. Two
- * different 64-bit hashes (FNV-1a, and a multiply-xorshift): not
- * cryptographic, so a value crafted to collide could at worst hide an edit
- * until the record changes again or the sweep reads it whole.
+ * different 64-bit hashes (core/str.h hash128): not cryptographic, so a
+ * value crafted to collide could at worst hide an edit until the record
+ * changes again or the sweep reads it whole.
+ *
+ * A record the listing digested as bytes (rec->has_raw: the connector's
+ * part, how it reads them included) has that digest in place of its update
+ * time and values: it can then be compared before it is parsed.
  */
-static void digest_add(unsigned long long h[2], const void *data, size_t n)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < n; i++) {
-		h[0] = (h[0] ^ p[i]) * 1099511628211ULL;
-		h[1] = (h[1] ^ p[i]) * 0x9E3779B97F4A7C15ULL;
-		h[1] ^= h[1] >> 29;
-	}
-}
-
 static void digest_of(const struct run *r, int s, const struct record *rec, unsigned char out[STATE_DIGEST])
 {
-	unsigned long long h[2] = { 1469598103934665603ULL, 0x243F6A8885A308D3ULL };
+	unsigned long long h[2];
 	const char *country = r->cfg->default_country ? r->cfg->default_country : "";
 
-	digest_add(h, &rec->updated_ms, sizeof(rec->updated_ms));
-	digest_add(h, country, strlen(country) + 1);
+	hash128_init(h);
+	if (rec->has_raw)
+		hash128_add(h, rec->raw, sizeof(rec->raw));
+	else
+		hash128_add(h, &rec->updated_ms, sizeof(rec->updated_ms));
+	hash128_add(h, country, strlen(country) + 1);
 	for (int f = 0; f < fields_count(); f++) {
-		unsigned char head[2] = { (unsigned char)((rec->value[f] ? 1 : 0) | (sys_carries(&r->sys[s], f) ? 2 : 0)),
+		const char *v = rec->has_raw ? NULL : rec->value[f];
+		unsigned char head[2] = { (unsigned char)((v ? 1 : 0) | (sys_carries(&r->sys[s], f) ? 2 : 0)),
 					  (unsigned char)field_get(f)->kind };
-		digest_add(h, head, sizeof(head));
-		if (rec->value[f])
-			digest_add(h, rec->value[f], strlen(rec->value[f]) + 1);
+		hash128_add(h, head, sizeof(head));
+		if (v)
+			hash128_add(h, v, strlen(v) + 1);
 	}
-	for (int i = 0; i < 2; i++)
-		for (int b = 0; b < 8; b++)
-			out[i * 8 + b] = (unsigned char)(h[i] >> (8 * b));
+	if (rec->has_raw)
+		hash128_add(h, "raw", 4);
+	hash128_out(h, out);
 }
 
 /* A linked record listed again as the last run that took it in read it
@@ -269,6 +267,31 @@ static int observe_unchanged(struct run *r, int s, const struct record *rec, con
 	return 1;
 }
 
+bool observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw)
+{
+	struct observe_listing *l = arg;
+	const struct system_run *sr = &l->r->sys[l->s];
+	struct record rec;
+	unsigned char digest[STATE_DIGEST];
+	struct snapshot_quick q;
+	struct df_err e = { 0 };
+
+	/* A full run reads a partial listing's records whole (complete): those
+	 * are parsed, to be completed. */
+	if (l->r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
+		return false;
+	record_init(&rec);
+	rec.has_raw = true;
+	memcpy(rec.raw, raw, sizeof(rec.raw));
+	digest_of(l->r, l->s, &rec, digest);
+	/* A failure reads as a change: the record is parsed, and observing it
+	 * meets the failure again. */
+	if (state_snapshot_quick(l->r->st, sr->conf->name, remote_id, &q, &e))
+		return false;
+	return q.found && q.has_digest && q.present && q.person != 0 &&
+	       memcmp(q.digest, digest, STATE_DIGEST) == 0;
+}
+
 int observe_record(struct run *r, int s, struct record *rec)
 {
 	const char *name = r->sys[s].conf->name, *why, *how;
@@ -280,6 +303,11 @@ int observe_record(struct run *r, int s, struct record *rec)
 	int rc = -1;
 
 	r->sys[s].counts.polled++;
+	/* Found unchanged as its page was read (observe_listed_same), and
+	 * nothing since could change that: no other record of the page has its
+	 * id (jsonmap.c). A full run marks it seen and its person dirty, below. */
+	if (rec->listed_same && !r->opt->full)
+		return 0;
 	digest_of(r, s, rec, digest);
 	/* A record read with a problem is looked at again each time. */
 	listed = rec->problem ? NULL : digest;
@@ -287,6 +315,11 @@ int observe_record(struct run *r, int s, struct record *rec)
 	case -1: return -1;
 	case 1: return 0;
 	}
+	if (rec->listed_same)
+		/* Unparsed, and no longer what the state holds: only a change to
+		 * the state within this page's reading can do that. */
+		return df_fail(&r->err, DF_FAIL_TEMP, "%s: record %s changed in the state while its page was "
+			       "read; the next run reads it again", name, rec->remote_id);
 	record_init(&old);
 	if (state_snapshot_get(r->st, name, rec->remote_id, &old, &found, &r->err) ||
 	    state_link_get(r->st, name, rec->remote_id, &person, &r->err))

@@ -239,6 +239,100 @@ static void test_malformed_optout_reads_as_opted_out(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* The cheap listing reader (jm_raw_listing): an item the caller holds
+ * unchanged comes unparsed, with its id and update time; every other item
+ * is read exactly as a parse of the whole answer reads it; and a shape the
+ * reader does not take leaves the page empty for the whole answer to be
+ * parsed. */
+static const struct field_key raw_map[] = { { F_FIRST_NAME, "name" }, { 0, NULL } };
+
+static int raw_parse(void *self, json_object *o, struct record *r, struct df_err *err)
+{
+	(void)self;
+	return jm_read_id(o, "id", r, err) || jm_read_time(o, "at", r, err) ||
+	       jm_read_fields(o, raw_map, r, err) ? -1 : 0;
+}
+
+/* Holds the ids listed in arg (space-separated, each between spaces). */
+static bool raw_same(void *arg, const char *id, const unsigned char *raw)
+{
+	char key[300];
+
+	(void)raw;
+	snprintf(key, sizeof(key), " %s ", id);
+	return strstr(arg, key) != NULL;
+}
+
+static int raw_read(const char *text, const char *held, struct connector_page *page, struct jm_raw_out *out)
+{
+	static struct system_conf sc;
+	struct conn c = { .sc = &sc };
+	const struct jm_raw l = { "items", "next", "at", raw_parse };
+	struct df_err err = { 0 };
+
+	memset(page, 0, sizeof(*page));
+	page->same = raw_same;
+	page->same_arg = (void *)held;
+	return jm_raw_listing(&c, text, strlen(text), &l, page, out, &err);
+}
+
+static void test_raw_listing(void **state)
+{
+	const char *text = "{\"total\": 3, \"items\": [ {\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\", "
+			   "\"name\": \"x]}{\\\"\"}, {\"name\": \"Bo\", \"id\": 7, \"at\": \"2024-01-02T03:04:06Z\", "
+			   "\"deep\": {\"k\": [1, {\"id\": \"no\"}]}}, {\"id\": \"c\", \"at\": \"2024-01-02T03:04:07Z\"} ], "
+			   "\"next\": \"p2\"}";
+	static const struct { const char *label, *text; } whole[] = {
+		{ "escaped key", "{\"it\\u0065ms\": [], \"items\": []}" },
+		{ "trailing comma", "{\"items\": [{\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\"},]}" },
+		{ "item not an object", "{\"items\": [null]}" },
+		{ "escaped cursor", "{\"items\": [], \"next\": \"p\\u0032\"}" },
+		{ "items twice", "{\"items\": [], \"items\": []}" },
+		{ "cut short", "{\"items\": [{\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\"}" },
+		{ "trailing text", "{\"items\": []} x" },
+		{ "an id twice", "{\"items\": [{\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\"}, "
+				 "{\"id\": \"a\", \"at\": \"2024-01-02T03:04:06Z\"}]}" },
+		{ "not JSON inside", "{\"items\": [{\"id\": \"b\", \"at\": \"2024-01-02T03:04:05Z\", \"x\": tru}]}" },
+	};
+	struct connector_page page;
+	struct jm_raw_out out;
+	int bad = 0;
+
+	(void)state;
+	bad += check_int("listing", "rc", raw_read(text, " a c ", &page, &out), 1);
+	bad += check_int("listing", "records", page.nrecs, 3);
+	bad += check_int("listing", "count", (int)out.count, 3);
+	bad += check_int("listing", "cursor", out.next && out.next_len == 2 && memcmp(out.next, "p2", 2) == 0, 1);
+	bad += check_int("listing", "last", out.last && strncmp(out.last, "{\"id\": \"c\"", 10) == 0, 1);
+	if (page.nrecs == 3) {
+		bad += check_str("held a", "id", page.recs[0].remote_id, "a");
+		bad += check_int("held a", "unparsed", page.recs[0].listed_same, 1);
+		bad += check_int("held a", "updated", page.recs[0].updated_ms == time_parse_iso("2024-01-02T03:04:05Z"), 1);
+		bad += check_str("held a", "name", page.recs[0].value[F_FIRST_NAME], NULL);
+		bad += check_str("new 7", "id", page.recs[1].remote_id, "7");
+		bad += check_int("new 7", "unparsed", page.recs[1].listed_same, 0);
+		bad += check_int("new 7", "digested", page.recs[1].has_raw, 1);
+		bad += check_str("new 7", "name", page.recs[1].value[F_FIRST_NAME], "Bo");
+		bad += check_int("held c", "unparsed", page.recs[2].listed_same, 1);
+		bad += check_int("digests", "differ", memcmp(page.recs[0].raw, page.recs[2].raw, 16) != 0, 1);
+	}
+	connector_page_clear(&page);
+	/* Nothing held: every item parsed, as a parse of the whole answer. */
+	bad += check_int("none held", "rc", raw_read(text, " ", &page, &out), 1);
+	bad += check_int("none held", "records", page.nrecs, 3);
+	if (page.nrecs == 3) {
+		bad += check_str("none held", "name a", page.recs[0].value[F_FIRST_NAME], "x]}{\"");
+		bad += check_int("none held", "unparsed", page.recs[0].listed_same, 0);
+	}
+	connector_page_clear(&page);
+	for (int i = 0; i < N(whole); i++) {
+		bad += check_int(whole[i].label, "rc", raw_read(whole[i].text, " a ", &page, &out), 0);
+		bad += check_int(whole[i].label, "records", page.nrecs + page.nbad, 0);
+		connector_page_clear(&page);
+	}
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_strings_are_checked),
 		cmocka_unit_test(test_depth_is_raised_and_bounded),
 		cmocka_unit_test(test_malformed_optout_reads_as_opted_out),
+		cmocka_unit_test(test_raw_listing),
 	};
 
 	return cmocka_run_group_tests_name("input", tests, NULL, NULL);
