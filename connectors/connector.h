@@ -43,11 +43,13 @@ struct connector_page {
 	int nevents;
 	struct bad_record *bad;
 	int nbad;
-	/* Set by the caller before a contacts listing is read, or NULL: true
-	 * when the record of this id and raw digest (record.raw) is one it
-	 * already holds unchanged. Such a record is not parsed: it comes as
-	 * remote_id and updated_ms with listed_same set. */
-	bool (*same)(void *arg, const char *remote_id, const unsigned char *raw);
+	/* Set by the caller before a contacts listing is read, or NULL: 1 when
+	 * the record of this id and raw digest (record.raw) is one it already
+	 * holds unchanged, 0 when it compared and it differs, -1 when it did
+	 * not compare. A record held unchanged is not parsed: it comes as
+	 * remote_id and updated_ms with listed_same set; one that differs
+	 * comes parsed, with listed_changed set. */
+	int (*same)(void *arg, const char *remote_id, const unsigned char *raw);
 	void *same_arg;
 };
 

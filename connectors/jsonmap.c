@@ -418,18 +418,36 @@ static const char *skip_ws(const char *p, const char *e)
 }
 
 /* Past the closing quote of the string opening at p; NULL when it does not
- * end. *esc says it holds a backslash. */
+ * end. *esc says it holds a backslash. (memchr finds the quotes: a quote
+ * is the string's end unless an odd run of backslashes comes before it.) */
 static const char *string_end(const char *p, const char *e, bool *esc)
 {
-	for (p++; p < e; p++) {
-		if (*p == '\\') {
-			*esc = true;
-			p++;
-		} else if (*p == '"') {
-			return p + 1;
+	const char *from = ++p, *q;
+
+	while ((q = memchr(p, '"', (size_t)(e - p))) != NULL) {
+		const char *b = q;
+		while (b > from && b[-1] == '\\')
+			b--;
+		if ((q - b) % 2 == 0) {
+			if (b != q || memchr(from, '\\', (size_t)(q - from)) != NULL)
+				*esc = true;
+			return q + 1;
 		}
+		p = q + 1;
 	}
 	return NULL;
+}
+
+/* The bytes that end a scalar or matter inside an object or array. */
+static const unsigned char *json_marks(void)
+{
+	static unsigned char m[256];
+
+	if (!m['"']) {
+		for (const char *c = ",}] \t\n\r{[\":"; *c; c++)
+			m[(unsigned char)*c] = 1;
+	}
+	return m;
 }
 
 /* Past the value starting at p; NULL when the text ends first or there is
@@ -437,6 +455,7 @@ static const char *string_end(const char *p, const char *e, bool *esc)
  * is parsed. */
 static const char *value_end(const char *p, const char *e)
 {
+	const unsigned char *mark = json_marks();
 	const char *start = p;
 	int depth = 0;
 	bool esc;
@@ -444,24 +463,34 @@ static const char *value_end(const char *p, const char *e)
 	if (p >= e)
 		return NULL;
 	if (*p != '{' && *p != '[' && *p != '"') {
-		while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-		       *p != '\n' && *p != '\r' && *p != '{' && *p != '[' && *p != '"' && *p != ':')
+		while (p < e && !mark[(unsigned char)*p])
 			p++;
 		return p > start ? p : NULL;
 	}
-	do {
-		if (*p == '"') {
+	while (p < e) {
+		switch (*p) {
+		case '"':
 			if ((p = string_end(p, e, &esc)) == NULL)
 				return NULL;
+			break;
+		case '{': case '[':
+			depth++;
+			p++;
+			break;
+		case '}': case ']':
+			depth--;
+			p++;
+			break;
+		default:
+			p++;
+			while (p < e && !mark[(unsigned char)*p])
+				p++;
 			continue;
 		}
-		if (*p == '{' || *p == '[')
-			depth++;
-		else if (*p == '}' || *p == ']')
-			depth--;
-		p++;
-	} while (depth > 0 && p < e);
-	return depth == 0 ? p : NULL;
+		if (depth == 0)
+			return p;
+	}
+	return NULL;
 }
 
 /* The values of the given keys among the members of the object at p (its
@@ -544,31 +573,55 @@ static void raw_seed(const struct conn *c, unsigned long long h[2])
 	}
 }
 
-/* One listed item: taken unchanged when its id and update time read from
- * its bytes and its digest are what the caller holds, else parsed as
- * before. 0: done; 1: not JSON (the caller reads the answer whole, which
- * fails it as before); -1: failure. */
-static int raw_item(struct conn *c, const unsigned long long seed[2], struct span item,
-		    const char *time_key, int (*parse)(void *self, json_object *o, struct record *r,
-						       struct df_err *err),
-		    struct connector_page *page, struct df_err *err)
+/* The digest of an item's bytes after the seed, eight bytes a step (the
+ * listing's every byte passes here). */
+static void raw_digest(const unsigned long long seed[2], const char *p, size_t n,
+		       unsigned char out[RECORD_RAW_DIGEST])
 {
-	const char *keys[2] = { "id", time_key };
-	unsigned long long h[2] = { seed[0], seed[1] };
+	unsigned long long h[2] = { seed[0] ^ n, seed[1] + n }, w;
+
+	for (size_t i = 0; i < n; i += 8) {
+		w = 0;
+		memcpy(&w, p + i, n - i < 8 ? n - i : 8);
+		h[0] = (h[0] ^ w) * 0x9E3779B97F4A7C15ULL;
+		h[0] ^= h[0] >> 32;
+		h[1] = (h[1] + w) * 0xC2B2AE3D27D4EB4FULL;
+		h[1] ^= h[1] >> 29;
+	}
+	for (int k = 0; k < 2; k++) {   /* every bit of the last step reaches every bit */
+		h[k] ^= h[k] >> 33;
+		h[k] *= 0xFF51AFD7ED558CCDULL;
+		h[k] ^= h[k] >> 33;
+		h[k] *= 0xC4CEB9FE1A85EC53ULL;
+		h[k] ^= h[k] >> 33;
+	}
+	hash128_out(h, out);
+}
+
+/* One listed item, the object at p: taken unchanged when its id and update
+ * time read from its bytes and its digest are what the caller holds, else
+ * parsed as before (and marked when the caller compared it: it differs).
+ * *q is set past it. 0: done; 1: not an item json-c reads (the caller
+ * reads the answer whole, which fails it as before); -1: failure. */
+static int raw_item(struct conn *c, const unsigned long long seed[2], const char *p, const char *e,
+		    const char **q, const struct jm_raw *l, struct connector_page *page, struct df_err *err)
+{
+	const char *keys[2] = { "id", l->time_key };
 	unsigned char raw[RECORD_RAW_DIGEST];
 	struct span v[2], id, when;
 	char idbuf[256], when_buf[64];
 	long long updated;
 	json_object *o;
-	int n = page->nrecs, rc;
+	int n = page->nrecs, rc, same = -1;
+	bool found = (*q = object_members(p, e, keys, v, 2)) != NULL;
 
-	hash128_add(h, item.p, item.n);
-	hash128_out(h, raw);
-	if (object_members(item.p, item.p + item.n, keys, v, 2) == item.p + item.n && v[0].p && v[1].p &&
-	    plain_string(v[1], &when) && span_text(when, when_buf, sizeof(when_buf)) &&
+	if (!found && (*q = value_end(p, e)) == NULL)
+		return 1;
+	raw_digest(seed, p, (size_t)(*q - p), raw);
+	if (found && v[0].p && v[1].p && plain_string(v[1], &when) && span_text(when, when_buf, sizeof(when_buf)) &&
 	    (updated = time_parse_iso(when_buf)) >= 0 &&
 	    (plain_string(v[0], &id) || (id = v[0], strspn(id.p, "-0123456789") >= id.n)) &&
-	    span_text(id, idbuf, sizeof(idbuf)) && page->same(page->same_arg, idbuf, raw)) {
+	    span_text(id, idbuf, sizeof(idbuf)) && (same = page->same(page->same_arg, idbuf, raw)) > 0) {
 		struct record r;
 		record_init(&r);
 		r.remote_id = xstrdup(idbuf);
@@ -579,12 +632,13 @@ static int raw_item(struct conn *c, const unsigned long long seed[2], struct spa
 		page->recs[page->nrecs++] = r;
 		return 0;
 	}
-	if ((o = jm_parse_text(item.p, item.n)) == NULL)
+	if ((o = jm_parse_text(p, (size_t)(*q - p))) == NULL)
 		return 1;
-	rc = jm_page_add(page, o, "id", parse, c, err);
+	rc = jm_page_add(page, o, "id", l->parse, c, err);
 	json_object_put(o);
 	if (rc == 0 && page->nrecs > n) {
 		page->recs[n].has_raw = true;
+		page->recs[n].listed_changed = same == 0;
 		memcpy(page->recs[n].raw, raw, sizeof(raw));
 	}
 	return rc;
@@ -592,7 +646,7 @@ static int raw_item(struct conn *c, const unsigned long long seed[2], struct spa
 
 void jm_page_restart(struct connector_page *page)
 {
-	bool (*same)(void *, const char *, const unsigned char *) = page->same;
+	int (*same)(void *, const char *, const unsigned char *) = page->same;
 	void *arg = page->same_arg;
 
 	connector_page_clear(page);
@@ -607,16 +661,16 @@ static int id_order(const void *a, const void *b)
 	return strcmp(x->remote_id, y->remote_id);
 }
 
-/* True when a record taken unchanged shares its id with another of the
- * page: observing the other could change what it was compared with, so
- * the page is read whole, every item observed in its order, as before. */
+/* True when two records of the page share an id: observing one could
+ * change what the other was compared with, so the page is read whole,
+ * every item observed in its order, as before. */
 static bool unparsed_twice(const struct connector_page *page)
 {
 	const struct record **v;
 	bool twice = false, any = false;
 
 	for (int i = 0; i < page->nrecs && !any; i++)
-		any = page->recs[i].listed_same;
+		any = page->recs[i].listed_same || page->recs[i].listed_changed;
 	if (!any || page->nrecs < 2)
 		return false;
 	v = xcalloc((size_t)page->nrecs, sizeof(*v));
@@ -624,8 +678,7 @@ static bool unparsed_twice(const struct connector_page *page)
 		v[i] = &page->recs[i];
 	qsort(v, (size_t)page->nrecs, sizeof(*v), id_order);
 	for (int i = 1; i < page->nrecs && !twice; i++)
-		twice = strcmp(v[i - 1]->remote_id, v[i]->remote_id) == 0 &&
-			(v[i - 1]->listed_same || v[i]->listed_same);
+		twice = strcmp(v[i - 1]->remote_id, v[i]->remote_id) == 0;
 	free(v);
 	return twice;
 }
@@ -654,14 +707,9 @@ int jm_raw_listing(struct conn *c, const char *text, size_t len, const struct jm
 	end = v[0].p + v[0].n - 1;      /* its ']' */
 	p = skip_ws(v[0].p + 1, end);
 	while (p < end) {
-		const char *q = *p == '{' ? value_end(p, end) : NULL;
-		int rc;
+		const char *q;
+		int rc = *p == '{' ? raw_item(c, seed, p, end, &q, l, page, err) : 1;
 
-		if (q == NULL) {
-			jm_page_restart(page);
-			return 0;
-		}
-		rc = raw_item(c, seed, (struct span){ p, (size_t)(q - p) }, l->time_key, l->parse, page, err);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) {

@@ -64,6 +64,9 @@ struct record {
 	/* Not parsed: the listing's caller found it unchanged by its digest
 	 * (connector_page.same); only remote_id, updated_ms and raw hold. */
 	bool listed_same;
+	/* Parsed because the listing's caller compared it and found it changed
+	 * (connector_page.same said 0): it need not be compared again. */
+	bool listed_changed;
 };
 
 void record_init(struct record *r);

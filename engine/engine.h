@@ -150,7 +150,7 @@ struct observe_listing {
 	struct run *r;
 	int s;
 };
-bool observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw);
+int observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw);
 /* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
 /* Journals (observed) each field rec states that differs from old (may be

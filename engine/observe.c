@@ -267,7 +267,7 @@ static int observe_unchanged(struct run *r, int s, const struct record *rec, con
 	return 1;
 }
 
-bool observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw)
+int observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw)
 {
 	struct observe_listing *l = arg;
 	const struct system_run *sr = &l->r->sys[l->s];
@@ -277,17 +277,17 @@ bool observe_listed_same(void *arg, const char *remote_id, const unsigned char *
 	struct df_err e = { 0 };
 
 	/* A full run reads a partial listing's records whole (complete): those
-	 * are parsed, to be completed. */
+	 * are parsed, and observe_unchanged decides. */
 	if (l->r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
-		return false;
+		return -1;
 	record_init(&rec);
 	rec.has_raw = true;
 	memcpy(rec.raw, raw, sizeof(rec.raw));
 	digest_of(l->r, l->s, &rec, digest);
-	/* A failure reads as a change: the record is parsed, and observing it
-	 * meets the failure again. */
+	/* A failure is not a comparison: the record is parsed, and observing
+	 * it meets the failure again. */
 	if (state_snapshot_quick(l->r->st, sr->conf->name, remote_id, &q, &e))
-		return false;
+		return -1;
 	return q.found && q.has_digest && q.present && q.person != 0 &&
 	       memcmp(q.digest, digest, STATE_DIGEST) == 0;
 }
@@ -311,7 +311,10 @@ int observe_record(struct run *r, int s, struct record *rec)
 	digest_of(r, s, rec, digest);
 	/* A record read with a problem is looked at again each time. */
 	listed = rec->problem ? NULL : digest;
-	switch (observe_unchanged(r, s, rec, digest)) {
+	/* One the listing's check found changed is not compared again: no other
+	 * record of its page has its id, so nothing since changed the state's
+	 * side of that comparison. */
+	switch (rec->listed_changed ? 0 : observe_unchanged(r, s, rec, digest)) {
 	case -1: return -1;
 	case 1: return 0;
 	}

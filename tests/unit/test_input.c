@@ -254,7 +254,7 @@ static int raw_parse(void *self, json_object *o, struct record *r, struct df_err
 }
 
 /* Holds the ids listed in arg (space-separated, each between spaces). */
-static bool raw_same(void *arg, const char *id, const unsigned char *raw)
+static int raw_same(void *arg, const char *id, const unsigned char *raw)
 {
 	char key[300];
 
@@ -280,7 +280,7 @@ static void test_raw_listing(void **state)
 {
 	const char *text = "{\"total\": 3, \"items\": [ {\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\", "
 			   "\"name\": \"x]}{\\\"\"}, {\"name\": \"Bo\", \"id\": 7, \"at\": \"2024-01-02T03:04:06Z\", "
-			   "\"deep\": {\"k\": [1, {\"id\": \"no\"}]}}, {\"id\": \"c\", \"at\": \"2024-01-02T03:04:07Z\"} ], "
+			   "\"deep\": {\"k\": [1, {\"id\": \"no\"}]}}, {\"id\": \"c\", \"at\": \"2024-01-02T03:04:07Z\", \"name\": \"e\\\\\"} ], "
 			   "\"next\": \"p2\"}";
 	static const struct { const char *label, *text; } whole[] = {
 		{ "escaped key", "{\"it\\u0065ms\": [], \"items\": []}" },
@@ -323,6 +323,8 @@ static void test_raw_listing(void **state)
 	if (page.nrecs == 3) {
 		bad += check_str("none held", "name a", page.recs[0].value[F_FIRST_NAME], "x]}{\"");
 		bad += check_int("none held", "unparsed", page.recs[0].listed_same, 0);
+		bad += check_int("none held", "compared", page.recs[0].listed_changed, 1);
+		bad += check_str("none held", "name c", page.recs[2].value[F_FIRST_NAME], "e\\");
 	}
 	connector_page_clear(&page);
 	for (int i = 0; i < N(whole); i++) {
