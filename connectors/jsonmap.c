@@ -418,22 +418,19 @@ static const char *skip_ws(const char *p, const char *e)
 }
 
 /* Past the closing quote of the string opening at p; NULL when it does not
- * end. *esc says it holds a backslash. (memchr finds the quotes: a quote
- * is the string's end unless an odd run of backslashes comes before it.) */
+ * end. *esc says it holds a backslash. */
 static const char *string_end(const char *p, const char *e, bool *esc)
 {
-	const char *from = ++p, *q;
-
-	while ((q = memchr(p, '"', (size_t)(e - p))) != NULL) {
-		const char *b = q;
-		while (b > from && b[-1] == '\\')
-			b--;
-		if ((q - b) % 2 == 0) {
-			if (b != q || memchr(from, '\\', (size_t)(q - from)) != NULL)
-				*esc = true;
-			return q + 1;
-		}
-		p = q + 1;
+	for (p++; p < e; p++) {
+		/* Most strings are short and plain: a tight loop to their end. */
+		while (p < e && *p != '"' && *p != '\\')
+			p++;
+		if (p >= e)
+			break;
+		if (*p == '"')
+			return p + 1;
+		*esc = true;
+		p++;            /* the escaped byte */
 	}
 	return NULL;
 }

@@ -143,14 +143,15 @@ int poll_recheck(struct run *r, int s);
 
 /* observe.c: one polled record of system s, inside the page's transaction. */
 int observe_record(struct run *r, int s, struct record *rec);
-/* connector_page.same for a contacts listing of system s: whether the
- * record of that id and raw digest is held unchanged (observe_unchanged's
- * test, before the record is parsed). arg: a struct observe_listing. */
+/* Sets page->same, for a contacts listing of system s to tell the records
+ * held unchanged (observe_unchanged's test) before they are parsed; l
+ * holds its argument and must outlive the page's reading. Left unset when
+ * every record is to be parsed (a full run of a partial listing). */
 struct observe_listing {
 	struct run *r;
 	int s;
 };
-int observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw);
+void observe_listing(struct observe_listing *l, struct run *r, int s, struct connector_page *page);
 /* Quarantines record id of system s (kind "malformed" or "ambiguous"). */
 int quarantine(struct run *r, int s, const char *id, const char *kind, const char *why);
 /* Journals (observed) each field rec states that differs from old (may be

@@ -267,29 +267,38 @@ static int observe_unchanged(struct run *r, int s, const struct record *rec, con
 	return 1;
 }
 
-int observe_listed_same(void *arg, const char *remote_id, const unsigned char *raw)
+static int listed_same(void *arg, const char *remote_id, const unsigned char *raw)
 {
 	struct observe_listing *l = arg;
-	const struct system_run *sr = &l->r->sys[l->s];
 	struct record rec;
 	unsigned char digest[STATE_DIGEST];
 	struct snapshot_quick q;
 	struct df_err e = { 0 };
 
-	/* A full run reads a partial listing's records whole (complete): those
-	 * are parsed, and observe_unchanged decides. */
-	if (l->r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
-		return -1;
 	record_init(&rec);
 	rec.has_raw = true;
 	memcpy(rec.raw, raw, sizeof(rec.raw));
 	digest_of(l->r, l->s, &rec, digest);
 	/* A failure is not a comparison: the record is parsed, and observing
 	 * it meets the failure again. */
-	if (state_snapshot_quick(l->r->st, sr->conf->name, remote_id, &q, &e))
+	if (state_snapshot_quick(l->r->st, l->r->sys[l->s].conf->name, remote_id, &q, &e))
 		return -1;
 	return q.found && q.has_digest && q.present && q.person != 0 &&
 	       memcmp(q.digest, digest, STATE_DIGEST) == 0;
+}
+
+void observe_listing(struct observe_listing *l, struct run *r, int s, struct connector_page *page)
+{
+	const struct system_run *sr = &r->sys[s];
+
+	l->r = r;
+	l->s = s;
+	/* A full run reads a partial listing's records whole (complete): those
+	 * are parsed, and observe_unchanged decides. */
+	if (r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
+		return;
+	page->same = listed_same;
+	page->same_arg = l;
 }
 
 int observe_record(struct run *r, int s, struct record *rec)
@@ -303,7 +312,7 @@ int observe_record(struct run *r, int s, struct record *rec)
 	int rc = -1;
 
 	r->sys[s].counts.polled++;
-	/* Found unchanged as its page was read (observe_listed_same), and
+	/* Found unchanged as its page was read (listed_same), and
 	 * nothing since could change that: no other record of the page has its
 	 * id (jsonmap.c). A full run marks it seen and its person dirty, below. */
 	if (rec->listed_same && !r->opt->full)

@@ -139,13 +139,12 @@ static int poll_stream(struct run *r, int s, const char *stream, bool recheck, b
 		since = 0;
 	progress_start(r, &prog, stream, sr->conf->name, 0);
 	for (page_no = 0; page_no < r->cfg->max_pages; page_no++) {
-		struct observe_listing listing = { r, s };
+		struct observe_listing listing;
 		struct connector_page page = { 0 };
 		struct df_err e = { 0 };
 
 		/* Records listed again unchanged are not even parsed. */
-		page.same = observe_listed_same;
-		page.same_arg = &listing;
+		observe_listing(&listing, r, s, &page);
 		if (run_out_of_time(r))
 			break;
 		if (fetch_page(sr, stream, since, &cursor, &page, &e)) {
