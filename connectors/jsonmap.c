@@ -87,6 +87,22 @@ static bool int_overflows(const char *digits, size_t n, bool negative)
 	return n > ln || (n == ln && memcmp(digits, limit, n) > 0);
 }
 
+/* Whether text holds a run of 19 digits or more: the shortest literal
+ * that can pass 64 bits. Most answers hold none, and this look is cheaper
+ * than following strings byte by byte. */
+static bool long_digit_run(const char *text, size_t len)
+{
+	size_t run = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)(text[i] - '0') > 9)
+			run = 0;
+		else if (++run >= 19)
+			return true;
+	}
+	return false;
+}
+
 /* text with every integer literal beyond 64 bits quoted and marked, or
  * NULL when there is none; *n is its length. */
 static char *quote_big_ints(const char *text, size_t len, size_t *n)
@@ -95,6 +111,8 @@ static char *quote_big_ints(const char *text, size_t len, size_t *n)
 	bool found = false, in_string = false;
 	size_t from = 0;
 
+	if (!long_digit_run(text, len))
+		return NULL;
 	sb_init(&sb);
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
