@@ -87,7 +87,6 @@ static void handle_setup(struct http_client *c)
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dfreconcile/" DF_VERSION);
 	curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
 }
 
@@ -563,7 +562,8 @@ static bool extra_same(const struct curl_slist *l, const char *const *headers)
 /* The request's headers: Accept, a JSON Content-Type unless the caller
  * gives its own, no "Expect: 100-continue" (libcurl would otherwise wait
  * for the server's go-ahead, a round trip, before a body over 1 kB), the
- * credentials, then the caller's. Built once per set and kept (borrowed:
+ * User-Agent (as a header: CURLOPT_USERAGENT is formatted again for each
+ * request), the credentials, then the caller's. Built once per set and kept (borrowed:
  * the client owns it); the oldest set gives way when all slots are used. */
 static struct curl_slist *headers_for(struct http_client *c, const char *body,
 				      const char *const *headers)
@@ -591,6 +591,7 @@ static struct curl_slist *headers_for(struct http_client *c, const char *body,
 	if (body && !own_type)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = curl_slist_append(hdrs, "User-Agent: dfreconcile/" DF_VERSION);
 	if (c->auth_header)
 		hdrs = curl_slist_append(hdrs, c->auth_header);
 	for (tail = hdrs; tail->next; tail = tail->next)
