@@ -145,8 +145,9 @@ int poll_recheck(struct run *r, int s);
 int observe_record(struct run *r, int s, struct record *rec);
 /* Sets page->same, for a contacts listing of system s to tell the records
  * held unchanged (observe_unchanged's test) before they are parsed; l
- * holds its argument and must outlive the page's reading. Left unset when
- * every record is to be parsed (a full run of a partial listing). */
+ * holds its argument and must outlive the page's reading. In a full run a
+ * partial listing's records are all parsed (to be read whole), and
+ * digested as in any other run. */
 struct observe_listing {
 	struct run *r;
 	int s;

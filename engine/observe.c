@@ -270,18 +270,24 @@ static int observe_unchanged(struct run *r, int s, const struct record *rec, con
 static int listed_same(void *arg, const char *remote_id, const unsigned char *raw)
 {
 	struct observe_listing *l = arg;
+	const struct system_run *sr = &l->r->sys[l->s];
 	struct record rec;
 	unsigned char digest[STATE_DIGEST];
 	struct snapshot_quick q;
 	struct df_err e = { 0 };
 
+	/* A full run reads a partial listing's records whole (complete): those
+	 * are parsed, and observe_unchanged decides. They are digested all the
+	 * same, as every other run digests them. */
+	if (l->r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
+		return -1;
 	record_init(&rec);
 	rec.has_raw = true;
 	memcpy(rec.raw, raw, sizeof(rec.raw));
 	digest_of(l->r, l->s, &rec, digest);
 	/* A failure is not a comparison: the record is parsed, and observing
 	 * it meets the failure again. */
-	if (state_snapshot_quick(l->r->st, l->r->sys[l->s].conf->name, remote_id, &q, &e))
+	if (state_snapshot_quick(l->r->st, sr->conf->name, remote_id, &q, &e))
 		return -1;
 	return q.found && q.has_digest && q.present && q.person != 0 &&
 	       memcmp(q.digest, digest, STATE_DIGEST) == 0;
@@ -289,14 +295,8 @@ static int listed_same(void *arg, const char *remote_id, const unsigned char *ra
 
 void observe_listing(struct observe_listing *l, struct run *r, int s, struct connector_page *page)
 {
-	const struct system_run *sr = &r->sys[s];
-
 	l->r = r;
 	l->s = s;
-	/* A full run reads a partial listing's records whole (complete): those
-	 * are parsed, and observe_unchanged decides. */
-	if (r->opt->full && connector_has(sr->conn, CAP_LISTING_PARTIAL) && sr->conn->fetch != NULL)
-		return;
 	page->same = listed_same;
 	page->same_arg = l;
 }
