@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -435,12 +436,30 @@ static const char *skip_ws(const char *p, const char *e)
 	return p;
 }
 
+/* Whether one of the eight bytes of w is a quote or a backslash (the
+ * classic test for a zero byte, on w with each of them xored away). */
+static bool quote_or_backslash(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+
+	return (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+}
+
 /* Past the closing quote of the string opening at p; NULL when it does not
  * end. *esc says it holds a backslash. */
 static const char *string_end(const char *p, const char *e, bool *esc)
 {
 	for (p++; p < e; p++) {
-		/* Most strings are short and plain: a tight loop to their end. */
+		uint64_t w;
+
+		/* Eight bytes a step to the next quote or backslash. */
+		while (e - p >= 8) {
+			memcpy(&w, p, sizeof(w));
+			if (quote_or_backslash(w))
+				break;
+			p += 8;
+		}
 		while (p < e && *p != '"' && *p != '\\')
 			p++;
 		if (p >= e)

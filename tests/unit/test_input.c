@@ -279,7 +279,7 @@ static int raw_read(const char *text, const char *held, struct connector_page *p
 static void test_raw_listing(void **state)
 {
 	const char *text = "{\"total\": 3, \"items\": [ {\"id\": \"a\", \"at\": \"2024-01-02T03:04:05Z\", "
-			   "\"name\": \"x]}{\\\"\"}, {\"name\": \"Bo\", \"id\": 7, \"at\": \"2024-01-02T03:04:06Z\", "
+			   "\"name\": \"12345678x]}{\\\"abcdefgh\\\\ij\"}, {\"name\": \"Bo\", \"id\": 7, \"at\": \"2024-01-02T03:04:06Z\", "
 			   "\"deep\": {\"k\": [1, {\"id\": \"no\"}]}}, {\"id\": \"c\", \"at\": \"2024-01-02T03:04:07Z\", \"name\": \"e\\\\\"} ], "
 			   "\"next\": \"p2\"}";
 	static const struct { const char *label, *text; } whole[] = {
@@ -321,7 +321,7 @@ static void test_raw_listing(void **state)
 	bad += check_int("none held", "rc", raw_read(text, " ", &page, &out), 1);
 	bad += check_int("none held", "records", page.nrecs, 3);
 	if (page.nrecs == 3) {
-		bad += check_str("none held", "name a", page.recs[0].value[F_FIRST_NAME], "x]}{\"");
+		bad += check_str("none held", "name a", page.recs[0].value[F_FIRST_NAME], "12345678x]}{\"abcdefgh\\ij");
 		bad += check_int("none held", "unparsed", page.recs[0].listed_same, 0);
 		bad += check_int("none held", "compared", page.recs[0].listed_changed, 1);
 		bad += check_str("none held", "name c", page.recs[2].value[F_FIRST_NAME], "e\\");
