@@ -453,8 +453,11 @@ static const char *string_end(const char *p, const char *e, bool *esc)
 	for (p++; p < e; p++) {
 		uint64_t w;
 
-		/* Eight bytes a step to the next quote or backslash. */
-		while (e - p >= 8) {
+		/* Most strings are short: a few bytes one by one, then eight
+		 * bytes a step to the next quote or backslash. */
+		for (int n = 0; n < 12 && p < e && *p != '"' && *p != '\\'; n++)
+			p++;
+		while (e - p >= 8 && *p != '"' && *p != '\\') {
 			memcpy(&w, p, sizeof(w));
 			if (quote_or_backslash(w))
 				break;
@@ -527,14 +530,21 @@ static const char *value_end(const char *p, const char *e)
 	return NULL;
 }
 
-/* The values of the given keys among the members of the object at p (its
- * '{'); a key not found has a NULL span. Returns past the object, or NULL
- * when it is not one, a key holds an escape, or a wanted key comes twice. */
+/* The values of the given keys (two at most) among the members of the
+ * object at p (its '{'); a key not found has a NULL span. Returns past the
+ * object, or NULL when it is not one, a key holds an escape, or a wanted
+ * key comes twice. */
 static const char *object_members(const char *p, const char *e, const char *const *keys,
 				  struct span *vals, int nkeys)
 {
-	for (int i = 0; i < nkeys; i++)
+	size_t klen[2];
+
+	if (nkeys > 2)
+		return NULL;
+	for (int i = 0; i < nkeys; i++) {
 		vals[i] = (struct span){ NULL, 0 };
+		klen[i] = strlen(keys[i]);
+	}
 	if (p >= e || *p != '{')
 		return NULL;
 	p = skip_ws(p + 1, e);
@@ -555,7 +565,7 @@ static const char *object_members(const char *p, const char *e, const char *cons
 		if ((v = value_end(p, e)) == NULL)
 			return NULL;
 		for (int i = 0; i < nkeys; i++) {
-			if (strlen(keys[i]) != kn || memcmp(k, keys[i], kn) != 0)
+			if (kn != klen[i] || memcmp(k, keys[i], kn) != 0)
 				continue;
 			if (vals[i].p != NULL)
 				return NULL;
