@@ -453,11 +453,8 @@ static const char *string_end(const char *p, const char *e, bool *esc)
 	for (p++; p < e; p++) {
 		uint64_t w;
 
-		/* Most strings are short: a few bytes one by one, then eight
-		 * bytes a step to the next quote or backslash. */
-		for (int n = 0; n < 12 && p < e && *p != '"' && *p != '\\'; n++)
-			p++;
-		while (e - p >= 8 && *p != '"' && *p != '\\') {
+		/* Eight bytes a step to the next quote or backslash. */
+		while (e - p >= 8) {
 			memcpy(&w, p, sizeof(w));
 			if (quote_or_backslash(w))
 				break;
