@@ -556,8 +556,9 @@ static bool item_is_optout(const struct run *r, int s, const struct outbox_item 
 }
 
 /* unknown: the outcome of an earlier attempt of the row is unknown (it was
- * not among those its batch marked). */
-static int write_one(struct run *r, long long id, bool unknown)
+ * not among those its batch marked). *recheck: set to the system to list
+ * again (poll_recheck) before the row can go; nothing was done. */
+static int write_one(struct run *r, long long id, bool unknown, int *recheck)
 {
 	struct outbox_item it;
 	struct record cur, got;
@@ -594,16 +595,12 @@ static int write_one(struct run *r, long long id, bool unknown)
 		rc = 0;
 		goto out;
 	}
-	/* Before the snapshot is read: the re-check may move it. */
+	/* Before the snapshot is read: the re-check may move it. write_batch
+	 * runs it between its transactions and then this row again. */
 	if (strcmp(it.op, "update") == 0 && recheck_due(r, s)) {
-		if (poll_recheck(r, s))
-			goto out;
-		if (r->sys[s].poll_failed) {
-			/* It refused our credentials: its writes wait (I11). */
-			r->writes_waiting++;
-			rc = 0;
-			goto out;
-		}
+		*recheck = s;
+		rc = 0;
+		goto out;
 	}
 	if (!create && (state_snapshot_get(r->st, it.system, it.remote_id, &cur, &found, &r->err) || !found)) {
 		if (!found)
@@ -674,8 +671,27 @@ static int write_batch(struct run *r, const long long *ids, int n, const long lo
 
 		for (int j = 0; j < nmarked && !fresh; j++)
 			fresh = marked[j] == ids[i];
+		int recheck = -1;
+
 		progress_step(r, prog, 1);
-		rc = write_one(r, ids[i], !fresh);
+		rc = write_one(r, ids[i], !fresh, &recheck);
+		if (rc == 0 && recheck >= 0) {
+			/* The re-check listing commits page by page (I1) outside
+			 * the batch's transaction: inside it, a listing of the
+			 * tens of thousands of records a long first sync wrote
+			 * grew one transaction (26 MB of WAL, 13 MB of memory
+			 * at 100,000). Then the row goes as if it came first. */
+			if (state_commit(r->st, &r->err)) {
+				state_rollback(r->st);
+				return -1;
+			}
+			rc = poll_recheck(r, recheck);
+			if (state_begin(r->st, rc ? NULL : &r->err))
+				return -1;
+			since = time_now_ms();
+			if (rc == 0)
+				rc = write_one(r, ids[i], !fresh, &recheck);
+		}
 		if (rc == 0 && time_now_ms() - since >= RECORD_MS) {
 			if (state_commit(r->st, &r->err)) {
 				state_rollback(r->st);
