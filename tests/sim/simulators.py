@@ -661,11 +661,15 @@ class System:
     def now_ms(self) -> int:
         return math.floor(self.now() * 1000)
 
-    def stamp(self) -> str:
-        """Clock-now as ISO, strictly later than any stamp given before."""
+    def stamp(self, shared: bool = False) -> str:
+        """Clock-now as ISO, strictly later than any stamp given before;
+        shared: as late as any given before, but never past the clock (a
+        seed file's records share milliseconds, as a real service's bulk
+        import does: a millisecond each would date 100,000 records loaded
+        in a few seconds into the future)."""
         ms = self.now_ms()
         if self.last_stamp is not None and ms <= self.last_stamp:
-            ms = self.last_stamp + 1
+            ms = self.last_stamp if shared else self.last_stamp + 1
         self.last_stamp = ms
         return iso_from_ms(ms)
 
@@ -679,7 +683,8 @@ class System:
             if record_key(candidate) not in coll.records:
                 return candidate
 
-    def build(self, fields: dict, coll: Collection | None = None, owned: bool = False) -> dict:
+    def build(self, fields: dict, coll: Collection | None = None, owned: bool = False,
+              shared: bool = False) -> dict:
         """A well-formed record from (a subset of) stored-shape fields.
 
         Missing id and timestamps are assigned; a missing created time copies the
@@ -691,9 +696,9 @@ class System:
         if record.get(coll.ID) is None:
             record[coll.ID] = self.new_id(coll)
         if coll.UPDATED and not record.get(coll.UPDATED):
-            record[coll.UPDATED] = self.stamp()
+            record[coll.UPDATED] = self.stamp(shared)
         if coll.CREATED and not record.get(coll.CREATED):
-            record[coll.CREATED] = record[coll.UPDATED] if coll.UPDATED else self.stamp()
+            record[coll.CREATED] = record[coll.UPDATED] if coll.UPDATED else self.stamp(shared)
         coll.derive(record)
         return record
 
@@ -743,16 +748,17 @@ class System:
                       key=lambda item: (id_sort_key(item[1].get(coll.ID)), item[0]))
 
     def seed(self, records: list, raw: bool = False, coll: Collection | None = None,
-             owned: bool = False) -> list:
+             owned: bool = False, shared: bool = False) -> list:
         """Store records; owned: they were just parsed from JSON and nothing
-        else holds them, so they are stored without a copy (a large seed)."""
+        else holds them, so they are stored without a copy (a large seed);
+        shared: their stamps may share milliseconds (stamp)."""
         coll = coll or self.default
         ids = []
         for given in records:
             if raw:
                 record = given if owned else json_copy(given)
             else:
-                record = self.build(given, coll, owned)
+                record = self.build(given, coll, owned, shared)
             self.store(record, raw, coll)
             ids.append(record.get(coll.ID))
         return ids
@@ -3076,7 +3082,8 @@ def load_seed_file(path: str, systems: dict[str, System]) -> None:
             raise SystemExit(f"seed file: {system_name} has no collection {collection!r}")
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise SystemExit(f"seed file: {name} must be a list of JSON objects")
-        system.seed(records, raw, system.collections[collection] if collection else None, owned=True)
+        system.seed(records, raw, system.collections[collection] if collection else None, owned=True,
+                    shared=True)
 
 
 def write_port_file(path: str, ports: dict) -> None:
