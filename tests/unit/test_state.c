@@ -1256,12 +1256,13 @@ static void test_agreed_patch(void **state)
 		    "email=ann@example.com:ghl:two-way:changed in one system:1:- "
 		    "phone=+15550102030:ghl:prefer-valid:changed in one system:1:-");
 
-	/* A later patch replaces only what it names. */
-	state_patch_init(&patch);
+	/* A later patch replaces only what it names. The written patch is
+	 * empty and serves again; it is freed once, at the end. */
 	OK(state_patch_add(fx->st, &patch, "phone", "+15550109999",
 			   &(struct provenance){ "verity", "prefer-valid", "conflict: newest update", NULL }, 4,
 			   &fx->err));
 	OK(state_agreed_write(fx->st, p1, &patch, &fx->err));
+	state_patch_free(&patch);
 	expect_peek(fx->path, "SELECT phone || ' ' || email FROM agreed WHERE person_id = 1",
 		    "+15550109999 ann@example.com");
 	expect_peek(fx->path, "SELECT group_concat(field || '=' || value || ':' || run_id || ':' || reason, ' ') "
@@ -1296,6 +1297,7 @@ static void test_agreed_patch(void **state)
 	/* An empty patch writes nothing. */
 	state_patch_init(&patch);
 	OK(state_agreed_write(fx->st, 99, &patch, &fx->err));
+	state_patch_free(&patch);
 	expect_peek(fx->path, "SELECT count(*) FROM agreed", "1");
 
 	/* A wording added in a transaction rolled back is not named after it. */
